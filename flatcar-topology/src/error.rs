@@ -1,0 +1,37 @@
+//! The crate's error type.
+
+use crate::problem::Problems;
+
+/// Everything that can go wrong in `flatcar-topology`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The description breaks rules; every problem is listed.
+    #[error("{0}")]
+    Invalid(Problems),
+    /// A file could not be parsed.
+    #[error("{format} syntax or type error at line {line}, column {column}: {message}")]
+    Parse {
+        /// `TOML` or `JSON`.
+        format: &'static str,
+        /// 1-based line (0 if unknown).
+        line: usize,
+        /// 1-based column (0 if unknown).
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// The description could not be serialized.
+    #[error("cannot serialize the cluster: {0}")]
+    Serialize(String),
+    /// A file's extension is neither `.toml` nor `.json`.
+    #[error("{0}: unknown format (use .toml or .json)")]
+    UnknownFormat(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+}

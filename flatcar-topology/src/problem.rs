@@ -1,0 +1,270 @@
+//! Validation problems: each names the element and the rule it breaks.
+
+use crate::{NameError, Role};
+use ipnet::Ipv4Net;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// A part of the model a problem is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Element {
+    /// The cluster itself.
+    Cluster,
+    /// The KVM host.
+    Host,
+    /// A network.
+    Network(String),
+    /// A VM.
+    Vm(String),
+    /// NIC `index` of a VM.
+    Nic {
+        /// VM name.
+        vm: String,
+        /// NIC index.
+        index: usize,
+    },
+    /// A data disk of a VM.
+    Disk {
+        /// VM name.
+        vm: String,
+        /// Disk name.
+        disk: String,
+    },
+    /// A VIP.
+    Vip(String),
+    /// A flow, by position.
+    Flow(usize),
+    /// The VPN.
+    Vpn,
+    /// A VPN peer.
+    VpnPeer(String),
+    /// A K3s setting.
+    K3s(&'static str),
+    /// An NFS share.
+    Share(String),
+    /// The DNS settings.
+    Dns,
+    /// The admin settings.
+    Admin,
+}
+
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names are printed with `{:?}` so a newline or quote in an invalid
+        // name is escaped, never emitted raw.
+        match self {
+            Element::Cluster => f.write_str("cluster"),
+            Element::Host => f.write_str("host"),
+            Element::Network(n) => write!(f, "network {n:?}"),
+            Element::Vm(n) => write!(f, "vm {n:?}"),
+            Element::Nic { vm, index } => write!(f, "vm {vm:?} nic {index}"),
+            Element::Disk { vm, disk } => write!(f, "vm {vm:?} disk {disk:?}"),
+            Element::Vip(n) => write!(f, "vip {n:?}"),
+            Element::Flow(i) => write!(f, "flow #{i}"),
+            Element::Vpn => f.write_str("vpn"),
+            Element::VpnPeer(n) => write!(f, "vpn peer {n:?}"),
+            Element::K3s(field) => write!(f, "k3s {field}"),
+            Element::Share(n) => write!(f, "share {n:?}"),
+            Element::Dns => f.write_str("dns"),
+            Element::Admin => f.write_str("admin"),
+        }
+    }
+}
+
+/// One broken rule. `Display` is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A name is not valid as a hostname / libvirt name.
+    #[error("{element}: name {name:?} {reason}")]
+    InvalidName {
+        /// Where.
+        element: Element,
+        /// The rejected text.
+        name: String,
+        /// Why.
+        reason: NameError,
+    },
+    /// A value given to the builder is not valid.
+    #[error("{element}: {field} {reason}")]
+    InvalidValue {
+        /// Where.
+        element: Element,
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Two elements of the same kind share a name.
+    #[error("{second}: name {name:?} is already used by {first}")]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The first user.
+        first: Element,
+        /// The second user.
+        second: Element,
+    },
+    /// Two elements share an address.
+    #[error("{second}: address {address} is already used by {first}")]
+    DuplicateAddress {
+        /// The address.
+        address: Ipv4Addr,
+        /// The first user.
+        first: Element,
+        /// The second user.
+        second: Element,
+    },
+    /// Two NICs share a MAC.
+    #[error("{second}: MAC {mac} is already used by {first}")]
+    DuplicateMac {
+        /// The MAC.
+        mac: String,
+        /// The first user.
+        first: Element,
+        /// The second user.
+        second: Element,
+    },
+    /// An address lies outside its network.
+    #[error("{element}: address {address} is outside network {network:?} ({cidr})")]
+    OutsideNetwork {
+        /// Where.
+        element: Element,
+        /// The address.
+        address: Ipv4Addr,
+        /// Network name.
+        network: String,
+        /// Its subnet.
+        cidr: Ipv4Net,
+    },
+    /// An address is the network's network, broadcast or gateway address.
+    #[error("{element}: address {address} is the {what} address of network {network:?}")]
+    ReservedAddress {
+        /// Where.
+        element: Element,
+        /// The address.
+        address: Ipv4Addr,
+        /// `network`, `broadcast` or `gateway`.
+        what: &'static str,
+        /// Network name.
+        network: String,
+    },
+    /// A static address lies inside a DHCP range.
+    #[error("{element}: address {address} is inside the DHCP range {range} of network {network:?}")]
+    InDhcpRange {
+        /// Where.
+        element: Element,
+        /// The address.
+        address: Ipv4Addr,
+        /// The range.
+        range: String,
+        /// Network name.
+        network: String,
+    },
+    /// A reference to a network that does not exist.
+    #[error("{element}: network {network:?} does not exist")]
+    UnknownNetwork {
+        /// Where.
+        element: Element,
+        /// The missing name.
+        network: String,
+    },
+    /// A reference to a VM that does not exist.
+    #[error("{element}: vm {vm:?} does not exist")]
+    UnknownVm {
+        /// Where.
+        element: Element,
+        /// The missing name.
+        vm: String,
+    },
+    /// A reference to a VIP that does not exist.
+    #[error("{element}: vip {vip:?} does not exist")]
+    UnknownVip {
+        /// Where.
+        element: Element,
+        /// The missing name.
+        vip: String,
+    },
+    /// A VM has no NIC.
+    #[error("{element}: has no NIC")]
+    NoNic {
+        /// The VM.
+        element: Element,
+    },
+    /// A VM has two NICs on one network.
+    #[error("{element}: second NIC on network {network:?}")]
+    SecondNicOnNetwork {
+        /// The NIC.
+        element: Element,
+        /// Network name.
+        network: String,
+    },
+    /// Two address ranges overlap.
+    #[error("{second} ({second_cidr}) overlaps {first} ({first_cidr})")]
+    Overlap {
+        /// One.
+        first: Element,
+        /// Its range.
+        first_cidr: Ipv4Net,
+        /// The other.
+        second: Element,
+        /// Its range.
+        second_cidr: Ipv4Net,
+    },
+    /// etcd needs an odd number of servers, at least 3.
+    #[error("cluster: {count} VMs have role master (etcd servers); need an odd number, at least 3")]
+    EtcdCount {
+        /// How many masters there are.
+        count: usize,
+    },
+    /// A VIP port is served by a role no VM has.
+    #[error("{element}: port {port} is served by role {role}, but no VM has that role")]
+    RoleWithoutVm {
+        /// The VIP.
+        element: Element,
+        /// The port.
+        port: u16,
+        /// The role.
+        role: Role,
+    },
+    /// A VIP holder is not a load balancer on the VIP's network.
+    #[error("{element}: holder {vm:?} {why}")]
+    BadHolder {
+        /// The VIP.
+        element: Element,
+        /// The holder.
+        vm: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// Some rule about a single element.
+    #[error("{element}: {rule}")]
+    Rule {
+        /// Where.
+        element: Element,
+        /// The rule broken.
+        rule: String,
+    },
+}
+
+/// Every problem found, in a stable order. `Display` prints one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} problem(s) in the cluster description:", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl Problems {
+    /// Whether some problem matches `pred`.
+    pub fn any(&self, pred: impl Fn(&Problem) -> bool) -> bool {
+        self.0.iter().any(pred)
+    }
+}

@@ -1,0 +1,51 @@
+//! The document form of a cluster: plain data, loaded from and saved to files.
+
+use crate::{Admin, Dns, Flow, K3s, KvmHost, Name, Network, NfsShare, Ntp, OsImage, Vip, Vm, Vpn};
+use serde::{Deserialize, Serialize};
+
+/// Everything that describes a cluster, unvalidated.
+///
+/// The builder produces one, files load into one, and
+/// [`Cluster::try_from`](crate::Cluster) validates it. Unknown fields in a
+/// file are errors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Cluster name (seeds derived MACs, names owned libvirt objects).
+    pub name: Name,
+    /// The physical KVM host.
+    pub host: KvmHost,
+    /// Default OS image.
+    #[serde(default)]
+    pub image: OsImage,
+    /// Admin login on every VM.
+    #[serde(default)]
+    pub admin: Admin,
+    /// DNS zone and forwarders.
+    #[serde(default)]
+    pub dns: Dns,
+    /// Time sources.
+    #[serde(default)]
+    pub ntp: Ntp,
+    /// K3s settings.
+    #[serde(default)]
+    pub k3s: K3s,
+    /// Networks.
+    #[serde(default)]
+    pub networks: Vec<Network>,
+    /// Virtual machines.
+    #[serde(default)]
+    pub vms: Vec<Vm>,
+    /// Virtual IPs.
+    #[serde(default)]
+    pub vips: Vec<Vip>,
+    /// Allowed flows declared by the user (services add their own).
+    #[serde(default)]
+    pub flows: Vec<Flow>,
+    /// The VPN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<Vpn>,
+    /// NFS shares on the storage node.
+    #[serde(default)]
+    pub shares: Vec<NfsShare>,
+}

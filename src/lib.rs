@@ -1,0 +1,20 @@
+//! flatcar-microcloud: a highly available K3s cloud on KVM/libvirt with
+//! Flatcar VMs, described as typed Rust values.
+//!
+//! ```
+//! use flatcar_microcloud::prelude::*;
+//! let cluster = flatcar_microcloud::reference::cluster().expect("the reference cloud is valid");
+//! assert_eq!(cluster.vms().len(), 11);
+//! ```
+#![deny(missing_docs)]
+
+pub mod reference;
+
+/// Everything needed to describe a cluster.
+pub mod prelude {
+    pub use flatcar_topology::{
+        host, ipv4, net4, BackendPort, Channel, Cluster, Endpoint, Flannel, GiB, HostBuilder, Ipv4Net,
+        MiB, Preempt, Proto, Role,
+    };
+    pub use std::net::Ipv4Addr;
+}
