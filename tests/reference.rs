@@ -8,8 +8,19 @@ fn has_every_reference_address() {
     let c = cluster().expect("valid");
     let summary = c.summary();
     for a in [
-        "192.168.0.10", "192.168.0.11", "192.168.0.12", "192.168.0.14", "192.168.0.30", "192.168.0.40",
-        "10.17.3.14", "10.17.4.21", "10.17.4.22", "10.17.4.23", "10.17.4.24", "10.17.4.25", "10.17.4.26",
+        "192.168.0.10",
+        "192.168.0.11",
+        "192.168.0.12",
+        "192.168.0.14",
+        "192.168.0.30",
+        "192.168.0.40",
+        "10.17.3.14",
+        "10.17.4.21",
+        "10.17.4.22",
+        "10.17.4.23",
+        "10.17.4.24",
+        "10.17.4.25",
+        "10.17.4.26",
         "10.17.4.27",
     ] {
         assert!(summary.contains(a), "{a} missing from\n{summary}");
@@ -41,6 +52,10 @@ fn roundtrips_through_toml_and_json() {
         let text = c.to_string_as(f).expect("serializes");
         let back = Cluster::from_str_as(&text, f).unwrap_or_else(|e| panic!("{f:?}: {e}\n{text}"));
         assert_eq!(back, c, "{f:?}");
-        assert_eq!(back.to_string_as(f).expect("serializes"), text, "{f:?} bytes stable");
+        assert_eq!(
+            back.to_string_as(f).expect("serializes"),
+            text,
+            "{f:?} bytes stable"
+        );
     }
 }

@@ -231,7 +231,9 @@ macro_rules! ipv4 {
     ($lit:literal) => {{
         const __FMC_ADDR: ::std::net::Ipv4Addr = match $crate::addr::parse_ipv4($lit) {
             ::core::result::Result::Ok(a) => a,
-            ::core::result::Result::Err(e) => $crate::__addr_panic!("invalid IPv4 literal", $lit, e),
+            ::core::result::Result::Err(e) => {
+                $crate::__addr_panic!("invalid IPv4 literal", $lit, e)
+            }
         };
         __FMC_ADDR
     }};
@@ -248,7 +250,9 @@ macro_rules! net4 {
     ($lit:literal) => {{
         const __FMC_NET: $crate::__ipnet::Ipv4Net = match $crate::addr::parse_net4($lit) {
             ::core::result::Result::Ok(n) => n,
-            ::core::result::Result::Err(e) => $crate::__addr_panic!("invalid IPv4 network literal", $lit, e),
+            ::core::result::Result::Err(e) => {
+                $crate::__addr_panic!("invalid IPv4 network literal", $lit, e)
+            }
         };
         __FMC_NET
     }};
@@ -274,15 +278,32 @@ macro_rules! host {
             ::core::result::Result::Ok(a) => a,
             ::core::result::Result::Err($crate::addr::HostError::NetworkAddress) => ::core::panic!(
                 "{}",
-                ::core::concat!("host ", ::core::stringify!($n), " of ", ::core::stringify!($net), " is the network address")
+                ::core::concat!(
+                    "host ",
+                    ::core::stringify!($n),
+                    " of ",
+                    ::core::stringify!($net),
+                    " is the network address"
+                )
             ),
             ::core::result::Result::Err($crate::addr::HostError::Broadcast) => ::core::panic!(
                 "{}",
-                ::core::concat!("host ", ::core::stringify!($n), " of ", ::core::stringify!($net), " is the broadcast address")
+                ::core::concat!(
+                    "host ",
+                    ::core::stringify!($n),
+                    " of ",
+                    ::core::stringify!($net),
+                    " is the broadcast address"
+                )
             ),
             ::core::result::Result::Err($crate::addr::HostError::Outside) => ::core::panic!(
                 "{}",
-                ::core::concat!("host ", ::core::stringify!($n), " is outside ", ::core::stringify!($net))
+                ::core::concat!(
+                    "host ",
+                    ::core::stringify!($n),
+                    " is outside ",
+                    ::core::stringify!($net)
+                )
             ),
         };
         __FMC_HOST

@@ -260,7 +260,8 @@ impl VmBuilder {
             index: self.nics.len(),
         };
         if net.builder != self.builder {
-            self.sink.value(el.clone(), "network", "handle comes from another builder");
+            self.sink
+                .value(el.clone(), "network", "handle comes from another builder");
         }
         let address = self.sink.host(&el, "address", net.cidr, host);
         self.nics.push(Nic {
@@ -310,7 +311,11 @@ impl VipBuilder {
     pub fn holders<'a>(mut self, vms: impl IntoIterator<Item = &'a VmRef>) -> Self {
         for vm in vms {
             if vm.builder != self.builder {
-                self.sink.value(self.element.clone(), "holders", "handle comes from another builder");
+                self.sink.value(
+                    self.element.clone(),
+                    "holders",
+                    "handle comes from another builder",
+                );
             }
             self.holders.push(vm.name.clone());
         }
@@ -343,7 +348,9 @@ impl VpnBuilder {
     }
     /// The endpoint's tunnel address, as host number (default 1).
     pub fn address(mut self, host: u32) -> Self {
-        self.vpn.address = self.sink.host(&Element::Vpn, "address", self.vpn.subnet, host);
+        self.vpn.address = self
+            .sink
+            .host(&Element::Vpn, "address", self.vpn.subnet, host);
         self
     }
     /// What peers dial (`vpn.example.org:51820`).
@@ -355,7 +362,12 @@ impl VpnBuilder {
         self
     }
     /// Adds a peer at host number `host` of the VPN subnet.
-    pub fn peer(mut self, name: &str, host: u32, f: impl FnOnce(PeerBuilder) -> PeerBuilder) -> Self {
+    pub fn peer(
+        mut self,
+        name: &str,
+        host: u32,
+        f: impl FnOnce(PeerBuilder) -> PeerBuilder,
+    ) -> Self {
         let el = Element::VpnPeer(name.into());
         let n = self.sink.name(el.clone(), name);
         let address = self.sink.host(&el, "address", self.vpn.subnet, host);
@@ -448,7 +460,9 @@ impl K3sBuilder {
     pub fn etcd_snapshots(mut self, schedule: &str, retention: u32) -> Self {
         match Cron::new(schedule) {
             Ok(c) => self.k3s.etcd_snapshots.schedule = c,
-            Err(e) => self.sink.value(Element::K3s("etcd_snapshots"), "schedule", e),
+            Err(e) => self
+                .sink
+                .value(Element::K3s("etcd_snapshots"), "schedule", e),
         }
         self.k3s.etcd_snapshots.retention = retention;
         self
@@ -537,7 +551,11 @@ impl ClusterBuilder {
             NetworkKind::Nat => format!("virbr-{name}"),
         });
         let bridge = IfName::new(bridge_text).unwrap_or_else(|e| {
-            self.sink.value(el.clone(), "bridge", e.to_string() + " (set one with .bridge())");
+            self.sink.value(
+                el.clone(),
+                "bridge",
+                e.to_string() + " (set one with .bridge())",
+            );
             IfName::unchecked(e.0)
         });
         let dhcp = b.dhcp.map(|(a, z)| DhcpRange {
@@ -573,12 +591,22 @@ impl ClusterBuilder {
 
     /// Adds the LAN (bridged to the host's uplink). Call `.host_at(n)` inside
     /// to place the physical host on it.
-    pub fn lan(&mut self, name: &str, cidr: Ipv4Net, f: impl FnOnce(NetworkBuilder) -> NetworkBuilder) -> NetRef {
+    pub fn lan(
+        &mut self,
+        name: &str,
+        cidr: Ipv4Net,
+        f: impl FnOnce(NetworkBuilder) -> NetworkBuilder,
+    ) -> NetRef {
         self.network(NetworkKind::Lan, name, cidr, f)
     }
 
     /// Adds a libvirt NAT network (the host is its gateway).
-    pub fn nat(&mut self, name: &str, cidr: Ipv4Net, f: impl FnOnce(NetworkBuilder) -> NetworkBuilder) -> NetRef {
+    pub fn nat(
+        &mut self,
+        name: &str,
+        cidr: Ipv4Net,
+        f: impl FnOnce(NetworkBuilder) -> NetworkBuilder,
+    ) -> NetRef {
         self.network(NetworkKind::Nat, name, cidr, f)
     }
 
@@ -616,11 +644,21 @@ impl ClusterBuilder {
     }
 
     /// Adds a VIP on `net` at host number `host`.
-    pub fn vip(&mut self, name: &str, net: &NetRef, host: u32, f: impl FnOnce(VipBuilder) -> VipBuilder) -> VipRef {
+    pub fn vip(
+        &mut self,
+        name: &str,
+        net: &NetRef,
+        host: u32,
+        f: impl FnOnce(VipBuilder) -> VipBuilder,
+    ) -> VipRef {
         let element = Element::Vip(name.into());
         let n = self.sink.name(element.clone(), name);
         if net.builder != self.id {
-            self.sink.value(element.clone(), "network", "handle comes from another builder");
+            self.sink.value(
+                element.clone(),
+                "network",
+                "handle comes from another builder",
+            );
         }
         let address = self.sink.host(&element, "address", net.cidr, host);
         let b = f(VipBuilder {
@@ -647,7 +685,13 @@ impl ClusterBuilder {
     }
 
     /// Allows new `proto` connections from `from` to `to` on `ports` (empty: all).
-    pub fn allow(&mut self, from: impl Into<Endpoint>, to: impl Into<Endpoint>, proto: Proto, ports: &[u16]) -> &mut Self {
+    pub fn allow(
+        &mut self,
+        from: impl Into<Endpoint>,
+        to: impl Into<Endpoint>,
+        proto: Proto,
+        ports: &[u16],
+    ) -> &mut Self {
         let el = Element::Flow(self.flows.len());
         let ports = ports
             .iter()
@@ -710,7 +754,9 @@ impl ClusterBuilder {
         for u in upstreams {
             match DomainName::new(*u) {
                 Ok(d) => self.ntp.upstreams.push(d),
-                Err(e) => self.sink.value(Element::Cluster, "ntp upstream", format!("{u:?} {e}")),
+                Err(e) => self
+                    .sink
+                    .value(Element::Cluster, "ntp upstream", format!("{u:?} {e}")),
             }
         }
         self
@@ -730,7 +776,12 @@ impl ClusterBuilder {
     /// Flatcar channel and version of the base image.
     pub fn image(&mut self, channel: Channel, version: &str) -> &mut Self {
         match FlatcarVersion::new(version) {
-            Ok(v) => self.image = OsImage { channel, version: v },
+            Ok(v) => {
+                self.image = OsImage {
+                    channel,
+                    version: v,
+                }
+            }
             Err(e) => self.sink.value(Element::Cluster, "image version", e),
         }
         self

@@ -55,7 +55,12 @@ impl TryFrom<Spec> for Cluster {
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
-        let vm_index = spec.vms.iter().enumerate().map(|(i, v)| (v.name.clone(), i)).collect();
+        let vm_index = spec
+            .vms
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name.clone(), i))
+            .collect();
         let net_index = spec
             .networks
             .iter()
@@ -144,9 +149,12 @@ impl Cluster {
     /// The VIP that serves ingress traffic (a port whose backend is an ingress entry point).
     pub fn web_vip(&self) -> Option<&Vip> {
         self.spec.vips.iter().find(|v| {
-            v.ports
-                .iter()
-                .any(|p| matches!(p.backend, BackendPort::IngressWeb | BackendPort::IngressWebsecure))
+            v.ports.iter().any(|p| {
+                matches!(
+                    p.backend,
+                    BackendPort::IngressWeb | BackendPort::IngressWebsecure
+                )
+            })
         })
     }
 
@@ -192,9 +200,9 @@ impl Cluster {
                     network,
                     address: nic.address,
                     prefix: network.cidr.prefix_len(),
-                    mac: nic
-                        .mac
-                        .unwrap_or_else(|| MacAddr::derive(self.spec.name.as_str(), vm.name.as_str(), index)),
+                    mac: nic.mac.unwrap_or_else(|| {
+                        MacAddr::derive(self.spec.name.as_str(), vm.name.as_str(), index)
+                    }),
                     ifname: IfName::unchecked(format!("eth{index}")),
                 })
             })
@@ -236,7 +244,9 @@ impl Cluster {
 
     /// Primary addresses of the VMs with `role` (e.g. DNS or NTP servers).
     pub fn role_addresses(&self, role: Role) -> Vec<Ipv4Addr> {
-        self.with_role(role).filter_map(|v| v.primary_address()).collect()
+        self.with_role(role)
+            .filter_map(|v| v.primary_address())
+            .collect()
     }
 
     /// Declared flows plus the flows the VIPs imply (each holder to each
@@ -278,7 +288,11 @@ impl Cluster {
                 );
                 v
             }
-            Endpoint::Network(n) => self.network(n.as_str()).map(|n| n.cidr).into_iter().collect(),
+            Endpoint::Network(n) => self
+                .network(n.as_str())
+                .map(|n| n.cidr)
+                .into_iter()
+                .collect(),
             Endpoint::Role(r) => self
                 .with_role(*r)
                 .flat_map(|vm| vm.nics.iter().filter_map(|n| host32(n.address)))

@@ -26,6 +26,17 @@ pub enum Error {
     /// A file's extension is neither `.toml` nor `.json`.
     #[error("{0}: unknown format (use .toml or .json)")]
     UnknownFormat(String),
+    /// Service contributions collide or are invalid; every problem is listed.
+    #[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Provision(Vec<crate::provision::ProvisionError>),
+    /// A secret could not be generated, read or stored. Never carries the value.
+    #[error("secret {name:?}: {message}")]
+    Secret {
+        /// Secret name.
+        name: String,
+        /// What failed.
+        message: String,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io {

@@ -32,8 +32,7 @@ impl PoolPath {
         let ok = s.starts_with('/')
             && s.len() <= 4096
             && !s.split('/').any(|c| c == "..")
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
         if ok {
             Ok(PoolPath(s))

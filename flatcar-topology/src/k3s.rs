@@ -29,7 +29,8 @@ impl K3sVersion {
             let rest = s.strip_prefix('v')?;
             let (ver, k3s) = rest.split_once("+k3s")?;
             let parts: Vec<&str> = ver.split('.').collect();
-            let num = |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+            let num =
+                |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
             (parts.len() == 3 && parts.iter().all(|p| num(p)) && num(k3s)).then_some(())
         })()
         .is_some();

@@ -55,6 +55,7 @@ mod name;
 mod network;
 mod port;
 pub mod problem;
+pub mod provision;
 mod role;
 mod secret;
 mod services;
@@ -67,8 +68,8 @@ mod vm;
 mod vpn;
 
 pub use builder::{
-    ClusterBuilder, HostBuilder, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder, VipBuilder, VipRef,
-    VmBuilder, VmRef, VpnBuilder,
+    ClusterBuilder, HostBuilder, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder, VipBuilder,
+    VipRef, VmBuilder, VmRef, VpnBuilder,
 };
 pub use cluster::{Backend, Cluster, NicView};
 pub use error::Error;
@@ -87,7 +88,9 @@ pub use services::{Dns, Ntp};
 pub use size::{GiB, MiB};
 pub use spec::Spec;
 pub use vip::{BackendPort, Preempt, Vip, VipPort};
-pub use vm::{Admin, Channel, DataDisk, FlatcarVersion, Nic, OsImage, SshKey, SshKeyError, VersionError, Vm};
+pub use vm::{
+    Admin, Channel, DataDisk, FlatcarVersion, Nic, OsImage, SshKey, SshKeyError, VersionError, Vm,
+};
 pub use vpn::{DialAddr, DialHost, Vpn, VpnEndpoint, VpnPeer};
 
 #[doc(hidden)]

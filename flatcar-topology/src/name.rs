@@ -247,10 +247,22 @@ mod tests {
             Name::new("lb\n1"),
             Err(NameError::BadChar { ch: '\n', pos: 2 })
         );
-        assert!(matches!(Name::new("lb\"1"), Err(NameError::BadChar { ch: '"', .. })));
+        assert!(matches!(
+            Name::new("lb\"1"),
+            Err(NameError::BadChar { ch: '"', .. })
+        ));
         // Cyrillic 'а' looks like Latin 'a'.
-        assert!(matches!(Name::new("\u{430}pi"), Err(NameError::BadChar { ch: '\u{430}', pos: 0 })));
-        assert!(matches!(Name::new("a".repeat(64)), Err(NameError::TooLong { len: 64, .. })));
+        assert!(matches!(
+            Name::new("\u{430}pi"),
+            Err(NameError::BadChar {
+                ch: '\u{430}',
+                pos: 0
+            })
+        ));
+        assert!(matches!(
+            Name::new("a".repeat(64)),
+            Err(NameError::TooLong { len: 64, .. })
+        ));
         let e = Name::new("x;{}\n").expect_err("invalid");
         assert!(!e.to_string().contains('\n'), "{e}");
     }
@@ -260,8 +272,14 @@ mod tests {
         assert!(DomainName::new("0.flatcar.pool.ntp.org").is_ok());
         assert_eq!(DomainName::new("a..b"), Err(NameError::Empty));
         assert_eq!(DomainName::new("a.b."), Err(NameError::Empty));
-        assert!(matches!(DomainName::new("a.B"), Err(NameError::BadChar { ch: 'B', pos: 2 })));
+        assert!(matches!(
+            DomainName::new("a.B"),
+            Err(NameError::BadChar { ch: 'B', pos: 2 })
+        ));
         let d = DomainName::new("microcloud.home.arpa").expect("valid");
-        assert_eq!(d.child(&Name::new("api").expect("valid")).as_str(), "api.microcloud.home.arpa");
+        assert_eq!(
+            d.child(&Name::new("api").expect("valid")).as_str(),
+            "api.microcloud.home.arpa"
+        );
     }
 }

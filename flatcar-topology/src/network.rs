@@ -60,8 +60,7 @@ impl IfName {
             && s.len() <= 15
             && s != "."
             && s != ".."
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if ok {
             Ok(IfName(s))

@@ -199,9 +199,18 @@ mod tests {
     fn ports() {
         assert_eq!(Port::new(0), Err(PortError::Zero));
         assert_eq!(Port::new(65535).map(Port::get), Ok(65535));
-        assert_eq!("2379-2380".parse::<PortRange>().map(|r| r.to_string()), Ok("2379-2380".into()));
-        assert!(matches!("2380-2379".parse::<PortRange>(), Err(PortError::Reversed { .. })));
-        assert!(matches!("65536".parse::<PortRange>(), Err(PortError::NotANumber(_))));
+        assert_eq!(
+            "2379-2380".parse::<PortRange>().map(|r| r.to_string()),
+            Ok("2379-2380".into())
+        );
+        assert!(matches!(
+            "2380-2379".parse::<PortRange>(),
+            Err(PortError::Reversed { .. })
+        ));
+        assert!(matches!(
+            "65536".parse::<PortRange>(),
+            Err(PortError::NotANumber(_))
+        ));
         assert_eq!("0".parse::<PortRange>(), Err(PortError::Zero));
         let r: PortRange = "30000-32767".parse().expect("valid");
         assert!(r.contains(Port::of(30080)) && !r.contains(Port::of(80)));

@@ -149,7 +149,9 @@ pub enum Problem {
         network: String,
     },
     /// A static address lies inside a DHCP range.
-    #[error("{element}: address {address} is inside the DHCP range {range} of network {network:?}")]
+    #[error(
+        "{element}: address {address} is inside the DHCP range {range} of network {network:?}"
+    )]
     InDhcpRange {
         /// Where.
         element: Element,
@@ -211,7 +213,9 @@ pub enum Problem {
         second_cidr: Ipv4Net,
     },
     /// etcd needs an odd number of servers, at least 3.
-    #[error("cluster: {count} VMs have role master (etcd servers); need an odd number, at least 3")]
+    #[error(
+        "cluster: {count} VMs have role master (etcd servers); need an odd number, at least 3"
+    )]
     EtcdCount {
         /// How many masters there are.
         count: usize,

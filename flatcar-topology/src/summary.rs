@@ -6,7 +6,13 @@ use std::fmt::Write;
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -36,7 +42,14 @@ impl Cluster {
             h.lan,
             h.uplink
         );
-        let mut rows = vec![vec!["NETWORK".into(), "KIND".into(), "SUBNET".into(), "GATEWAY".into(), "BRIDGE".into(), "DHCP".into()]];
+        let mut rows = vec![vec![
+            "NETWORK".into(),
+            "KIND".into(),
+            "SUBNET".into(),
+            "GATEWAY".into(),
+            "BRIDGE".into(),
+            "DHCP".into(),
+        ]];
         for n in self.networks() {
             rows.push(vec![
                 n.name.to_string(),
@@ -49,11 +62,23 @@ impl Cluster {
         }
         out.push_str(&table(&rows));
         out.push('\n');
-        let mut rows = vec![vec!["VM".into(), "ROLES".into(), "NETWORK".into(), "ADDRESS".into(), "VCPU".into(), "MEMORY".into(), "DISKS".into()]];
+        let mut rows = vec![vec![
+            "VM".into(),
+            "ROLES".into(),
+            "NETWORK".into(),
+            "ADDRESS".into(),
+            "VCPU".into(),
+            "MEMORY".into(),
+            "DISKS".into(),
+        ]];
         for vm in self.vms() {
             let roles: Vec<&str> = vm.roles.iter().map(|r| r.as_str()).collect();
             let mut disks = vec![format!("root {}", vm.root_disk)];
-            disks.extend(vm.data_disks.iter().map(|d| format!("{} {}", d.name, d.size)));
+            disks.extend(
+                vm.data_disks
+                    .iter()
+                    .map(|d| format!("{} {}", d.name, d.size)),
+            );
             for (i, nic) in vm.nics.iter().enumerate() {
                 if i == 0 {
                     rows.push(vec![
@@ -66,13 +91,24 @@ impl Cluster {
                         disks.join(" + "),
                     ]);
                 } else {
-                    rows.push(vec![String::new(), String::new(), nic.network.to_string(), nic.address.to_string()]);
+                    rows.push(vec![
+                        String::new(),
+                        String::new(),
+                        nic.network.to_string(),
+                        nic.address.to_string(),
+                    ]);
                 }
             }
         }
         out.push_str(&table(&rows));
         out.push('\n');
-        let mut rows = vec![vec!["VIP".into(), "ADDRESS".into(), "PORT".into(), "BACKENDS".into(), "HOLDERS".into()]];
+        let mut rows = vec![vec![
+            "VIP".into(),
+            "ADDRESS".into(),
+            "PORT".into(),
+            "BACKENDS".into(),
+            "HOLDERS".into(),
+        ]];
         for vip in self.vips() {
             let holders: Vec<&str> = vip.holders.iter().map(|h| h.as_str()).collect();
             for (i, p) in vip.ports.iter().enumerate() {
@@ -83,11 +119,23 @@ impl Cluster {
                     .collect();
                 let first = i == 0;
                 rows.push(vec![
-                    if first { vip.name.to_string() } else { String::new() },
-                    if first { vip.address.to_string() } else { String::new() },
+                    if first {
+                        vip.name.to_string()
+                    } else {
+                        String::new()
+                    },
+                    if first {
+                        vip.address.to_string()
+                    } else {
+                        String::new()
+                    },
                     format!("tcp/{} -> {} ({})", p.port, p.role, p.backend),
                     backends.join(" "),
-                    if first { holders.join(" > ") } else { String::new() },
+                    if first {
+                        holders.join(" > ")
+                    } else {
+                        String::new()
+                    },
                 ]);
             }
         }

@@ -116,19 +116,28 @@ impl<'a> Validator<'a> {
             if net.is_lan() {
                 lans += 1;
                 if lans > 1 {
-                    self.out.push(rule(el.clone(), "a second LAN network; the model has one LAN per host"));
+                    self.out.push(rule(
+                        el.clone(),
+                        "a second LAN network; the model has one LAN per host",
+                    ));
                 }
             }
             if let Some(first) = bridges.get(net.bridge.as_str()) {
                 self.out.push(rule(
                     el.clone(),
-                    format!("bridge {:?} is already used by {first}", net.bridge.as_str()),
+                    format!(
+                        "bridge {:?} is already used by {first}",
+                        net.bridge.as_str()
+                    ),
                 ));
             } else {
                 bridges.insert(net.bridge.as_str(), el.clone());
             }
             if net.cidr.prefix_len() > 30 {
-                self.out.push(rule(el.clone(), format!("subnet {} is too small for VMs (at most /30)", net.cidr)));
+                self.out.push(rule(
+                    el.clone(),
+                    format!("subnet {} is too small for VMs (at most /30)", net.cidr),
+                ));
             }
             if !contains(net.cidr, net.gateway)
                 || net.gateway == net.cidr.network()
@@ -136,20 +145,33 @@ impl<'a> Validator<'a> {
             {
                 self.out.push(rule(
                     el.clone(),
-                    format!("gateway {} is not a host address of {}", net.gateway, net.cidr),
+                    format!(
+                        "gateway {} is not a host address of {}",
+                        net.gateway, net.cidr
+                    ),
                 ));
             }
             if let Some(r) = net.dhcp {
                 if r.start > r.end {
-                    self.out.push(rule(el.clone(), format!("DHCP range {r} is reversed")));
+                    self.out
+                        .push(rule(el.clone(), format!("DHCP range {r} is reversed")));
                 } else if !contains(net.cidr, r.start)
                     || !contains(net.cidr, r.end)
                     || r.start == net.cidr.network()
                     || r.end == net.cidr.broadcast()
                 {
-                    self.out.push(rule(el.clone(), format!("DHCP range {r} is not inside the host addresses of {}", net.cidr)));
+                    self.out.push(rule(
+                        el.clone(),
+                        format!(
+                            "DHCP range {r} is not inside the host addresses of {}",
+                            net.cidr
+                        ),
+                    ));
                 } else if r.contains(net.gateway) {
-                    self.out.push(rule(el.clone(), format!("DHCP range {r} contains the gateway {}", net.gateway)));
+                    self.out.push(rule(
+                        el.clone(),
+                        format!("DHCP range {r} contains the gateway {}", net.gateway),
+                    ));
                 }
             }
         }
@@ -169,7 +191,10 @@ impl<'a> Validator<'a> {
             Some(net) => {
                 self.check_in_network(&Element::Host, h.address, net);
                 if net.bridge.as_str() == h.uplink.as_str() {
-                    self.out.push(rule(Element::Host, "uplink and LAN bridge are the same interface"));
+                    self.out.push(rule(
+                        Element::Host,
+                        "uplink and LAN bridge are the same interface",
+                    ));
                 }
             }
         }
@@ -194,10 +219,16 @@ impl<'a> Validator<'a> {
                 masters += 1;
             }
             if vm.vcpus == 0 || vm.vcpus > 512 {
-                self.out.push(rule(el.clone(), format!("vcpus {} is not 1..=512", vm.vcpus)));
+                self.out.push(rule(
+                    el.clone(),
+                    format!("vcpus {} is not 1..=512", vm.vcpus),
+                ));
             }
             if vm.memory.0 < MIN_MEMORY_MIB {
-                self.out.push(rule(el.clone(), format!("memory {} is below {MIN_MEMORY_MIB} MiB", vm.memory)));
+                self.out.push(rule(
+                    el.clone(),
+                    format!("memory {} is below {MIN_MEMORY_MIB} MiB", vm.memory),
+                ));
             }
             if vm.root_disk.0 < MIN_ROOT_DISK_GIB {
                 self.out.push(rule(
@@ -212,14 +243,17 @@ impl<'a> Validator<'a> {
                     disk: d.name.to_string(),
                 };
                 if !disks.insert(d.name.as_str()) {
-                    self.out.push(rule(del.clone(), "disk name used twice on this VM"));
+                    self.out
+                        .push(rule(del.clone(), "disk name used twice on this VM"));
                 }
                 if d.size.0 == 0 {
                     self.out.push(rule(del, "size is 0"));
                 }
             }
             if vm.nics.is_empty() {
-                self.out.push(Problem::NoNic { element: el.clone() });
+                self.out.push(Problem::NoNic {
+                    element: el.clone(),
+                });
             }
             let mut on = BTreeSet::new();
             for (index, nic) in vm.nics.iter().enumerate() {
@@ -243,9 +277,9 @@ impl<'a> Validator<'a> {
                     }
                 }
                 self.claim_addr(nic.address, nel.clone());
-                let mac = nic
-                    .mac
-                    .unwrap_or_else(|| MacAddr::derive(self.spec.name.as_str(), vm.name.as_str(), index));
+                let mac = nic.mac.unwrap_or_else(|| {
+                    MacAddr::derive(self.spec.name.as_str(), vm.name.as_str(), index)
+                });
                 if let Some(first) = macs.get(&mac) {
                     self.out.push(Problem::DuplicateMac {
                         mac: mac.to_string(),
@@ -300,7 +334,8 @@ impl<'a> Validator<'a> {
             let mut ports = BTreeSet::new();
             for p in &vip.ports {
                 if !ports.insert(p.port) {
-                    self.out.push(rule(el.clone(), format!("port {} is listed twice", p.port)));
+                    self.out
+                        .push(rule(el.clone(), format!("port {} is listed twice", p.port)));
                 }
                 if !self.spec.vms.iter().any(|v| v.has(p.role)) {
                     self.out.push(Problem::RoleWithoutVm {
@@ -369,10 +404,14 @@ impl<'a> Validator<'a> {
         let subnet = vpn.subnet;
         let check = |addr: Ipv4Addr| {
             contains(subnet, addr)
-                && (subnet.prefix_len() >= 31 || (addr != subnet.network() && addr != subnet.broadcast()))
+                && (subnet.prefix_len() >= 31
+                    || (addr != subnet.network() && addr != subnet.broadcast()))
         };
         if !check(vpn.address) {
-            self.out.push(rule(Element::Vpn, format!("address {} is not a host address of {subnet}", vpn.address)));
+            self.out.push(rule(
+                Element::Vpn,
+                format!("address {} is not a host address of {subnet}", vpn.address),
+            ));
         }
         self.claim_addr(vpn.address, Element::Vpn);
         let mut names = BTreeSet::new();
@@ -386,7 +425,10 @@ impl<'a> Validator<'a> {
                 });
             }
             if !check(p.address) {
-                self.out.push(rule(el.clone(), format!("address {} is not a host address of {subnet}", p.address)));
+                self.out.push(rule(
+                    el.clone(),
+                    format!("address {} is not a host address of {subnet}", p.address),
+                ));
             }
             self.claim_addr(p.address, el);
         }
@@ -403,7 +445,11 @@ impl<'a> Validator<'a> {
         if let Some(vpn) = &self.spec.vpn {
             ranges.push((Element::Vpn, vpn.subnet));
         }
-        let has_k3s = self.spec.vms.iter().any(|v| v.roles.iter().any(|r| r.is_k3s_node()));
+        let has_k3s = self
+            .spec
+            .vms
+            .iter()
+            .any(|v| v.roles.iter().any(|r| r.is_k3s_node()));
         if has_k3s {
             ranges.push((Element::K3s("cluster_cidr"), k.cluster_cidr));
             ranges.push((Element::K3s("service_cidr"), k.service_cidr));
@@ -427,30 +473,43 @@ impl<'a> Validator<'a> {
             open.push((el, cidr));
         }
         if k.ingress.web == k.ingress.websecure {
-            self.out.push(rule(Element::K3s("ingress"), "web and websecure use the same port"));
+            self.out.push(rule(
+                Element::K3s("ingress"),
+                "web and websecure use the same port",
+            ));
         }
         if k.etcd_snapshots.retention == 0 {
-            self.out.push(rule(Element::K3s("etcd_snapshots"), "retention 0 keeps no snapshot"));
+            self.out.push(rule(
+                Element::K3s("etcd_snapshots"),
+                "retention 0 keeps no snapshot",
+            ));
         }
     }
 
     fn endpoint(&mut self, element: &Element, e: &Endpoint) {
         match e {
-            Endpoint::Network(n) if !self.nets.contains_key(n.as_str()) => self.out.push(Problem::UnknownNetwork {
-                element: element.clone(),
-                network: n.to_string(),
-            }),
-            Endpoint::Vm(n) if self.vm_exists(n.as_str()).is_none() => self.out.push(Problem::UnknownVm {
-                element: element.clone(),
-                vm: n.to_string(),
-            }),
-            Endpoint::Vip(n) if !self.spec.vips.iter().any(|v| v.name == *n) => self.out.push(Problem::UnknownVip {
-                element: element.clone(),
-                vip: n.to_string(),
-            }),
-            Endpoint::Vpn if self.spec.vpn.is_none() => {
-                self.out.push(rule(element.clone(), "refers to the VPN, but there is none"))
+            Endpoint::Network(n) if !self.nets.contains_key(n.as_str()) => {
+                self.out.push(Problem::UnknownNetwork {
+                    element: element.clone(),
+                    network: n.to_string(),
+                })
             }
+            Endpoint::Vm(n) if self.vm_exists(n.as_str()).is_none() => {
+                self.out.push(Problem::UnknownVm {
+                    element: element.clone(),
+                    vm: n.to_string(),
+                })
+            }
+            Endpoint::Vip(n) if !self.spec.vips.iter().any(|v| v.name == *n) => {
+                self.out.push(Problem::UnknownVip {
+                    element: element.clone(),
+                    vip: n.to_string(),
+                })
+            }
+            Endpoint::Vpn if self.spec.vpn.is_none() => self.out.push(rule(
+                element.clone(),
+                "refers to the VPN, but there is none",
+            )),
             _ => {}
         }
     }
@@ -461,10 +520,14 @@ impl<'a> Validator<'a> {
             self.endpoint(&el, &f.from);
             self.endpoint(&el, &f.to);
             if matches!(f.proto, Proto::Icmp | Proto::Any) && !f.ports.is_empty() {
-                self.out.push(rule(el.clone(), format!("{} has no ports, but ports are given", f.proto)));
+                self.out.push(rule(
+                    el.clone(),
+                    format!("{} has no ports, but ports are given", f.proto),
+                ));
             }
             if f.from == f.to {
-                self.out.push(rule(el, "source and destination are the same"));
+                self.out
+                    .push(rule(el, "source and destination are the same"));
             }
         }
     }
@@ -485,13 +548,17 @@ impl<'a> Validator<'a> {
             }
         }
         if !self.spec.shares.is_empty() && !self.spec.vms.iter().any(|v| v.has(Role::Storage)) {
-            self.out.push(rule(Element::Cluster, "NFS shares are declared, but no VM has role storage"));
+            self.out.push(rule(
+                Element::Cluster,
+                "NFS shares are declared, but no VM has role storage",
+            ));
         }
     }
 
     fn admin(&mut self) {
         if self.spec.admin.user.as_str() == "root" {
-            self.out.push(rule(Element::Admin, "the admin user must not be root"));
+            self.out
+                .push(rule(Element::Admin, "the admin user must not be root"));
         }
     }
 }

@@ -32,7 +32,9 @@ impl TryFrom<BackendRepr> for BackendPort {
     type Error = String;
     fn try_from(r: BackendRepr) -> Result<Self, String> {
         match r {
-            BackendRepr::Port(n) => Port::new(n).map(BackendPort::Port).map_err(|e| e.to_string()),
+            BackendRepr::Port(n) => Port::new(n)
+                .map(BackendPort::Port)
+                .map_err(|e| e.to_string()),
             BackendRepr::Name(s) if s == "ingress-web" => Ok(BackendPort::IngressWeb),
             BackendRepr::Name(s) if s == "ingress-websecure" => Ok(BackendPort::IngressWebsecure),
             BackendRepr::Name(s) => Err(format!(

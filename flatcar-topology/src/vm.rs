@@ -192,7 +192,9 @@ impl Vm {
 
 /// Why an SSH public key was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not an SSH public key line (type, base64 key, optional comment; printable ASCII, one line)")]
+#[error(
+    "not an SSH public key line (type, base64 key, optional comment; printable ASCII, one line)"
+)]
 pub struct SshKeyError;
 
 /// One `authorized_keys` line: `ssh-ed25519 AAAA… comment`.

@@ -24,7 +24,9 @@ impl TryFrom<String> for VpnEndpoint {
             Some(("vm", n)) => Name::new(n)
                 .map(VpnEndpoint::Vm)
                 .map_err(|e| format!("vpn endpoint vm name {e}")),
-            _ => Err(format!("vpn endpoint {s:?} is neither \"host\" nor \"vm:<name>\"")),
+            _ => Err(format!(
+                "vpn endpoint {s:?} is neither \"host\" nor \"vm:<name>\""
+            )),
         }
     }
 }

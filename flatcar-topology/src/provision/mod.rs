@@ -1,0 +1,564 @@
+//! Node provisioning: what each VM gets at first boot, and how services
+//! contribute to it.
+//!
+//! Flatcar VMs are configured only through Ignition. Every service crate
+//! reaches a node through [`Contributions`]: it adds files, systemd units,
+//! sysctls, firewall flows, DNS records, bundle artifacts and secrets, and
+//! never writes Ignition JSON itself. [`base`] contributes what the model
+//! alone implies (hostname, systemd-networkd, users, time, data disks,
+//! update strategy); [`ignition`] renders each [`Node`] to Ignition v3 JSON.
+//!
+//! ```
+//! use flatcar_topology::provision::{compose, File, MemorySecrets, Service, Contributions};
+//! use flatcar_topology::{net4, Cluster, HostBuilder, Role};
+//!
+//! struct Motd;
+//! impl Service for Motd {
+//!     fn name(&self) -> &'static str { "motd" }
+//!     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), flatcar_topology::Error> {
+//!         for vm in cluster.vms() {
+//!             out.file(&vm.name, File::text("/etc/motd", 0o644, format!("{} of {}\n", vm.name, cluster.name())));
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let mut c = Cluster::builder("demo", HostBuilder::new("kvm1"));
+//! let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
+//! c.vm("web1", |vm| vm.role(Role::Worker).nic(&lan, 21));
+//! let cluster = c.build().expect("valid");
+//! let mut secrets = MemorySecrets::default();
+//! let out = compose(&cluster, &[&Motd], &mut secrets).expect("no collisions");
+//! let json = out.nodes["web1"].ignition_json().expect("renders");
+//! assert!(json.contains("/etc/motd") && json.contains("/etc/hostname"));
+//! ```
+
+pub mod base;
+pub mod ignition;
+mod secrets;
+
+pub use secrets::{random_hex, DirSecrets, MemorySecrets, SecretStore};
+
+use crate::{Cluster, Error, Flow, Name, Secret};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// Why a provisioning item was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProvisionError {
+    /// Two services (or one, twice) wrote the same item.
+    #[error("{node}: {kind} {item:?} is contributed by both {first} and {second}")]
+    Collision {
+        /// VM name, or `bundle` for artifacts.
+        node: String,
+        /// `file`, `unit`, `sysctl`, `artifact`, `dns record`.
+        kind: &'static str,
+        /// Path or name.
+        item: String,
+        /// First service.
+        first: &'static str,
+        /// Second service.
+        second: &'static str,
+    },
+    /// A contribution names a VM that does not exist.
+    #[error("service {service}: vm {vm:?} does not exist")]
+    UnknownVm {
+        /// The service.
+        service: &'static str,
+        /// The VM name.
+        vm: String,
+    },
+    /// A path, unit name, sysctl or URL is not acceptable.
+    #[error("service {service}: {what} {value:?} {why}")]
+    Invalid {
+        /// The service.
+        service: &'static str,
+        /// What was rejected.
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+/// File contents.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Contents {
+    /// Text or bytes known at render time.
+    Inline(Vec<u8>),
+    /// A secret: the node's Ignition config (and any artifact holding it)
+    /// is written 0600.
+    Secret(Secret),
+    /// Fetched by Ignition at first boot and verified against a SHA-512.
+    Remote {
+        /// `https://` URL.
+        url: String,
+        /// Lowercase hex SHA-512 of the content.
+        sha512: String,
+    },
+}
+
+impl fmt::Debug for Contents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Contents::Inline(b) => write!(f, "Inline({} bytes)", b.len()),
+            Contents::Secret(_) => f.write_str("Secret(<redacted>)"),
+            Contents::Remote { url, sha512 } => write!(f, "Remote({url}, sha512-{sha512})"),
+        }
+    }
+}
+
+/// A file on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// Absolute path.
+    pub path: String,
+    /// Permission bits (e.g. `0o644`).
+    pub mode: u32,
+    /// Owner user name (default root).
+    pub owner: Option<String>,
+    /// Contents.
+    pub contents: Contents,
+}
+
+impl File {
+    /// A text file.
+    pub fn text(path: &str, mode: u32, text: impl Into<String>) -> Self {
+        File {
+            path: path.into(),
+            mode,
+            owner: None,
+            contents: Contents::Inline(text.into().into_bytes()),
+        }
+    }
+
+    /// A secret file (always mode 0600 unless `mode` is stricter).
+    pub fn secret(path: &str, mode: u32, secret: Secret) -> Self {
+        File {
+            path: path.into(),
+            mode: mode & 0o600,
+            owner: None,
+            contents: Contents::Secret(secret),
+        }
+    }
+
+    /// A file fetched at first boot, verified by SHA-512 (lowercase hex).
+    pub fn remote(path: &str, mode: u32, url: &str, sha512: &str) -> Self {
+        File {
+            path: path.into(),
+            mode,
+            owner: None,
+            contents: Contents::Remote {
+                url: url.into(),
+                sha512: sha512.into(),
+            },
+        }
+    }
+
+    /// Whether the contents are secret.
+    pub fn is_secret(&self) -> bool {
+        matches!(self.contents, Contents::Secret(_))
+    }
+}
+
+/// A systemd unit on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Unit {
+    /// Unit name (`haproxy.service`).
+    pub name: String,
+    /// Enable it (`WantedBy` of its `[Install]`).
+    pub enabled: Option<bool>,
+    /// Mask it.
+    pub mask: bool,
+    /// Full unit text; `None` for a unit shipped by Flatcar (only dropins/enable).
+    pub contents: Option<String>,
+    /// Dropins: file name → text.
+    pub dropins: BTreeMap<String, String>,
+}
+
+impl Unit {
+    /// A new enabled unit with `contents`.
+    pub fn enabled(name: &str, contents: impl Into<String>) -> Self {
+        Unit {
+            name: name.into(),
+            enabled: Some(true),
+            contents: Some(contents.into()),
+            ..Unit::default()
+        }
+    }
+
+    /// A dropin for an existing unit.
+    pub fn dropin(name: &str, dropin: &str, contents: impl Into<String>) -> Self {
+        let mut dropins = BTreeMap::new();
+        dropins.insert(dropin.to_string(), contents.into());
+        Unit {
+            name: name.into(),
+            dropins,
+            ..Unit::default()
+        }
+    }
+}
+
+/// A data disk to partition, format and mount persistently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSetup {
+    /// Device (`/dev/disk/by-id/virtio-<name>`).
+    pub device: String,
+    /// Partition and filesystem label.
+    pub label: String,
+    /// Mount point (`/var/mnt/<name>`).
+    pub mount: String,
+    /// Filesystem type.
+    pub format: String,
+}
+
+/// A DNS A record a service wants in the cluster zone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DnsRecord {
+    /// Label relative to the zone (`api`, `*.apps`).
+    pub name: String,
+    /// Address.
+    pub address: Ipv4Addr,
+}
+
+/// A file of the bundle that is not on a VM (host firewall, client configs,
+/// reference copies of daemon configs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Bytes.
+    pub contents: Vec<u8>,
+    /// Written 0600 if true.
+    pub secret: bool,
+}
+
+/// Everything one VM gets at first boot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Node {
+    /// Hostname.
+    pub hostname: String,
+    /// Admin user.
+    pub user: String,
+    /// Authorized SSH keys of the admin user.
+    pub ssh_keys: Vec<String>,
+    /// Files by path.
+    pub files: BTreeMap<String, File>,
+    /// Units by name.
+    pub units: BTreeMap<String, Unit>,
+    /// Sysctls by key (written to `/etc/sysctl.d/90-microcloud.conf`).
+    pub sysctls: BTreeMap<String, String>,
+    /// Data disks.
+    pub disks: Vec<DiskSetup>,
+}
+
+impl Node {
+    /// Whether any file holds a secret (then the Ignition config is 0600).
+    pub fn has_secrets(&self) -> bool {
+        self.files.values().any(File::is_secret)
+    }
+
+    /// The node's Ignition config as pretty JSON (deterministic bytes).
+    pub fn ignition_json(&self) -> Result<String, Error> {
+        ignition::render(self)
+    }
+}
+
+/// The composed result: every node, flow, record and artifact, with the
+/// service that contributed each.
+#[derive(Debug, Default)]
+pub struct Composed {
+    /// Per VM name.
+    pub nodes: BTreeMap<String, Node>,
+    /// Flows services need (beyond the model's own).
+    pub flows: Vec<Flow>,
+    /// DNS records services want.
+    pub records: Vec<DnsRecord>,
+    /// Bundle artifacts by relative path.
+    pub artifacts: BTreeMap<String, Artifact>,
+}
+
+/// A service: a function from the model to contributions.
+pub trait Service {
+    /// Short name, used in collision reports (`flatcar-lb`).
+    fn name(&self) -> &'static str;
+    /// Adds this service's contributions.
+    fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error>;
+}
+
+/// Where services put what they contribute. Collisions are recorded and
+/// reported together by [`compose`].
+pub struct Contributions<'a> {
+    service: &'static str,
+    composed: Composed,
+    origin: BTreeMap<(String, &'static str, String), &'static str>,
+    problems: Vec<ProvisionError>,
+    secrets: &'a mut dyn SecretStore,
+}
+
+impl fmt::Debug for Contributions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Contributions")
+            .field("service", &self.service)
+            .field("nodes", &self.composed.nodes.len())
+            .field("problems", &self.problems)
+            .finish_non_exhaustive()
+    }
+}
+
+fn safe_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.split('/').any(|c| c == "..")
+        && p.len() < 4096
+        && p.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '@' | '+' | ':')
+        })
+}
+
+fn safe_unit(n: &str) -> bool {
+    let kinds = [
+        ".service", ".mount", ".timer", ".socket", ".path", ".target", ".conf",
+    ];
+    kinds.iter().any(|k| n.ends_with(k))
+        && n.len() < 256
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '\\' | ':'))
+}
+
+impl<'a> Contributions<'a> {
+    fn claim(&mut self, node: &str, kind: &'static str, item: &str) -> bool {
+        let key = (node.to_string(), kind, item.to_string());
+        if let Some(first) = self.origin.get(&key) {
+            self.problems.push(ProvisionError::Collision {
+                node: node.to_string(),
+                kind,
+                item: item.to_string(),
+                first,
+                second: self.service,
+            });
+            return false;
+        }
+        self.origin.insert(key, self.service);
+        true
+    }
+
+    fn invalid(&mut self, what: &'static str, value: &str, why: &'static str) {
+        self.problems.push(ProvisionError::Invalid {
+            service: self.service,
+            what,
+            value: value.to_string(),
+            why,
+        });
+    }
+
+    fn node(&mut self, vm: &Name) -> Option<&mut Node> {
+        if !self.composed.nodes.contains_key(vm.as_str()) {
+            self.problems.push(ProvisionError::UnknownVm {
+                service: self.service,
+                vm: vm.to_string(),
+            });
+            return None;
+        }
+        self.composed.nodes.get_mut(vm.as_str())
+    }
+
+    /// The service currently contributing.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// Adds a file to VM `vm`.
+    pub fn file(&mut self, vm: &Name, file: File) {
+        if !safe_path(&file.path) {
+            return self.invalid(
+                "file path",
+                &file.path,
+                "is not an absolute path of safe characters",
+            );
+        }
+        if let Contents::Remote { url, sha512 } = &file.contents {
+            if !url.starts_with("https://") || url.chars().any(|c| c.is_whitespace() || c == '"') {
+                return self.invalid(
+                    "url",
+                    &url.clone(),
+                    "must be https:// without spaces or quotes",
+                );
+            }
+            if sha512.len() != 128
+                || !sha512
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return self.invalid(
+                    "sha512",
+                    &sha512.clone(),
+                    "must be 128 lowercase hex digits",
+                );
+            }
+        }
+        if self.node(vm).is_none() || !self.claim(vm.as_str(), "file", &file.path.clone()) {
+            return;
+        }
+        if let Some(n) = self.composed.nodes.get_mut(vm.as_str()) {
+            n.files.insert(file.path.clone(), file);
+        }
+    }
+
+    /// Adds a unit (or dropins for a Flatcar unit) to VM `vm`. Two services
+    /// may add *different* dropins to the same unit; the same dropin or two
+    /// full unit texts collide.
+    pub fn unit(&mut self, vm: &Name, unit: Unit) {
+        if !safe_unit(&unit.name) || unit.dropins.keys().any(|d| !safe_unit(d)) {
+            return self.invalid(
+                "unit",
+                &unit.name,
+                "is not a unit name of safe characters with a unit suffix",
+            );
+        }
+        if self.node(vm).is_none() {
+            return;
+        }
+        if unit.contents.is_some() && !self.claim(vm.as_str(), "unit", &unit.name) {
+            return;
+        }
+        for d in unit.dropins.keys() {
+            if !self.claim(vm.as_str(), "dropin", &format!("{}.d/{d}", unit.name)) {
+                return;
+            }
+        }
+        if let Some(n) = self.composed.nodes.get_mut(vm.as_str()) {
+            let e = n.units.entry(unit.name.clone()).or_insert_with(|| Unit {
+                name: unit.name.clone(),
+                ..Unit::default()
+            });
+            if unit.contents.is_some() {
+                e.contents = unit.contents;
+            }
+            e.enabled = unit.enabled.or(e.enabled);
+            e.mask |= unit.mask;
+            e.dropins.extend(unit.dropins);
+        }
+    }
+
+    /// Sets a sysctl on VM `vm`.
+    pub fn sysctl(&mut self, vm: &Name, key: &str, value: &str) {
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ' '))
+        };
+        if !ok(key) || !ok(value) || key.contains(' ') {
+            return self.invalid(
+                "sysctl",
+                &format!("{key}={value}"),
+                "has characters outside [A-Za-z0-9._-/]",
+            );
+        }
+        if self.node(vm).is_none() || !self.claim(vm.as_str(), "sysctl", key) {
+            return;
+        }
+        if let Some(n) = self.composed.nodes.get_mut(vm.as_str()) {
+            n.sysctls.insert(key.into(), value.into());
+        }
+    }
+
+    /// Adds a data disk setup to VM `vm`.
+    pub fn disk(&mut self, vm: &Name, disk: DiskSetup) {
+        if self.node(vm).is_none() || !self.claim(vm.as_str(), "disk", &disk.device.clone()) {
+            return;
+        }
+        if let Some(n) = self.composed.nodes.get_mut(vm.as_str()) {
+            n.disks.push(disk);
+        }
+    }
+
+    /// Declares a flow this service needs the firewall to allow.
+    pub fn flow(&mut self, flow: Flow) {
+        self.composed.flows.push(flow);
+    }
+
+    /// Asks for an A record in the cluster zone.
+    pub fn dns_record(&mut self, name: &str, address: Ipv4Addr) {
+        let ok = !name.is_empty()
+            && name.len() < 200
+            && name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '*')
+            });
+        if !ok {
+            return self.invalid("dns record", name, "is not a lowercase DNS label");
+        }
+        if !self.claim("zone", "dns record", &format!("{name} {address}")) {
+            return;
+        }
+        self.composed.records.push(DnsRecord {
+            name: name.into(),
+            address,
+        });
+    }
+
+    /// Adds a bundle artifact at a relative path (`host/nftables.nft`).
+    pub fn artifact(&mut self, path: &str, contents: impl Into<Vec<u8>>, secret: bool) {
+        let ok = !path.starts_with('/') && safe_path(&format!("/{path}")) && !path.contains("//");
+        if !ok {
+            return self.invalid(
+                "artifact path",
+                path,
+                "is not a relative path of safe characters",
+            );
+        }
+        if !self.claim("bundle", "artifact", path) {
+            return;
+        }
+        self.composed.artifacts.insert(
+            path.into(),
+            Artifact {
+                contents: contents.into(),
+                secret,
+            },
+        );
+    }
+
+    /// The secret `name`, generated by `generate` the first time and the
+    /// same value on every later run (the store persists it).
+    pub fn secret(
+        &mut self,
+        name: &str,
+        generate: &dyn Fn() -> Result<Secret, Error>,
+    ) -> Result<Secret, Error> {
+        self.secrets.get_or_create(name, generate)
+    }
+}
+
+/// Runs [`base`] and then every service, returning every node's
+/// provisioning, or every collision and invalid item at once.
+pub fn compose(
+    cluster: &Cluster,
+    services: &[&dyn Service],
+    secrets: &mut dyn SecretStore,
+) -> Result<Composed, Error> {
+    let mut out = Contributions {
+        service: "base",
+        composed: Composed::default(),
+        origin: BTreeMap::new(),
+        problems: Vec::new(),
+        secrets,
+    };
+    for vm in cluster.vms() {
+        out.composed
+            .nodes
+            .insert(vm.name.to_string(), Node::default());
+    }
+    base::Base.contribute(cluster, &mut out)?;
+    for s in services {
+        out.service = s.name();
+        s.contribute(cluster, &mut out)?;
+    }
+    if out.problems.is_empty() {
+        out.composed.flows.sort();
+        out.composed.flows.dedup();
+        out.composed.records.sort();
+        Ok(out.composed)
+    } else {
+        Err(Error::Provision(out.problems))
+    }
+}
