@@ -1,0 +1,232 @@
+//! Test support for live tests: network namespaces, veth links and daemons
+//! that are cleaned up on drop (also when a test panics).
+//!
+//! Network rule: tests send packets only inside namespaces they created,
+//! only to 198.18.0.0/15 or loopback. [`assert_test_addr`] enforces it.
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Panics unless `a` is in 198.18.0.0/15 or loopback.
+pub fn assert_test_addr(a: Ipv4Addr) {
+    let o = a.octets();
+    assert!(
+        a.is_loopback() || (o[0] == 198 && (o[1] == 18 || o[1] == 19)),
+        "network rule: tests may only send to 198.18.0.0/15 or loopback, not {a}"
+    );
+}
+
+/// Fails (never skips) when a tool the test needs is missing.
+pub fn require(tool: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "{tool} is required (scripts/test installs it); refusing to skip");
+}
+
+/// Runs a command, panics with its output on failure.
+pub fn run(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A unique short prefix for this test process and call (namespace and
+/// interface names must be unique across parallel tests).
+pub fn unique(tag: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{tag}{}x{n}", std::process::id() % 100_000)
+}
+
+/// A network namespace, deleted (with every process in it) on drop.
+pub struct Netns {
+    /// Its name.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a namespace `name` with loopback up.
+    pub fn new(name: &str) -> Netns {
+        assert!(nix_root(), "live tests need root (CI runs as root)");
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        run(&["ip", "netns", "add", name]);
+        let ns = Netns { name: name.to_string() };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip netns exec NAME args…`, panicking on failure.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut v = vec!["ip", "netns", "exec", &self.name];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    /// Like [`Netns::exec`] but returns the output whatever the status.
+    pub fn try_exec(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// `ip args…` inside the namespace.
+    pub fn ip(&self, args: &[&str]) -> Output {
+        let mut v = vec!["ip"];
+        v.extend_from_slice(args);
+        self.exec(&v)
+    }
+
+    /// Sets a sysctl inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+    }
+
+    /// Adds `addr/prefix` to `dev` and brings it up.
+    pub fn addr(&self, dev: &str, addr: Ipv4Addr, prefix: u8) {
+        assert_test_addr(addr);
+        self.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", dev]);
+        self.ip(&["link", "set", dev, "up"]);
+    }
+
+    /// Starts a long-running process inside the namespace; killed on drop of
+    /// the returned guard (and with the namespace).
+    pub fn spawn(&self, args: &[&str]) -> Daemon {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        Daemon { child: Some(child) }
+    }
+
+    /// Kills every process in the namespace.
+    pub fn kill_all(&self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).output();
+            }
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.kill_all();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+fn nix_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A veth pair: `a_if` in `a`, `b_if` in `b` (both up, no addresses).
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    let tmp_a = unique("va");
+    let tmp_b = unique("vb");
+    run(&["ip", "link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b]);
+    run(&["ip", "link", "set", &tmp_a, "netns", &a.name]);
+    run(&["ip", "link", "set", &tmp_b, "netns", &b.name]);
+    a.ip(&["link", "set", &tmp_a, "name", a_if]);
+    b.ip(&["link", "set", &tmp_b, "name", b_if]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// A bridge `name` inside `ns`, up.
+pub fn bridge(ns: &Netns, name: &str) {
+    ns.ip(&["link", "add", name, "type", "bridge"]);
+    ns.ip(&["link", "set", name, "up"]);
+}
+
+/// Attaches `dev` to bridge `br` in `ns`.
+pub fn enslave(ns: &Netns, dev: &str, br: &str) {
+    ns.ip(&["link", "set", dev, "master", br]);
+}
+
+/// A child process killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Kills it now (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    /// Its pid (of the `ip netns exec` wrapper, which execs the program).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `/tmp/fmc-<tag>-<unique>`.
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("fmc-{}", unique(tag)));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("tempdir");
+        TempDir(p)
+    }
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `f` every 10 ms until it returns true or `timeout` passes;
+/// returns the time it took.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
