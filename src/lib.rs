@@ -13,8 +13,8 @@ pub mod reference;
 /// Everything needed to describe a cluster.
 pub mod prelude {
     pub use flatcar_topology::{
-        host, ipv4, net4, BackendPort, Channel, Cluster, Endpoint, Flannel, GiB, HostBuilder, Ipv4Net,
-        MiB, Preempt, Proto, Role,
+        host, ipv4, net4, BackendPort, Channel, Cluster, Endpoint, Flannel, GiB, HostBuilder,
+        Ipv4Net, MiB, Preempt, Proto, Role,
     };
     pub use std::net::Ipv4Addr;
 }

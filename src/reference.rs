@@ -82,22 +82,40 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
         });
 
     // Networks: the LAN on the host bridge, two libvirt NAT networks.
-    let lan = c.lan("lan", plan.lan, |n| n.bridge("br0").gateway(1).dhcp(100, 199).host_at(40));
-    let infra = c.nat("infra", plan.infra, |n| n.bridge("virbr-infra").dhcp(100, 254));
+    let lan = c.lan("lan", plan.lan, |n| {
+        n.bridge("br0").gateway(1).dhcp(100, 199).host_at(40)
+    });
+    let infra = c.nat("infra", plan.infra, |n| {
+        n.bridge("virbr-infra").dhcp(100, 254)
+    });
     let k8s = c.nat("k8s", plan.k8s, |n| n.bridge("virbr-k8s").dhcp(100, 254));
 
     // Load balancers: on the LAN for the VIPs, on k8s to reach the masters.
-    let lb = |vm: flatcar_topology::VmBuilder| vm.role(Role::LoadBalancer).vcpus(1).memory(MiB(512));
+    let lb =
+        |vm: flatcar_topology::VmBuilder| vm.role(Role::LoadBalancer).vcpus(1).memory(MiB(512));
     let lb1 = c.vm("lb1", |vm| lb(vm).nic(&lan, 11).nic(&k8s, 11));
     let lb2 = c.vm("lb2", |vm| lb(vm).nic(&lan, 12).nic(&k8s, 12));
 
-    c.vm("infra", |vm| vm.roles([Role::Dns, Role::Ntp]).vcpus(1).memory(MiB(512)).nic(&lan, 30));
+    c.vm("infra", |vm| {
+        vm.roles([Role::Dns, Role::Ntp])
+            .vcpus(1)
+            .memory(MiB(512))
+            .nic(&lan, 30)
+    });
     c.vm("postgresql1", |vm| {
-        vm.role(Role::Database).vcpus(2).memory(MiB::gib(1)).root_disk(GiB(20)).nic(&infra, 14)
+        vm.role(Role::Database)
+            .vcpus(2)
+            .memory(MiB::gib(1))
+            .root_disk(GiB(20))
+            .nic(&infra, 14)
     });
     for (i, name) in ["master1", "master2", "master3"].into_iter().enumerate() {
         c.vm(name, |vm| {
-            vm.role(Role::Master).vcpus(2).memory(MiB::gib(2)).root_disk(GiB(50)).nic(&k8s, 21 + i as u32)
+            vm.role(Role::Master)
+                .vcpus(2)
+                .memory(MiB::gib(2))
+                .root_disk(GiB(50))
+                .nic(&k8s, 21 + i as u32)
         });
     }
     for (i, name) in ["worker1", "worker2", "worker3"].into_iter().enumerate() {
@@ -120,7 +138,9 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
     });
 
     // VIPs float between the load balancers.
-    let api = c.vip("api", &lan, 10, |v| v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2]));
+    let api = c.vip("api", &lan, 10, |v| {
+        v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2])
+    });
     let web = c.vip("web", &lan, 14, |v| {
         v.ingress(80, Role::Worker, BackendPort::IngressWeb)
             .ingress(443, Role::Worker, BackendPort::IngressWebsecure)
@@ -132,7 +152,9 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
         v.listen(51820)
             .address(1)
             .public_endpoint("vpn.microcloud.example.org:51820")
-            .peer("vps", 2, |p| p.endpoint(&format!("{}:51820", plan.vps)).keepalive(25))
+            .peer("vps", 2, |p| {
+                p.endpoint(&format!("{}:51820", plan.vps)).keepalive(25)
+            })
             .peer("laptop", 3, |p| p.keepalive(25))
     });
 

@@ -37,9 +37,11 @@ impl std::str::FromStr for Endpoint {
                 "lan" => Endpoint::Lan,
                 "vpn" => Endpoint::Vpn,
                 "host" => Endpoint::Host,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "unknown endpoint {s:?} (internet, lan, vpn, host, net:…, role:…, vm:…, vip:…)"
-                )),
+                ))
+                }
             },
             Some(("net", n)) => Endpoint::Network(name(n)?),
             Some(("role", r)) => Endpoint::Role(r.parse()?),
