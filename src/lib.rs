@@ -10,6 +10,11 @@
 
 pub mod reference;
 
+/// The README's code samples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Everything needed to describe a cluster.
 pub mod prelude {
     pub use flatcar_topology::{
