@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod reference;
+pub mod services;
 
 /// The README's code samples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,8 @@
+//! Every service of the cloud, in the order they contribute.
+
+use flatcar_topology::provision::Service;
+
+/// The services the bundle composes, after the built-in base service.
+pub fn all() -> Vec<Box<dyn Service>> {
+    Vec::new()
+}
