@@ -8,8 +8,21 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bundle;
+pub mod diagram;
+mod error;
+pub mod inventory;
 pub mod reference;
 pub mod services;
+pub mod terraform;
+
+pub use bundle::{Bundle, BundleSecrets, Plan};
+pub use error::Error;
+
+/// libvirt XML documents of the cluster, by bundle path.
+pub fn libvirt_files(_cluster: &flatcar_topology::Cluster) -> Result<Vec<(String, String)>, Error> {
+    Ok(Vec::new())
+}
 
 /// The README's code samples are compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,275 @@
+//! The bundle: every artifact kind, deterministic bytes, atomic writes that
+//! leave the previous bundle intact on failure, plans with diffs, and the
+//! real tools accepting the inventory and the diagram.
+
+mod support;
+
+use flatcar_microcloud::bundle::ChangeKind;
+use flatcar_microcloud::reference::cluster;
+use flatcar_microcloud::{Bundle, BundleSecrets};
+use flatcar_topology::provision::{Contributions, Service};
+use flatcar_topology::{Cluster, Error};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use support::{require, TempDir};
+
+fn render(dir: &std::path::Path) -> Bundle {
+    Bundle::render(
+        &cluster().expect("valid"),
+        &mut BundleSecrets::from_bundle_dir(dir),
+    )
+    .expect("renders")
+}
+
+#[test]
+fn every_artifact_kind_exists_and_is_deterministic() {
+    let tmp = TempDir::new("bundle");
+    let out = tmp.path().join("out");
+    let b = render(&out);
+    let files = b.files();
+    let c = cluster().expect("valid");
+    for vm in c.vms() {
+        assert!(
+            files.contains_key(&format!("vms/{}/ignition.json", vm.name)),
+            "{}",
+            vm.name
+        );
+    }
+    for p in [
+        "README.md",
+        "cluster.toml",
+        "inventory/hosts.yml",
+        "terraform/main.tf.json",
+        "diagram/cloud.dot",
+        "diagram/cloud.mmd",
+    ] {
+        assert!(files.contains_key(p), "{p} missing");
+    }
+    b.write_to(&out).expect("writes");
+    let again = render(&out);
+    assert_eq!(
+        again, b,
+        "same model, same bytes (secrets reused from the bundle)"
+    );
+    assert!(again.plan(&out).expect("plan").is_empty());
+    again.write_to(&out).expect("writes");
+    for (path, f) in files {
+        let on_disk = std::fs::read(out.join(path)).expect("read");
+        assert_eq!(on_disk, f.contents, "{path}");
+        let mode = std::fs::metadata(out.join(path))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, if f.secret { 0o600 } else { 0o644 }, "{path}");
+    }
+    // The model in the bundle loads back to the same cluster.
+    assert_eq!(Cluster::load(out.join("cluster.toml")).expect("loads"), c);
+}
+
+struct Big(usize);
+impl Service for Big {
+    fn name(&self) -> &'static str {
+        "big"
+    }
+    fn contribute(&self, _: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
+        out.artifact("big/blob.txt", "x".repeat(self.0), false);
+        Ok(())
+    }
+}
+
+#[test]
+fn disk_full_leaves_the_previous_bundle_intact() {
+    require("mount");
+    let tmp = TempDir::new("full");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    support::run(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=512k",
+        "tmpfs",
+        mnt.to_str().expect("utf8"),
+    ]);
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let out = mnt.join("out");
+    let c = cluster().expect("valid");
+    let small = Bundle::render_with(&c, &[&Big(10)], &mut BundleSecrets::from_bundle_dir(&out))
+        .expect("renders");
+    small.write_to(&out).expect("fits");
+    let huge = Bundle::render_with(
+        &c,
+        &[&Big(1 << 20)],
+        &mut BundleSecrets::from_bundle_dir(&out),
+    )
+    .expect("renders");
+    let err = huge.write_to(&out).expect_err("disk full");
+    assert!(err.to_string().contains("No space left"), "{err}");
+    // Previous bundle byte-identical, no staging directory left behind.
+    assert!(
+        small.plan(&out).expect("plan").is_empty(),
+        "previous bundle changed"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&mnt)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("out")]);
+}
+
+#[test]
+fn plan_shows_diffs_but_never_secret_contents() {
+    let tmp = TempDir::new("plan");
+    let out = tmp.path().join("out");
+    let b = render(&out);
+    b.write_to(&out).expect("writes");
+    std::fs::write(out.join("inventory/hosts.yml"), "edited: by hand\n").expect("edit");
+    std::fs::write(out.join("stray.txt"), "left over\n").expect("stray");
+    let plan = b.plan(&out).expect("plan");
+    let changed = plan
+        .changes
+        .iter()
+        .find(|c| c.path == "inventory/hosts.yml")
+        .expect("changed");
+    assert_eq!(changed.kind, ChangeKind::Changed);
+    let diff = changed.diff.as_deref().expect("diff");
+    assert!(
+        diff.contains("-edited: by hand") && diff.contains("+all:"),
+        "{diff}"
+    );
+    assert!(plan
+        .changes
+        .iter()
+        .any(|c| c.path == "stray.txt" && c.kind == ChangeKind::Removed));
+    for (path, f) in b.files().iter().filter(|(_, f)| f.secret) {
+        std::fs::write(out.join(path), "tampered\n").expect("tamper");
+        let plan = b.plan(&out).expect("plan");
+        let c = plan
+            .changes
+            .iter()
+            .find(|c| &c.path == path)
+            .expect("secret change listed");
+        assert!(c.diff.is_none(), "secret diff shown for {path}");
+        let text = format!("{plan}{plan:?}");
+        assert!(
+            !text.contains(std::str::from_utf8(&f.contents).expect("utf8").trim()),
+            "secret leaked in plan"
+        );
+    }
+}
+
+#[test]
+fn ansible_inventory_accepts_the_inventory() {
+    let venv = "/opt/flatcar-microcloud-venv/bin/ansible-inventory";
+    let tool = if std::path::Path::new(venv).exists() {
+        venv.to_string()
+    } else {
+        "ansible-inventory".to_string()
+    };
+    require(&tool);
+    let tmp = TempDir::new("inv");
+    let b = render(&tmp.path().join("out"));
+    let path = tmp.path().join("hosts.yml");
+    std::fs::write(&path, &b.files()["inventory/hosts.yml"].contents).expect("write");
+    let out = Command::new(&tool)
+        .args(["--list", "-i"])
+        .arg(&path)
+        .output()
+        .expect("ansible-inventory");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("WARNING"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let hosts = |g: &str| -> Vec<String> {
+        v[g]["hosts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| h.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(hosts("master"), ["master1", "master2", "master3"]);
+    assert_eq!(hosts("load_balancer"), ["lb1", "lb2"]);
+    assert_eq!(
+        v["_meta"]["hostvars"]["master1"]["ansible_host"],
+        "10.17.4.21"
+    );
+    assert_eq!(
+        v["_meta"]["hostvars"]["lb1"]["ansible_host"],
+        "192.168.0.11"
+    );
+    assert!(v["_meta"]["hostvars"]["master1"]["ansible_ssh_common_args"]
+        .as_str()
+        .expect("proxy")
+        .contains("192.168.0.40"));
+}
+
+#[test]
+fn graphviz_renders_the_diagram_and_mermaid_names_everything() {
+    require("dot");
+    let tmp = TempDir::new("dot");
+    let b = render(&tmp.path().join("out"));
+    let dot = tmp.path().join("cloud.dot");
+    std::fs::write(&dot, &b.files()["diagram/cloud.dot"].contents).expect("write");
+    for fmt in ["svg", "png"] {
+        let out = Command::new("dot")
+            .arg(format!("-T{fmt}"))
+            .arg(&dot)
+            .output()
+            .expect("dot");
+        assert!(
+            out.status.success() && out.stdout.len() > 1000,
+            "{fmt}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mmd = String::from_utf8(b.files()["diagram/cloud.mmd"].contents.clone()).expect("utf8");
+    for vm in cluster().expect("valid").vms() {
+        assert!(
+            mmd.contains(&format!("vm_{}[", vm.name.as_str().replace('-', "_"))),
+            "{}",
+            vm.name
+        );
+    }
+}
+
+#[test]
+fn terraform_export_has_every_vm() {
+    let tmp = TempDir::new("tf");
+    let b = render(&tmp.path().join("out"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&b.files()["terraform/main.tf.json"].contents).expect("json");
+    let c = cluster().expect("valid");
+    let domains = v["resource"]["libvirt_domain"]
+        .as_object()
+        .expect("domains");
+    assert_eq!(domains.len(), c.vms().len());
+    assert_eq!(
+        v["resource"]["libvirt_domain"]["lb1"]["network_interface"][1]["addresses"][0],
+        "10.17.4.11"
+    );
+    assert_eq!(v["resource"]["libvirt_network"]["k8s"]["mode"], "open");
+}
