@@ -31,7 +31,19 @@ pub fn systemd_escape_path(path: &str) -> String {
 /// The `.network` file text for NIC `index` of `vm`.
 pub fn network_file(cluster: &Cluster, vm: &Vm, index: usize) -> Option<String> {
     let nics = cluster.nics(vm);
-    let nic = nics.get(index)?;
+    let dns = cluster.role_addresses(Role::Dns);
+    nics.get(index)
+        .map(|nic| network_file_for(cluster, vm, nic, &dns))
+}
+
+/// The `.network` file text for one NIC, given the DNS server addresses.
+pub fn network_file_for(
+    cluster: &Cluster,
+    vm: &Vm,
+    nic: &crate::NicView<'_>,
+    dns_servers: &[std::net::Ipv4Addr],
+) -> String {
+    let index = nic.index;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -41,7 +53,7 @@ pub fn network_file(cluster: &Cluster, vm: &Vm, index: usize) -> Option<String> 
     let _ = writeln!(s, "[Network]\nAddress={}/{}", nic.address, nic.prefix);
     if index == 0 {
         let _ = writeln!(s, "Gateway={}", nic.network.gateway);
-        for dns in cluster.role_addresses(Role::Dns) {
+        for dns in dns_servers {
             let _ = writeln!(s, "DNS={dns}");
         }
         let _ = writeln!(s, "Domains={}", cluster.domain());
@@ -65,23 +77,27 @@ pub fn network_file(cluster: &Cluster, vm: &Vm, index: usize) -> Option<String> 
             );
         }
     }
-    Some(s)
+    s
 }
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
-/// The reboot window of `vm`: members of the same role group reboot on
-/// different days, so two masters (or both load balancers) never reboot
-/// for an update at the same time.
-pub fn reboot_window(cluster: &Cluster, vm: &Vm) -> String {
-    let key = vm.roles.iter().next().copied();
-    let rank = cluster
+/// Reboot windows of every VM: members of the same role group (keyed by
+/// their first role) reboot on different days, so two masters (or both load
+/// balancers) never reboot for an update at the same time. O(n).
+pub fn reboot_windows(cluster: &Cluster) -> std::collections::BTreeMap<String, String> {
+    let mut rank: std::collections::BTreeMap<Option<Role>, usize> =
+        std::collections::BTreeMap::new();
+    cluster
         .vms()
         .iter()
-        .filter(|v| v.roles.iter().next().copied() == key)
-        .position(|v| v.name == vm.name)
-        .unwrap_or(0);
-    format!("{} 03:00", DAYS[rank % DAYS.len()])
+        .map(|vm| {
+            let r = rank.entry(vm.roles.iter().next().copied()).or_insert(0);
+            let day = DAYS[*r % DAYS.len()];
+            *r += 1;
+            (vm.name.to_string(), format!("{day} 03:00"))
+        })
+        .collect()
 }
 
 impl Service for Base {
@@ -92,6 +108,8 @@ impl Service for Base {
     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
         let admin = &cluster.spec().admin;
         let ntp = cluster.role_addresses(Role::Ntp);
+        let windows = reboot_windows(cluster);
+        let dns = cluster.role_addresses(Role::Dns);
         for vm in cluster.vms() {
             if let Some(n) = out.composed.nodes.get_mut(vm.name.as_str()) {
                 n.hostname = vm.name.to_string();
@@ -118,16 +136,15 @@ impl Service for Base {
                         ),
                     ),
                 );
-                if let Some(text) = network_file(cluster, vm, nic.index) {
-                    out.file(
-                        &vm.name,
-                        File::text(
-                            &format!("/etc/systemd/network/10-{}.network", nic.ifname),
-                            0o644,
-                            text,
-                        ),
-                    );
-                }
+                let text = network_file_for(cluster, vm, &nic, &dns);
+                out.file(
+                    &vm.name,
+                    File::text(
+                        &format!("/etc/systemd/network/10-{}.network", nic.ifname),
+                        0o644,
+                        text,
+                    ),
+                );
             }
             if !ntp.is_empty() && !vm.has(Role::Ntp) {
                 let servers: Vec<String> = ntp.iter().map(|a| a.to_string()).collect();
@@ -177,7 +194,7 @@ impl Service for Base {
                     0o644,
                     format!(
                         "# Staggered per role so replicas never reboot together.\nREBOOT_STRATEGY=reboot\nLOCKSMITHD_REBOOT_WINDOW_START=\"{}\"\nLOCKSMITHD_REBOOT_WINDOW_LENGTH=1h\n",
-                        reboot_window(cluster, vm)
+                        windows.get(vm.name.as_str()).map_or("Sun 03:00", String::as_str)
                     ),
                 ),
             );
