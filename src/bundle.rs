@@ -154,11 +154,11 @@ impl fmt::Display for Plan {
 
 const README: &str = "# flatcar-microcloud bundle
 
-Generated from the cluster model (`cluster.toml`); do not edit by hand —
+Generated from the cluster model (`cluster.json`); do not edit by hand —
 change the model and render again. Same model, same bytes.
 
 Layout:
-- `cluster.toml`               the model itself (load with `Cluster::load`)
+- `cluster.json`               the model itself (load with `Cluster::load`)
 - `vms/<vm>/ignition.json`     first-boot config of each Flatcar VM (0600 when it holds a secret)
 - `libvirt/`                   pool, volume, network and domain XML (`virsh define` order: pool, volumes, networks, domains)
 - `host/`                      the KVM host's nftables ruleset and WireGuard endpoint
@@ -193,7 +193,7 @@ impl Bundle {
         let composed = compose(cluster, services, secrets)?;
         let mut b = Bundle::default();
         b.add("README.md", README, false);
-        b.add("cluster.toml", cluster.to_string_as(Format::Toml)?, false);
+        b.add("cluster.json", cluster.to_string_as(Format::Json)?, false);
         for (name, node) in &composed.nodes {
             b.add(
                 &format!("vms/{name}/ignition.json"),

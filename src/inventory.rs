@@ -15,12 +15,12 @@ struct Group {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     vars: BTreeMap<String, serde_yaml::Value>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    hosts: BTreeMap<String, HostVars>,
+    hosts: BTreeMap<String, Option<HostVars>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     children: BTreeMap<String, Group>,
 }
 
-#[derive(Serialize, Clone)]
+#[derive(Serialize)]
 struct HostVars {
     ansible_host: String,
     ansible_user: String,
@@ -76,13 +76,10 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
     }
     let mut children = BTreeMap::new();
     for role in Role::ALL {
-        let members: BTreeMap<String, HostVars> = cluster
+        let members: BTreeMap<String, Option<HostVars>> = cluster
             .with_role(role)
-            .filter_map(|vm| {
-                hosts
-                    .get(vm.name.as_str())
-                    .map(|h| (vm.name.to_string(), h.clone()))
-            })
+            .filter(|vm| hosts.contains_key(vm.name.as_str()))
+            .map(|vm| (vm.name.to_string(), None))
             .collect();
         if !members.is_empty() {
             children.insert(
@@ -109,7 +106,7 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
     let inv = Inventory {
         all: Group {
             vars,
-            hosts,
+            hosts: hosts.into_iter().map(|(k, v)| (k, Some(v))).collect(),
             children,
         },
     };

@@ -13,6 +13,7 @@ pub mod diagram;
 mod error;
 pub mod inventory;
 pub mod reference;
+pub mod scale;
 pub mod services;
 pub mod terraform;
 

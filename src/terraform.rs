@@ -4,7 +4,138 @@
 
 use crate::Error;
 use flatcar_topology::{Cluster, NetworkKind};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Serialize)]
+struct Doc {
+    #[serde(rename = "//")]
+    comment: &'static str,
+    terraform: Terraform,
+    provider: Provider,
+    resource: Resources,
+}
+
+#[derive(Serialize)]
+struct Terraform {
+    required_providers: RequiredProviders,
+}
+
+#[derive(Serialize)]
+struct RequiredProviders {
+    libvirt: ProviderSource,
+}
+
+#[derive(Serialize)]
+struct ProviderSource {
+    source: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Provider {
+    libvirt: ProviderConfig,
+}
+
+#[derive(Serialize)]
+struct ProviderConfig {
+    uri: &'static str,
+}
+
+#[derive(Serialize)]
+struct Resources {
+    libvirt_pool: BTreeMap<String, Pool>,
+    libvirt_volume: BTreeMap<String, Volume>,
+    libvirt_network: BTreeMap<String, Network>,
+    libvirt_ignition: BTreeMap<String, Ignition>,
+    libvirt_domain: BTreeMap<String, Domain>,
+}
+
+#[derive(Serialize)]
+struct Pool {
+    name: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    path: String,
+}
+
+#[derive(Serialize)]
+struct Volume {
+    name: String,
+    pool: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base_volume_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
+    format: &'static str,
+}
+
+#[derive(Serialize)]
+struct Network {
+    name: String,
+    mode: &'static str,
+    bridge: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    addresses: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dhcp: Option<Dhcp>,
+    autostart: bool,
+}
+
+#[derive(Serialize)]
+struct Dhcp {
+    enabled: bool,
+}
+
+#[derive(Serialize)]
+struct Ignition {
+    name: String,
+    pool: String,
+    content: String,
+}
+
+#[derive(Serialize)]
+struct Domain {
+    name: String,
+    vcpu: u16,
+    memory: u64,
+    machine: &'static str,
+    cpu: Cpu,
+    fw_cfg_name: &'static str,
+    coreos_ignition: String,
+    disk: Vec<Disk>,
+    network_interface: Vec<Nic>,
+    console: Vec<Console>,
+}
+
+#[derive(Serialize)]
+struct Cpu {
+    mode: &'static str,
+}
+
+#[derive(Serialize)]
+struct Disk {
+    volume_id: String,
+}
+
+#[derive(Serialize)]
+struct Nic {
+    network_id: String,
+    mac: String,
+    addresses: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Console {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target_type: &'static str,
+    target_port: &'static str,
+}
 
 fn tf_id(s: &str) -> String {
     s.replace(['.', '-'], "_")
@@ -14,102 +145,150 @@ fn tf_id(s: &str) -> String {
 pub fn render(cluster: &Cluster) -> Result<String, Error> {
     let pool = &cluster.host().pool;
     let pool_ref = format!("${{libvirt_pool.{}.name}}", tf_id(pool.name.as_str()));
-    let mut volumes = Map::new();
-    let mut ignitions = Map::new();
-    let mut domains = Map::new();
-    let mut networks = Map::new();
-    let mut bases = std::collections::BTreeSet::new();
+    let mut r = Resources {
+        libvirt_pool: BTreeMap::new(),
+        libvirt_volume: BTreeMap::new(),
+        libvirt_network: BTreeMap::new(),
+        libvirt_ignition: BTreeMap::new(),
+        libvirt_domain: BTreeMap::new(),
+    };
+    r.libvirt_pool.insert(
+        tf_id(pool.name.as_str()),
+        Pool {
+            name: pool.name.to_string(),
+            kind: "dir",
+            path: pool.path.to_string(),
+        },
+    );
     for vm in cluster.vms() {
-        let image = vm
-            .image
-            .clone()
-            .unwrap_or_else(|| cluster.spec().image.clone());
+        let image = vm.image.as_ref().unwrap_or(&cluster.spec().image);
         let base = tf_id(&image.volume_name());
-        if bases.insert(base.clone()) {
-            volumes.insert(
+        if !r.libvirt_volume.contains_key(&base) {
+            r.libvirt_volume.insert(
                 base.clone(),
-                json!({ "name": image.volume_name(), "pool": pool_ref, "source": image.url(), "format": "qcow2" }),
+                Volume {
+                    name: image.volume_name(),
+                    pool: pool_ref.clone(),
+                    source: Some(image.url()),
+                    base_volume_id: None,
+                    size: None,
+                    format: "qcow2",
+                },
             );
         }
-        let root = format!("{}_root", tf_id(vm.name.as_str()));
-        volumes.insert(
+        let id = tf_id(vm.name.as_str());
+        let root = format!("{id}_root");
+        r.libvirt_volume.insert(
             root.clone(),
-            json!({
-                "name": format!("{}-root.qcow2", vm.name),
-                "pool": pool_ref,
-                "base_volume_id": format!("${{libvirt_volume.{base}.id}}"),
-                "size": vm.root_disk.bytes(),
-                "format": "qcow2",
-            }),
+            Volume {
+                name: format!("{}-root.qcow2", vm.name),
+                pool: pool_ref.clone(),
+                source: None,
+                base_volume_id: Some(format!("${{libvirt_volume.{base}.id}}")),
+                size: Some(vm.root_disk.bytes()),
+                format: "qcow2",
+            },
         );
-        let mut disks = vec![json!({ "volume_id": format!("${{libvirt_volume.{root}.id}}") })];
+        let mut disk = vec![Disk {
+            volume_id: format!("${{libvirt_volume.{root}.id}}"),
+        }];
         for d in &vm.data_disks {
-            let id = format!("{}_{}", tf_id(vm.name.as_str()), tf_id(d.name.as_str()));
-            volumes.insert(
-                id.clone(),
-                json!({ "name": format!("{}-{}.qcow2", vm.name, d.name), "pool": pool_ref, "size": d.size.bytes(), "format": "qcow2" }),
+            let did = format!("{id}_{}", tf_id(d.name.as_str()));
+            disk.push(Disk {
+                volume_id: format!("${{libvirt_volume.{did}.id}}"),
+            });
+            r.libvirt_volume.insert(
+                did,
+                Volume {
+                    name: format!("{}-{}.qcow2", vm.name, d.name),
+                    pool: pool_ref.clone(),
+                    source: None,
+                    base_volume_id: None,
+                    size: Some(d.size.bytes()),
+                    format: "qcow2",
+                },
             );
-            disks.push(json!({ "volume_id": format!("${{libvirt_volume.{id}.id}}") }));
         }
-        let ign = tf_id(vm.name.as_str());
-        ignitions.insert(
-            ign.clone(),
-            json!({
-                "name": format!("{}.ign", vm.name),
-                "pool": pool_ref,
-                "content": format!("${{file(\"${{path.module}}/../vms/{}/ignition.json\")}}", vm.name),
-            }),
+        r.libvirt_ignition.insert(
+            id.clone(),
+            Ignition {
+                name: format!("{}.ign", vm.name),
+                pool: pool_ref.clone(),
+                content: format!(
+                    "${{file(\"${{path.module}}/../vms/{}/ignition.json\")}}",
+                    vm.name
+                ),
+            },
         );
-        let nics: Vec<Value> = cluster
+        let network_interface = cluster
             .nics(vm)
             .iter()
-            .map(|n| json!({ "network_id": format!("${{libvirt_network.{}.id}}", tf_id(n.network.name.as_str())), "mac": n.mac.to_string(), "addresses": [n.address.to_string()] }))
+            .map(|n| Nic {
+                network_id: format!("${{libvirt_network.{}.id}}", tf_id(n.network.name.as_str())),
+                mac: n.mac.to_string(),
+                addresses: vec![n.address.to_string()],
+            })
             .collect();
-        domains.insert(
-            tf_id(vm.name.as_str()),
-            json!({
-                "name": vm.name.to_string(),
-                "vcpu": vm.vcpus,
-                "memory": vm.memory.0,
-                "machine": "q35",
-                "cpu": { "mode": "host-model" },
-                "fw_cfg_name": "opt/org.flatcar-linux/config",
-                "coreos_ignition": format!("${{libvirt_ignition.{ign}.id}}"),
-                "disk": disks,
-                "network_interface": nics,
-                "console": [{ "type": "pty", "target_type": "serial", "target_port": "0" }],
-            }),
+        r.libvirt_domain.insert(
+            id.clone(),
+            Domain {
+                name: vm.name.to_string(),
+                vcpu: vm.vcpus,
+                memory: vm.memory.0,
+                machine: "q35",
+                cpu: Cpu { mode: "host-model" },
+                fw_cfg_name: "opt/org.flatcar-linux/config",
+                coreos_ignition: format!("${{libvirt_ignition.{id}.id}}"),
+                disk,
+                network_interface,
+                console: vec![Console {
+                    kind: "pty",
+                    target_type: "serial",
+                    target_port: "0",
+                }],
+            },
         );
     }
     for net in cluster.networks() {
-        let v = match net.kind {
-            NetworkKind::Lan => {
-                json!({ "name": net.name.to_string(), "mode": "bridge", "bridge": net.bridge.to_string(), "autostart": true })
-            }
-            NetworkKind::Nat => json!({
-                "name": net.name.to_string(),
-                "mode": "open",
-                "bridge": net.bridge.to_string(),
-                "addresses": [net.cidr.to_string()],
-                "domain": cluster.domain().to_string(),
-                "dhcp": { "enabled": net.dhcp.is_some() },
-                "autostart": true,
-            }),
+        let n = match net.kind {
+            NetworkKind::Lan => Network {
+                name: net.name.to_string(),
+                mode: "bridge",
+                bridge: net.bridge.to_string(),
+                addresses: Vec::new(),
+                domain: None,
+                dhcp: None,
+                autostart: true,
+            },
+            NetworkKind::Nat => Network {
+                name: net.name.to_string(),
+                mode: "open",
+                bridge: net.bridge.to_string(),
+                addresses: vec![net.cidr.to_string()],
+                domain: Some(cluster.domain().to_string()),
+                dhcp: Some(Dhcp {
+                    enabled: net.dhcp.is_some(),
+                }),
+                autostart: true,
+            },
         };
-        networks.insert(tf_id(net.name.as_str()), v);
+        r.libvirt_network.insert(tf_id(net.name.as_str()), n);
     }
-    let doc = json!({
-        "//": "Generated by flatcar-microcloud from the cluster model; an alternative to the built-in libvirt apply.",
-        "terraform": { "required_providers": { "libvirt": { "source": "dmacvicar/libvirt", "version": "~> 0.8" } } },
-        "provider": { "libvirt": { "uri": "qemu:///system" } },
-        "resource": {
-            "libvirt_pool": { tf_id(pool.name.as_str()): { "name": pool.name.to_string(), "type": "dir", "path": pool.path.to_string() } },
-            "libvirt_volume": volumes,
-            "libvirt_network": networks,
-            "libvirt_ignition": ignitions,
-            "libvirt_domain": domains,
-        }
-    });
+    let doc = Doc {
+        comment: "Generated by flatcar-microcloud from the cluster model; an alternative to the built-in libvirt apply.",
+        terraform: Terraform {
+            required_providers: RequiredProviders {
+                libvirt: ProviderSource {
+                    source: "dmacvicar/libvirt",
+                    version: "~> 0.8",
+                },
+            },
+        },
+        provider: Provider {
+            libvirt: ProviderConfig { uri: "qemu:///system" },
+        },
+        resource: r,
+    };
     let mut s = serde_json::to_string_pretty(&doc).map_err(|e| Error::Render {
         what: "terraform".into(),
         message: e.to_string(),

@@ -37,7 +37,7 @@ fn every_artifact_kind_exists_and_is_deterministic() {
     }
     for p in [
         "README.md",
-        "cluster.toml",
+        "cluster.json",
         "inventory/hosts.yml",
         "terraform/main.tf.json",
         "diagram/cloud.dot",
@@ -64,7 +64,7 @@ fn every_artifact_kind_exists_and_is_deterministic() {
         assert_eq!(mode, if f.secret { 0o600 } else { 0o644 }, "{path}");
     }
     // The model in the bundle loads back to the same cluster.
-    assert_eq!(Cluster::load(out.join("cluster.toml")).expect("loads"), c);
+    assert_eq!(Cluster::load(out.join("cluster.json")).expect("loads"), c);
 }
 
 struct Big(usize);
