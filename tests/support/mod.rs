@@ -30,7 +30,10 @@ pub fn require(tool: &str) {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "{tool} is required (scripts/test installs it); refusing to skip");
+    assert!(
+        ok,
+        "{tool} is required (scripts/test installs it); refusing to skip"
+    );
 }
 
 /// Runs a command, panics with its output on failure.
@@ -67,7 +70,9 @@ impl Netns {
         assert!(nix_root(), "live tests need root (CI runs as root)");
         let _ = Command::new("ip").args(["netns", "del", name]).output();
         run(&["ip", "netns", "add", name]);
-        let ns = Netns { name: name.to_string() };
+        let ns = Netns {
+            name: name.to_string(),
+        };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
     }
@@ -123,7 +128,10 @@ impl Netns {
 
     /// Kills every process in the namespace.
     pub fn kill_all(&self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).output();
             }
@@ -134,7 +142,9 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         self.kill_all();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -150,7 +160,9 @@ fn nix_root() -> bool {
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     let tmp_a = unique("va");
     let tmp_b = unique("vb");
-    run(&["ip", "link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b]);
+    run(&[
+        "ip", "link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b,
+    ]);
     run(&["ip", "link", "set", &tmp_a, "netns", &a.name]);
     run(&["ip", "link", "set", &tmp_b, "netns", &b.name]);
     a.ip(&["link", "set", &tmp_a, "name", a_if]);
