@@ -63,6 +63,10 @@ mod size;
 mod spec;
 mod summary;
 pub mod validate;
+
+/// What hostile input is rejected, where, and why (a table checked by `tests/hostile.rs`).
+#[doc = include_str!("../docs/hostile-input.md")]
+pub mod hostile_input {}
 mod vip;
 mod vm;
 mod vpn;
