@@ -30,7 +30,7 @@ fn names() {
         let shown = e.to_string();
         assert!(!shown.contains('\n'), "{shown:?}");
     }
-    assert!(Name::new(&"a".repeat(63)).is_ok());
+    assert!(Name::new("a".repeat(63)).is_ok());
 }
 
 #[test]

@@ -187,7 +187,7 @@ proptest! {
             if let Err(e) = ignition_validate(&json) {
                 prop_assert!(false, "{name}: {e}\n{json}");
             }
-            prop_assert!(json.contains(&format!("\"path\": \"/etc/hostname\"")));
+            prop_assert!(json.contains("\"path\": \"/etc/hostname\""));
         }
     }
 }
