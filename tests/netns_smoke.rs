@@ -17,5 +17,8 @@ fn veth_ping_and_cleanup() {
         a.exec(&["ping", "-c1", "-W1", "198.18.100.2"]);
     }
     let list = run(&["ip", "netns", "list"]);
-    assert!(!String::from_utf8_lossy(&list.stdout).contains(&a_name), "namespace left behind");
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&a_name),
+        "namespace left behind"
+    );
 }
