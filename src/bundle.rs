@@ -291,6 +291,7 @@ impl Bundle {
                 message: "not a directory name".into(),
             })?;
         std::fs::create_dir_all(parent).map_err(io(parent))?;
+        recover(parent, name, dir)?;
         let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
@@ -348,6 +349,28 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+/// Cleans up after an interrupted write: stale staging directories are
+/// removed, and if the process died between the two renames of a swap (no
+/// `dir`, but `.name.old-*` present), the previous bundle is put back.
+fn recover(parent: &Path, name: &str, dir: &Path) -> Result<(), Error> {
+    let staging = format!(".{name}.staging-");
+    let old = format!(".{name}.old-");
+    for entry in std::fs::read_dir(parent).map_err(io(parent))?.flatten() {
+        let file_name = entry.file_name();
+        let f = file_name.to_string_lossy();
+        if f.starts_with(&staging) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        } else if f.starts_with(&old) {
+            if dir.exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            } else {
+                std::fs::rename(entry.path(), dir).map_err(io(dir))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unified(path: &str, old: &[u8], new: &[u8]) -> String {

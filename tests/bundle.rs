@@ -273,3 +273,120 @@ fn terraform_export_has_every_vm() {
     );
     assert_eq!(v["resource"]["libvirt_network"]["k8s"]["mode"], "open");
 }
+
+/// Child half of `killed_mid_write_leaves_the_previous_bundle`: writes a
+/// huge bundle to `$FMC_CHILD_OUT` (only when that is set).
+#[test]
+fn child_writer() {
+    let Ok(out) = std::env::var("FMC_CHILD_OUT") else {
+        return;
+    };
+    let out = std::path::PathBuf::from(out);
+    let c = cluster().expect("valid");
+    let huge = Bundle::render_with(
+        &c,
+        &[&Big(256 << 20)],
+        &mut BundleSecrets::from_bundle_dir(&out),
+    )
+    .expect("renders");
+    std::fs::write(out.with_extension("started"), "").expect("marker");
+    huge.write_to(&out).expect("writes");
+}
+
+#[test]
+fn killed_mid_write_leaves_the_previous_bundle() {
+    let tmp = TempDir::new("kill");
+    let out = tmp.path().join("out");
+    let c = cluster().expect("valid");
+    let small = Bundle::render_with(&c, &[&Big(10)], &mut BundleSecrets::from_bundle_dir(&out))
+        .expect("renders");
+    small.write_to(&out).expect("writes");
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "child_writer", "--nocapture"])
+        .env("FMC_CHILD_OUT", &out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    support::wait_until(std::time::Duration::from_secs(60), || {
+        out.with_extension("started").exists()
+    })
+    .expect("child started");
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let interrupted = std::fs::read_dir(tmp.path())
+        .expect("ls")
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(".out.staging-"));
+    assert!(
+        interrupted,
+        "the writer was not killed mid-write (no staging directory left)"
+    );
+    assert!(
+        small.plan(&out).expect("plan").is_empty(),
+        "previous bundle damaged by a killed writer"
+    );
+    // The next write cleans the interrupted staging directory up.
+    small.write_to(&out).expect("writes");
+    let stray: Vec<String> = std::fs::read_dir(tmp.path())
+        .expect("ls")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".out."))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn crash_between_renames_is_recovered() {
+    let tmp = TempDir::new("swap");
+    let out = tmp.path().join("out");
+    let b = render(&out);
+    b.write_to(&out).expect("writes");
+    // Simulate a crash after `out` was moved aside and before the new one arrived.
+    std::fs::rename(&out, tmp.path().join(".out.old-99999")).expect("rename");
+    b.write_to(&out).expect("writes");
+    assert!(b.plan(&out).expect("plan").is_empty());
+    assert!(!tmp.path().join(".out.old-99999").exists());
+}
+
+#[test]
+fn read_only_target_fails_and_changes_nothing() {
+    require("mount");
+    let tmp = TempDir::new("ro");
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    support::run(&[
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=8m",
+        "tmpfs",
+        mnt.to_str().expect("utf8"),
+    ]);
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let out = mnt.join("out");
+    let b = render(&out);
+    b.write_to(&out).expect("writes");
+    support::run(&["mount", "-o", "remount,ro", mnt.to_str().expect("utf8")]);
+    let changed = Bundle::render_with(
+        &cluster().expect("valid"),
+        &[&Big(5)],
+        &mut BundleSecrets::from_bundle_dir(&out),
+    )
+    .expect("renders");
+    let err = changed.write_to(&out).expect_err("read-only");
+    assert!(err.to_string().contains("Read-only file system"), "{err}");
+    assert!(
+        b.plan(&out).expect("plan").is_empty(),
+        "previous bundle changed"
+    );
+}
