@@ -38,7 +38,7 @@ impl Cluster {
     /// ```
     /// use flatcar_topology::{Cluster, Format};
     /// let err = Cluster::from_str_as("name = 'x'\nbogus = 1\n", Format::Toml).unwrap_err();
-    /// assert!(err.to_string().contains("line 1"), "{err}");
+    /// assert!(err.to_string().contains("line 2, column 1"), "{err}");
     /// ```
     pub fn from_str_as(text: &str, format: Format) -> Result<Cluster, Error> {
         let spec: Spec = match format {
