@@ -4,5 +4,5 @@ use flatcar_topology::provision::Service;
 
 /// The services the bundle composes, after the built-in base service.
 pub fn all() -> Vec<Box<dyn Service>> {
-    Vec::new()
+    vec![Box::new(flatcar_lb::LoadBalancers::default())]
 }

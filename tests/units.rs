@@ -19,6 +19,16 @@ const FLATCAR_BINARIES: &[&str] = &[
     "/usr/bin/chronyd",
 ];
 
+/// Units Flatcar ships that Debian's systemd tree lacks (stubs with the
+/// same names, so dependencies on them resolve as on Flatcar).
+const FLATCAR_UNITS: &[&str] = &[
+    "docker.service",
+    "containerd.service",
+    "iscsid.service",
+    "locksmithd.service",
+    "update-engine.service",
+];
+
 fn materialize(root: &Path, node: &Node) {
     let write = |path: &str, bytes: &[u8], mode: u32| {
         let p = root.join(path.trim_start_matches('/'));
@@ -36,6 +46,16 @@ fn materialize(root: &Path, node: &Node) {
     for bin in FLATCAR_BINARIES {
         if !root.join(bin.trim_start_matches('/')).exists() {
             write(bin, b"#!/bin/sh\n", 0o755);
+        }
+    }
+    for unit in FLATCAR_UNITS {
+        let p = format!("/usr/lib/systemd/system/{unit}");
+        if !root.join(p.trim_start_matches('/')).exists() {
+            write(
+                &p,
+                b"[Unit]\nDescription=Flatcar stub\n\n[Service]\nExecStart=/bin/true\n",
+                0o644,
+            );
         }
     }
     for u in node.units.values() {

@@ -1,0 +1,22 @@
+//! The crate's error type.
+
+/// Everything that can go wrong rendering load-balancer configs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The VM is not a load balancer of the cluster.
+    #[error("vm {0:?} does not exist or holds no VIP")]
+    NotAHolder(String),
+    /// No VIP network NIC on the holder.
+    #[error("vm {vm:?} has no NIC on network {network:?} of vip {vip:?}")]
+    NoNic {
+        /// The VM.
+        vm: String,
+        /// The VIP.
+        vip: String,
+        /// Its network.
+        network: String,
+    },
+    /// Two VIPs could not get distinct virtual router ids.
+    #[error("more than 255 VIPs on one cluster: no virtual_router_id left for {0:?}")]
+    RouterIds(String),
+}

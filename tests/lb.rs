@@ -1,0 +1,168 @@
+//! flatcar-lb on the reference cloud: the real `haproxy -c` and
+//! `keepalived -t` accept the generated files; one source of truth for ports.
+
+mod support;
+
+use flatcar_lb::{haproxy, keepalived, LoadBalancers, Settings};
+use flatcar_microcloud::reference::cluster;
+use flatcar_topology::provision::{compose, MemorySecrets};
+use flatcar_topology::{Preempt, Spec};
+use std::process::Command;
+use support::{require, TempDir};
+
+fn check(tool: &str, args: &[&str], text: &str, label: &str) {
+    require(tool);
+    let tmp = TempDir::new("lbchk");
+    let path = tmp.path().join(label);
+    std::fs::write(&path, text).expect("write");
+    let mut cmd = Command::new(tool);
+    for a in args {
+        cmd.arg(a);
+    }
+    let out = cmd.arg(&path).output().expect(tool);
+    assert!(
+        out.status.success(),
+        "{tool} rejected {label}: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn real_tools_accept_both_load_balancers() {
+    let c = cluster().expect("valid");
+    for name in ["lb1", "lb2"] {
+        let vm = c.vm(name).expect("lb");
+        for settings in [Settings::default(), Settings::hand_written()] {
+            let h = haproxy::render(&c, vm, &settings).expect("haproxy");
+            check("haproxy", &["-c", "-f"], &h, &format!("{name}-haproxy.cfg"));
+            let k = keepalived::render(&c, vm, &settings).expect("keepalived");
+            check(
+                "keepalived",
+                &["-t", "-f"],
+                &k,
+                &format!("{name}-keepalived.conf"),
+            );
+        }
+    }
+}
+
+#[test]
+fn frontends_bind_only_vips_and_backends_follow_the_model() {
+    let c = cluster().expect("valid");
+    let h = haproxy::render(&c, c.vm("lb1").expect("lb1"), &Settings::default()).expect("haproxy");
+    let binds: Vec<&str> = h
+        .lines()
+        .filter(|l| l.trim_start().starts_with("bind "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        binds,
+        [
+            "bind 192.168.0.10:6443",
+            "bind 192.168.0.14:80",
+            "bind 192.168.0.14:443"
+        ]
+    );
+    assert!(!h.contains("0.0.0.0") && !h.contains("*:"));
+    for m in 21..=23 {
+        assert!(
+            h.contains(&format!("server master{} 10.17.4.{m}:6443 check", m - 20)),
+            "{h}"
+        );
+    }
+    for w in 24..=26 {
+        assert!(
+            h.contains(&format!("10.17.4.{w}:30080 check"))
+                && h.contains(&format!("10.17.4.{w}:30443 check")),
+            "{h}"
+        );
+    }
+    // One source of truth: change the ingress ports in the model, HAProxy follows.
+    let mut spec: Spec = c.into_spec();
+    spec.k3s.ingress.web = flatcar_topology::Port::of(31080);
+    let c2 = flatcar_topology::Cluster::try_from(spec).expect("valid");
+    let h2 =
+        haproxy::render(&c2, c2.vm("lb1").expect("lb1"), &Settings::default()).expect("haproxy");
+    assert!(
+        h2.contains("10.17.4.24:31080 check") && !h2.contains(":30080"),
+        "{h2}"
+    );
+}
+
+#[test]
+fn vrrp_instances_follow_holders_and_preemption() {
+    let c = cluster().expect("valid");
+    let ids = keepalived::router_ids(&c).expect("ids");
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids["api"], ids["web"]);
+    assert_eq!(
+        keepalived::router_ids(&c).expect("ids"),
+        ids,
+        "deterministic"
+    );
+    let k1 = keepalived::render(&c, c.vm("lb1").expect("lb1"), &Settings::default()).expect("k");
+    let k2 = keepalived::render(&c, c.vm("lb2").expect("lb2"), &Settings::default()).expect("k");
+    assert_eq!(k1.matches("priority 200").count(), 2);
+    assert_eq!(k2.matches("priority 150").count(), 2);
+    assert!(k1.contains("unicast_src_ip 192.168.0.11") && k1.contains("        192.168.0.12\n"));
+    assert!(k1.contains("192.168.0.10/24 dev eth0") && k1.contains("192.168.0.14/24 dev eth0"));
+    assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.1"));
+    assert!(k1.contains("preempt_delay 5"));
+    assert!(!k1.contains("auth_pass") && !k1.contains("notify"));
+    for (p, nopreempt, delay) in [
+        (Preempt::Never, true, false),
+        (Preempt::Always, false, false),
+        (Preempt::AfterSecs(9), false, true),
+    ] {
+        let mut spec = c.clone().into_spec();
+        for v in &mut spec.vips {
+            v.preempt = p;
+        }
+        let c2 = flatcar_topology::Cluster::try_from(spec).expect("valid");
+        let k =
+            keepalived::render(&c2, c2.vm("lb1").expect("lb1"), &Settings::default()).expect("k");
+        assert_eq!(k.contains("nopreempt"), nopreempt, "{p:?}\n{k}");
+        assert_eq!(k.contains("preempt_delay 9"), delay, "{p:?}\n{k}");
+    }
+}
+
+#[test]
+fn contributed_to_the_load_balancers_only() {
+    let c = cluster().expect("valid");
+    let composed = compose(
+        &c,
+        &[&LoadBalancers::default()],
+        &mut MemorySecrets::default(),
+    )
+    .expect("no collisions");
+    for (name, node) in &composed.nodes {
+        let is_lb = name.starts_with("lb");
+        assert_eq!(
+            node.files.contains_key("/etc/haproxy/haproxy.cfg"),
+            is_lb,
+            "{name}"
+        );
+        assert_eq!(
+            node.units.contains_key("keepalived.service"),
+            is_lb,
+            "{name}"
+        );
+        assert_eq!(
+            node.sysctls
+                .get("net.ipv4.ip_nonlocal_bind")
+                .map(String::as_str),
+            is_lb.then_some("1"),
+            "{name}"
+        );
+    }
+    let unit = composed.nodes["lb1"].units["haproxy.service"]
+        .contents
+        .clone()
+        .expect("unit");
+    assert!(
+        unit.contains("@sha256:") && unit.contains("--network host"),
+        "{unit}"
+    );
+    assert!(composed.artifacts.contains_key("lb/lb1/haproxy.cfg"));
+}
