@@ -36,7 +36,6 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
     );
     let _ = writeln!(s, "global");
     let _ = writeln!(s, "    log stdout format raw local0 info");
-    let _ = writeln!(s, "    maxconn 20000");
     let _ = writeln!(s, "    stats socket {STATS_SOCKET} mode 600 level admin");
     let _ = writeln!(s, "    stats timeout 30s");
     let _ = writeln!(s, "    pidfile {PID_FILE}");

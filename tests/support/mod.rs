@@ -126,6 +126,24 @@ impl Netns {
         Daemon { child: Some(child) }
     }
 
+    /// Like [`Netns::spawn`], with stdout and stderr appended to `log`.
+    pub fn spawn_logged(&self, args: &[&str], log: &Path) -> Daemon {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().expect("dup"))
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        Daemon { child: Some(child) }
+    }
+
     /// Kills every process in the namespace.
     pub fn kill_all(&self) {
         if let Ok(out) = Command::new("ip")

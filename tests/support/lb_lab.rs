@@ -1,0 +1,307 @@
+//! A live lab of the reference cloud's load-balancing tier, built in network
+//! namespaces from the generated HAProxy and Keepalived configs (test
+//! address plan, 198.18.0.0/15): a switch namespace with a LAN and a k8s
+//! bridge, two LB namespaces, three masters and three workers listening on
+//! their backend ports (each answers with its name), and a client on the LAN.
+#![allow(dead_code)]
+
+use crate::support::*;
+use flatcar_lb::{haproxy, keepalived, Settings};
+use flatcar_microcloud::reference::{cluster_with, AddressPlan};
+use flatcar_topology::{Cluster, Role};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// One load balancer: its namespace and daemons.
+pub struct LbNode {
+    pub name: String,
+    pub ns: Netns,
+    pub dir: PathBuf,
+    pub haproxy: Option<Daemon>,
+    pub keepalived: Option<Daemon>,
+}
+
+/// The lab. Dropping it kills every daemon and deletes every namespace.
+pub struct Lab {
+    pub cluster: Cluster,
+    pub settings: Settings,
+    pub lbs: Vec<LbNode>,
+    pub backends: Vec<(String, Netns, Vec<Daemon>)>,
+    pub client: Netns,
+    pub sw: Netns,
+    pub tmp: TempDir,
+}
+
+pub const CLIENT: &str = "198.18.0.50";
+
+impl Lab {
+    /// Builds the lab and starts every daemon.
+    pub fn new(settings: Settings) -> Lab {
+        for t in ["haproxy", "keepalived", "socat", "ip"] {
+            require(t);
+        }
+        let cluster = cluster_with(&AddressPlan::test()).expect("test cloud is valid");
+        let p = unique("l");
+        let tmp = TempDir::new("lab");
+        let sw = Netns::new(&format!("{p}sw"));
+        bridge(&sw, "brlan");
+        bridge(&sw, "brk8s");
+        let attach = |ns: &Netns, ifname: &str, net: &str, port: &str| {
+            veth(ns, ifname, &sw, port);
+            enslave(&sw, port, if net == "lan" { "brlan" } else { "brk8s" });
+        };
+        let mut lbs = Vec::new();
+        for vm in cluster.with_role(Role::LoadBalancer) {
+            let ns = Netns::new(&format!("{p}{}", vm.name));
+            ns.sysctl("net.ipv4.ip_nonlocal_bind", "1");
+            for nic in cluster.nics(vm) {
+                let port = format!("{}{}", vm.name, nic.index);
+                attach(&ns, nic.ifname.as_str(), nic.network.name.as_str(), &port);
+                ns.addr(nic.ifname.as_str(), nic.address, nic.prefix);
+            }
+            let dir = tmp.path().join(vm.name.as_str());
+            std::fs::create_dir_all(&dir).expect("dir");
+            lbs.push(LbNode {
+                name: vm.name.to_string(),
+                ns,
+                dir,
+                haproxy: None,
+                keepalived: None,
+            });
+        }
+        let mut backends = Vec::new();
+        for vm in cluster
+            .vms()
+            .iter()
+            .filter(|v| v.has(Role::Master) || v.has(Role::Worker))
+        {
+            let ns = Netns::new(&format!("{p}{}", vm.name));
+            for nic in cluster.nics(vm) {
+                attach(
+                    &ns,
+                    nic.ifname.as_str(),
+                    nic.network.name.as_str(),
+                    &format!("{}{}", vm.name, nic.index),
+                );
+                ns.addr(nic.ifname.as_str(), nic.address, nic.prefix);
+            }
+            let mut ports: Vec<u16> = Vec::new();
+            for vip in cluster.vips() {
+                for port in &vip.ports {
+                    if vm.has(port.role) {
+                        ports.push(cluster.backend_port(port).get());
+                    }
+                }
+            }
+            ports.sort();
+            ports.dedup();
+            let daemons = ports
+                .iter()
+                .map(|port| {
+                    ns.spawn(&[
+                        "socat",
+                        &format!("TCP-LISTEN:{port},fork,reuseaddr"),
+                        &format!("SYSTEM:echo {}", vm.name),
+                    ])
+                })
+                .collect();
+            backends.push((vm.name.to_string(), ns, daemons));
+        }
+        let client = Netns::new(&format!("{p}cl"));
+        attach(&client, "eth0", "lan", "client0");
+        client.addr("eth0", CLIENT.parse().expect("ip"), 24);
+        let mut lab = Lab {
+            cluster,
+            settings,
+            lbs,
+            backends,
+            client,
+            sw,
+            tmp,
+        };
+        for i in 0..lab.lbs.len() {
+            lab.start_haproxy(i);
+            lab.start_keepalived(i);
+        }
+        lab
+    }
+
+    fn paths(&self, i: usize) -> (PathBuf, PathBuf) {
+        (
+            self.lbs[i].dir.join("admin.sock"),
+            self.lbs[i].dir.join("haproxy.pid"),
+        )
+    }
+
+    /// Starts HAProxy on LB `i` from the generated config (only runtime paths rewritten).
+    pub fn start_haproxy(&mut self, i: usize) {
+        let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
+        let (sock, pid) = self.paths(i);
+        let cfg = haproxy::render(&self.cluster, vm, &self.settings)
+            .expect("renders")
+            .replace(haproxy::STATS_SOCKET, sock.to_str().expect("utf8"))
+            .replace(haproxy::PID_FILE, pid.to_str().expect("utf8"));
+        let path = self.lbs[i].dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("write");
+        let _ = std::fs::remove_file(&sock);
+        let d = self.lbs[i]
+            .ns
+            .spawn(&["haproxy", "-W", "-db", "-f", path.to_str().expect("utf8")]);
+        self.lbs[i].haproxy = Some(d);
+        wait_until(Duration::from_secs(10), || sock.exists() && pid.exists())
+            .expect("haproxy started");
+    }
+
+    /// Starts Keepalived (VRRP only) on LB `i` with its own pid files.
+    pub fn start_keepalived(&mut self, i: usize) {
+        let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
+        let (_, pid) = self.paths(i);
+        let conf = keepalived::render(&self.cluster, vm, &self.settings)
+            .expect("renders")
+            .replace(haproxy::PID_FILE, pid.to_str().expect("utf8"));
+        let dir = self.lbs[i].dir.clone();
+        let path = dir.join("keepalived.conf");
+        std::fs::write(&path, conf).expect("write");
+        let f = |n: &str| dir.join(n).to_str().expect("utf8").to_string();
+        let log = dir.join("keepalived.log");
+        let d = self.lbs[i].ns.spawn_logged(
+            &[
+                "keepalived",
+                "--dont-fork",
+                "--log-console",
+                "--vrrp",
+                "-f",
+                &f("keepalived.conf"),
+                "-p",
+                &f("k.pid"),
+                "-r",
+                &f("vrrp.pid"),
+                "-c",
+                &f("checkers.pid"),
+                "-b",
+                &f("bfd.pid"),
+            ],
+            &log,
+        );
+        self.lbs[i].keepalived = Some(d);
+    }
+
+    pub fn kill_haproxy(&mut self, i: usize) {
+        if let Some(mut d) = self.lbs[i].haproxy.take() {
+            d.kill();
+        }
+    }
+
+    /// SIGKILLs Keepalived's main process; its VRRP child notices the
+    /// parent's death, releases the VIPs and exits — waited for here, so a
+    /// restart does not find it "already running".
+    pub fn kill_keepalived(&mut self, i: usize) {
+        let child = std::fs::read_to_string(self.lbs[i].dir.join("vrrp.pid")).ok();
+        if let Some(mut d) = self.lbs[i].keepalived.take() {
+            d.kill();
+        }
+        if let Some(pid) = child.and_then(|p| p.trim().parse::<u32>().ok()) {
+            wait_until(Duration::from_secs(10), || {
+                !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            })
+            .expect("keepalived's VRRP child exited");
+        }
+    }
+
+    /// Simulates LB `i` dying: its links go down first (so no goodbye
+    /// advert leaves, as when a VM dies), then both daemons are SIGKILLed.
+    pub fn crash(&mut self, i: usize) {
+        let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
+        for nic in self.cluster.nics(vm) {
+            self.lbs[i]
+                .ns
+                .ip(&["link", "set", nic.ifname.as_str(), "down"]);
+        }
+        self.kill_keepalived(i);
+        self.kill_haproxy(i);
+    }
+
+    /// Brings LB `i` back after [`Lab::crash`].
+    pub fn revive(&mut self, i: usize) {
+        let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
+        for nic in self.cluster.nics(vm) {
+            self.lbs[i]
+                .ns
+                .ip(&["link", "set", nic.ifname.as_str(), "up"]);
+        }
+        self.start_haproxy(i);
+        self.start_keepalived(i);
+    }
+
+    /// Which LBs currently have `addr` configured.
+    pub fn holders(&self, addr: Ipv4Addr) -> Vec<String> {
+        self.lbs
+            .iter()
+            .filter(|lb| {
+                let out = lb.ns.try_exec(&["ip", "-4", "-o", "addr", "show"]);
+                String::from_utf8_lossy(&out.stdout).contains(&format!(" {addr}/"))
+            })
+            .map(|lb| lb.name.clone())
+            .collect()
+    }
+
+    /// One TCP connection from the client; returns the backend's name.
+    pub fn connect(&self, addr: Ipv4Addr, port: u16, timeout: Duration) -> Option<String> {
+        assert_test_addr(addr);
+        let secs = format!("{:.3}", timeout.as_secs_f64());
+        // -u: only read from the connection (sending nothing, no early FIN).
+        let out = self.client.try_exec(&[
+            "socat",
+            "-u",
+            &format!("-T{secs}"),
+            &format!("TCP:{addr}:{port},connect-timeout={secs}"),
+            "STDOUT",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    }
+
+    /// HAProxy's view of `backend`/`server` on LB `i` (`UP`, `DOWN`, …).
+    pub fn server_status(&self, i: usize, backend: &str, server: &str) -> String {
+        let (sock, _) = self.paths(i);
+        let out = Command::new("socat")
+            .args(["-T1", "-", &format!("UNIX-CONNECT:{}", sock.display())])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                if let Some(mut s) = c.stdin.take() {
+                    let _ = s.write_all(b"show stat\n");
+                }
+                c.wait_with_output()
+            })
+            .expect("socat");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with(&format!("{backend},{server},")))
+            .and_then(|l| l.split(',').nth(17).map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Kills backend `name`'s listeners (the process dies; the host stays).
+    pub fn kill_backend(&mut self, name: &str) {
+        if let Some((_, ns, daemons)) = self.backends.iter_mut().find(|(n, _, _)| n == name) {
+            for d in daemons.iter_mut() {
+                d.kill();
+            }
+            ns.kill_all();
+        }
+    }
+
+    /// Keepalived's log of LB `i` (for failure messages).
+    pub fn keepalived_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.lbs[i].dir.join("keepalived.log")).unwrap_or_default()
+    }
+
+    pub fn vip(&self, name: &str) -> Ipv4Addr {
+        self.cluster.vip(name).expect("vip").address
+    }
+}
