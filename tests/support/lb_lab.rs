@@ -210,8 +210,9 @@ impl Lab {
         }
     }
 
-    /// Simulates LB `i` dying: its links go down first (so no goodbye
-    /// advert leaves, as when a VM dies), then both daemons are SIGKILLed.
+    /// Simulates LB `i` dying: its links go down (so no goodbye advert
+    /// leaves, as when a VM dies) and every daemon process on it, including
+    /// Keepalived's VRRP child, is SIGKILLed at once. Returns immediately.
     pub fn crash(&mut self, i: usize) {
         let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
         for nic in self.cluster.nics(vm) {
@@ -219,8 +220,9 @@ impl Lab {
                 .ns
                 .ip(&["link", "set", nic.ifname.as_str(), "down"]);
         }
-        self.kill_keepalived(i);
-        self.kill_haproxy(i);
+        self.lbs[i].ns.kill_all();
+        self.lbs[i].keepalived = None;
+        self.lbs[i].haproxy = None;
     }
 
     /// Brings LB `i` back after [`Lab::crash`].
