@@ -36,7 +36,10 @@ fn validate(json: &str, label: &str) {
 #[test]
 fn every_reference_vm_validates_with_its_hostname_and_address() {
     let c = cluster().expect("valid");
-    let composed = compose(&c, &[], &mut MemorySecrets::default()).expect("composes");
+    let services = flatcar_microcloud::services::all();
+    let refs: Vec<&dyn flatcar_topology::provision::Service> =
+        services.iter().map(|s| s.as_ref()).collect();
+    let composed = compose(&c, &refs, &mut MemorySecrets::default()).expect("composes");
     assert_eq!(composed.nodes.len(), c.vms().len());
     for vm in c.vms() {
         let node = &composed.nodes[vm.name.as_str()];
@@ -74,8 +77,10 @@ fn every_reference_vm_validates_with_its_hostname_and_address() {
         }
     }
     // Deterministic bytes.
-    let again = compose(&c, &[], &mut MemorySecrets::default()).expect("composes");
-    for (name, node) in &composed.nodes {
+    let mut secrets = MemorySecrets::default();
+    let first = compose(&c, &refs, &mut secrets).expect("composes");
+    let again = compose(&c, &refs, &mut secrets).expect("composes");
+    for (name, node) in &first.nodes {
         assert_eq!(
             node.ignition_json().ok(),
             again.nodes[name].ignition_json().ok(),

@@ -17,6 +17,10 @@ const FLATCAR_BINARIES: &[&str] = &[
     "/usr/sbin/iscsid",
     "/usr/bin/wg",
     "/usr/bin/chronyd",
+    "/bin/sh",
+    "/sbin/modprobe",
+    "/usr/bin/curl",
+    "/usr/bin/mkdir",
 ];
 
 /// Units Flatcar ships that Debian's systemd tree lacks (stubs with the
@@ -27,6 +31,7 @@ const FLATCAR_UNITS: &[&str] = &[
     "iscsid.service",
     "locksmithd.service",
     "update-engine.service",
+    "nfs-server.service",
 ];
 
 fn materialize(root: &Path, node: &Node) {

@@ -1,0 +1,30 @@
+//! The crate's error type.
+
+/// Everything that can go wrong rendering K3s configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster has no API VIP (a VIP with a port served by masters).
+    #[error("no VIP serves role master: agents and joining servers need the API VIP")]
+    NoApiVip,
+    /// A VM that should run K3s has no address.
+    #[error("vm {0:?} has no NIC")]
+    NoAddress(String),
+    /// A config uses a key K3s does not accept.
+    #[error("{config}: keys not accepted by K3s {version}: {keys:?}")]
+    UnknownKeys {
+        /// Which config.
+        config: String,
+        /// The pinned version.
+        version: String,
+        /// The keys.
+        keys: Vec<String>,
+    },
+    /// YAML rendering failed.
+    #[error("cannot render {what}: {message}")]
+    Yaml {
+        /// What.
+        what: String,
+        /// Why.
+        message: String,
+    },
+}
