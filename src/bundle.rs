@@ -201,6 +201,11 @@ impl Bundle {
                 node.has_secrets(),
             );
         }
+        b.add(
+            "host/nftables.nft",
+            flatcar_net::ruleset::render(cluster, &composed.flows),
+            false,
+        );
         for (path, a) in &composed.artifacts {
             b.add(path, a.contents.clone(), a.secret);
         }

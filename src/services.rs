@@ -7,5 +7,6 @@ pub fn all() -> Vec<Box<dyn Service>> {
     vec![
         Box::new(flatcar_lb::LoadBalancers::default()),
         Box::new(flatcar_k3s::K3sCluster),
+        Box::new(flatcar_net::NetServices::default()),
     ]
 }

@@ -1,0 +1,195 @@
+//! Network services on the nodes and the host, contributed through the
+//! provisioning model: WireGuard keys and configs, CoreDNS on the DNS-role
+//! VMs, Chrony on the NTP-role VMs. (The host's nftables ruleset needs the
+//! flows of every service, so the bundle renders it after composition with
+//! [`crate::ruleset::render`].)
+
+use crate::{chrony, dns, wireguard};
+use flatcar_topology::provision::{Contributions, File, Service, Unit};
+use flatcar_topology::{Cluster, Error as TopologyError, Role, VpnEndpoint};
+
+/// CoreDNS image, pinned by digest. **Placeholder digest** (no registry
+/// access here): set [`NetServices::coredns_image`] to the digest from
+/// `docker buildx imagetools inspect coredns/coredns:1.11.3`; until then the
+/// pull fails instead of running an unpinned image.
+pub const COREDNS_IMAGE: &str =
+    "docker.io/coredns/coredns:1.11.3@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// WireGuard, CoreDNS and Chrony.
+#[derive(Debug, Clone)]
+pub struct NetServices {
+    /// CoreDNS image reference (with digest).
+    pub coredns_image: String,
+}
+
+impl Default for NetServices {
+    fn default() -> Self {
+        NetServices {
+            coredns_image: COREDNS_IMAGE.into(),
+        }
+    }
+}
+
+fn coredns_unit(image: &str) -> String {
+    format!(
+        "[Unit]
+Description=CoreDNS for the cluster zone (flatcar-microcloud)
+Wants=network-online.target
+After=docker.service network-online.target
+Requires=docker.service
+
+[Service]
+ExecStartPre=-/usr/bin/docker rm -f coredns
+ExecStart=/usr/bin/docker run --rm --name coredns --network host --cap-drop ALL --cap-add NET_BIND_SERVICE -v {dir}:{dir}:ro {image} -conf {dir}/Corefile
+ExecStop=/usr/bin/docker stop -t 5 coredns
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+",
+        dir = dns::ZONE_DIR
+    )
+}
+
+impl Service for NetServices {
+    fn name(&self) -> &'static str {
+        "flatcar-net"
+    }
+
+    fn contribute(
+        &self,
+        cluster: &Cluster,
+        out: &mut Contributions<'_>,
+    ) -> Result<(), TopologyError> {
+        let werr = |e: crate::Error| TopologyError::Serialize(format!("flatcar-net: {e}"));
+        // WireGuard.
+        if let Some(vpn) = cluster.vpn() {
+            let endpoint = wireguard::keypair(
+                out.secret(wireguard::ENDPOINT_SECRET, &|| Ok(wireguard::generate()))?,
+            )
+            .map_err(werr)?;
+            let mut peers = Vec::new();
+            for p in &vpn.peers {
+                let kp = wireguard::keypair(
+                    out.secret(&wireguard::peer_secret(p), &|| Ok(wireguard::generate()))?,
+                )
+                .map_err(werr)?;
+                if let Some(text) = wireguard::peer_config(cluster, p, &kp, &endpoint) {
+                    out.artifact(&format!("vpn/{}.conf", p.name), text, true);
+                }
+                peers.push((p.clone(), kp));
+            }
+            if let Some(text) = wireguard::endpoint_config(cluster, &endpoint, &peers) {
+                match &vpn.endpoint {
+                    VpnEndpoint::Host => out.artifact(
+                        &format!("host/wireguard/{}.conf", vpn.interface),
+                        text,
+                        true,
+                    ),
+                    VpnEndpoint::Vm(vm) => {
+                        out.file(
+                            vm,
+                            File::secret(
+                                &format!("/etc/wireguard/{}.conf", vpn.interface),
+                                0o600,
+                                flatcar_topology::Secret::new(text),
+                            ),
+                        );
+                        out.unit(
+                            vm,
+                            Unit {
+                                name: format!("wg-quick@{}.service", vpn.interface),
+                                enabled: Some(true),
+                                ..Unit::default()
+                            },
+                        );
+                        out.sysctl(vm, "net.ipv4.ip_forward", "1");
+                    }
+                }
+            }
+            out.artifact("vpn/endpoint.pub", format!("{}\n", endpoint.public), false);
+        }
+        // CoreDNS.
+        let zone = dns::zone(cluster, &[]);
+        let corefile = dns::corefile(cluster);
+        let reverse = dns::reverse_zones(cluster);
+        out.artifact("dns/Corefile", corefile.clone(), false);
+        out.artifact(
+            &format!("dns/{}.zone", cluster.domain()),
+            zone.clone(),
+            false,
+        );
+        for (name, text) in &reverse {
+            out.artifact(&format!("dns/{name}.zone"), text.clone(), false);
+        }
+        for vm in cluster.with_role(Role::Dns) {
+            out.file(
+                &vm.name,
+                File::text(
+                    &format!("{}/Corefile", dns::ZONE_DIR),
+                    0o644,
+                    corefile.clone(),
+                ),
+            );
+            out.file(
+                &vm.name,
+                File::text(
+                    &format!("{}/{}.zone", dns::ZONE_DIR, cluster.domain()),
+                    0o644,
+                    zone.clone(),
+                ),
+            );
+            for (name, text) in &reverse {
+                out.file(
+                    &vm.name,
+                    File::text(
+                        &format!("{}/{name}.zone", dns::ZONE_DIR),
+                        0o644,
+                        text.clone(),
+                    ),
+                );
+            }
+            out.unit(
+                &vm.name,
+                Unit::enabled("coredns.service", coredns_unit(&self.coredns_image)),
+            );
+            // systemd-resolved's stub listener would hold port 53.
+            out.file(
+                &vm.name,
+                File::text(
+                    "/etc/systemd/resolved.conf.d/10-no-stub.conf",
+                    0o644,
+                    "[Resolve]\nDNSStubListener=no\n",
+                ),
+            );
+        }
+        // Chrony.
+        let server = chrony::server(cluster);
+        out.artifact("ntp/chrony-server.conf", server.clone(), false);
+        out.artifact("ntp/chrony-client.conf", chrony::client(cluster), false);
+        for vm in cluster.with_role(Role::Ntp) {
+            out.file(
+                &vm.name,
+                File::text("/etc/chrony/chrony.conf", 0o644, server.clone()),
+            );
+            out.unit(
+                &vm.name,
+                Unit {
+                    name: "chronyd.service".into(),
+                    enabled: Some(true),
+                    ..Unit::default()
+                },
+            );
+            out.unit(
+                &vm.name,
+                Unit {
+                    name: "systemd-timesyncd.service".into(),
+                    mask: true,
+                    ..Unit::default()
+                },
+            );
+        }
+        Ok(())
+    }
+}
