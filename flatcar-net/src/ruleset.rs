@@ -163,6 +163,16 @@ pub fn render(cluster: &Cluster, extra: &[Flow]) -> String {
         let p: Vec<String> = api_ports.iter().map(|p| p.to_string()).collect();
         let _ = writeln!(s, "        ip saddr != {inside_set} tcp dport {{ {} }} drop comment \"kubernetes api never from the internet side\"", p.join(", "));
     }
+    // With br_netfilter (common on KVM hosts), switched traffic inside one
+    // bridge also passes this chain: it stays allowed (the bridge table below
+    // restricts what comes from the internet side).
+    for net in cluster.networks() {
+        let _ = writeln!(
+            s,
+            "        iifname \"{0}\" oifname \"{0}\" accept comment \"switched inside {1}\"",
+            net.bridge, net.name
+        );
+    }
     for f in flows
         .iter()
         .filter(|f| f.to != Endpoint::Host && f.from != Endpoint::Host)
