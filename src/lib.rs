@@ -21,8 +21,11 @@ pub use bundle::{Bundle, BundleSecrets, Plan};
 pub use error::Error;
 
 /// libvirt XML documents of the cluster, by bundle path.
-pub fn libvirt_files(_cluster: &flatcar_topology::Cluster) -> Result<Vec<(String, String)>, Error> {
-    Ok(Vec::new())
+pub fn libvirt_files(cluster: &flatcar_topology::Cluster) -> Result<Vec<(String, String)>, Error> {
+    Ok(flatcar_topology::libvirt::documents(cluster)?
+        .into_iter()
+        .map(|(path, _, xml)| (format!("libvirt/{path}"), xml))
+        .collect())
 }
 
 /// The README's code samples are compiled and run as doctests.

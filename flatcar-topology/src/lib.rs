@@ -48,6 +48,7 @@ mod error;
 mod file;
 mod flow;
 pub mod fsutil;
+pub mod libvirt;
 mod host;
 mod k3s;
 mod mac;

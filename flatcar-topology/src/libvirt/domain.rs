@@ -1,0 +1,321 @@
+//! libvirt domain XML: q35, host-model CPU, virtio disks from the pool,
+//! NICs with the model's MACs, serial console, Ignition through fw_cfg.
+
+use super::{ignition_path, owner, storage, to_xml, Metadata};
+use crate::{Cluster, Error, Vm};
+use serde::Serialize;
+
+/// The fw_cfg key Flatcar's QEMU image reads its Ignition config from.
+pub const FW_CFG_KEY: &str = "opt/org.flatcar-linux/config";
+
+#[derive(Serialize)]
+struct DomainXml {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata>,
+    memory: Memory,
+    vcpu: u16,
+    sysinfo: Sysinfo,
+    os: Os,
+    features: Features,
+    cpu: Cpu,
+    on_poweroff: &'static str,
+    on_reboot: &'static str,
+    on_crash: &'static str,
+    devices: Devices,
+}
+
+#[derive(Serialize)]
+struct Memory {
+    #[serde(rename = "@unit")]
+    unit: &'static str,
+    #[serde(rename = "$text")]
+    value: u64,
+}
+
+#[derive(Serialize)]
+struct Sysinfo {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    entry: Vec<Entry>,
+}
+
+#[derive(Serialize)]
+struct Entry {
+    #[serde(rename = "@name")]
+    name: &'static str,
+    #[serde(rename = "@file")]
+    file: String,
+}
+
+#[derive(Serialize)]
+struct Os {
+    #[serde(rename = "type")]
+    kind: OsType,
+    boot: Boot,
+}
+
+#[derive(Serialize)]
+struct OsType {
+    #[serde(rename = "@arch")]
+    arch: &'static str,
+    #[serde(rename = "@machine")]
+    machine: &'static str,
+    #[serde(rename = "$text")]
+    value: &'static str,
+}
+
+#[derive(Serialize)]
+struct Boot {
+    #[serde(rename = "@dev")]
+    dev: &'static str,
+}
+
+#[derive(Serialize)]
+struct Features {
+    acpi: (),
+    apic: (),
+}
+
+#[derive(Serialize)]
+struct Cpu {
+    #[serde(rename = "@mode")]
+    mode: &'static str,
+}
+
+#[derive(Serialize)]
+struct Devices {
+    disk: Vec<Disk>,
+    interface: Vec<Interface>,
+    serial: Serial,
+    console: Console,
+    rng: Rng,
+}
+
+#[derive(Serialize)]
+struct Disk {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    #[serde(rename = "@device")]
+    device: &'static str,
+    driver: Driver,
+    source: DiskSource,
+    target: DiskTarget,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Driver {
+    #[serde(rename = "@name")]
+    name: &'static str,
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    #[serde(rename = "@discard")]
+    discard: &'static str,
+}
+
+#[derive(Serialize)]
+struct DiskSource {
+    #[serde(rename = "@pool")]
+    pool: String,
+    #[serde(rename = "@volume")]
+    volume: String,
+}
+
+#[derive(Serialize)]
+struct DiskTarget {
+    #[serde(rename = "@dev")]
+    dev: String,
+    #[serde(rename = "@bus")]
+    bus: &'static str,
+}
+
+#[derive(Serialize)]
+struct Interface {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    mac: Mac,
+    source: NetSource,
+    model: Model,
+}
+
+#[derive(Serialize)]
+struct Mac {
+    #[serde(rename = "@address")]
+    address: String,
+}
+
+#[derive(Serialize)]
+struct NetSource {
+    #[serde(rename = "@network")]
+    network: String,
+}
+
+#[derive(Serialize)]
+struct Model {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct Serial {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    target: SerialTarget,
+}
+
+#[derive(Serialize)]
+struct SerialTarget {
+    #[serde(rename = "@port")]
+    port: u8,
+}
+
+#[derive(Serialize)]
+struct Console {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    target: ConsoleTarget,
+}
+
+#[derive(Serialize)]
+struct ConsoleTarget {
+    #[serde(rename = "@type")]
+    kind: &'static str,
+    #[serde(rename = "@port")]
+    port: u8,
+}
+
+#[derive(Serialize)]
+struct Rng {
+    #[serde(rename = "@model")]
+    model: &'static str,
+    backend: RngBackend,
+}
+
+#[derive(Serialize)]
+struct RngBackend {
+    #[serde(rename = "@model")]
+    model: &'static str,
+    #[serde(rename = "$text")]
+    path: &'static str,
+}
+
+fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
+    let pool = cluster.host().pool.name.to_string();
+    let mut disks = vec![Disk {
+        kind: "volume",
+        device: "disk",
+        driver: Driver {
+            name: "qemu",
+            kind: "qcow2",
+            discard: "unmap",
+        },
+        source: DiskSource {
+            pool: pool.clone(),
+            volume: storage::root_volume(vm),
+        },
+        target: DiskTarget {
+            dev: "vda".into(),
+            bus: "virtio",
+        },
+        serial: None,
+    }];
+    for (i, d) in vm.data_disks.iter().enumerate() {
+        disks.push(Disk {
+            kind: "volume",
+            device: "disk",
+            driver: Driver {
+                name: "qemu",
+                kind: "qcow2",
+                discard: "unmap",
+            },
+            source: DiskSource {
+                pool: pool.clone(),
+                volume: storage::data_volume(vm, d),
+            },
+            target: DiskTarget {
+                dev: format!("vd{}", (b'b' + i as u8) as char),
+                bus: "virtio",
+            },
+            // Ignition finds it at /dev/disk/by-id/virtio-<name>.
+            serial: Some(d.name.to_string()),
+        });
+    }
+    let interface = cluster
+        .nics(vm)
+        .into_iter()
+        .map(|n| Interface {
+            kind: "network",
+            mac: Mac {
+                address: n.mac.to_string(),
+            },
+            source: NetSource {
+                network: n.network.name.to_string(),
+            },
+            model: Model { kind: "virtio" },
+        })
+        .collect();
+    DomainXml {
+        kind: "kvm",
+        name: vm.name.to_string(),
+        metadata: None,
+        memory: Memory {
+            unit: "MiB",
+            value: vm.memory.0,
+        },
+        vcpu: vm.vcpus,
+        sysinfo: Sysinfo {
+            kind: "fwcfg",
+            entry: vec![Entry {
+                name: FW_CFG_KEY,
+                file: ignition_path(cluster, vm),
+            }],
+        },
+        os: Os {
+            kind: OsType {
+                arch: "x86_64",
+                machine: "q35",
+                value: "hvm",
+            },
+            boot: Boot { dev: "hd" },
+        },
+        features: Features { acpi: (), apic: () },
+        cpu: Cpu { mode: "host-model" },
+        on_poweroff: "destroy",
+        on_reboot: "restart",
+        on_crash: "restart",
+        devices: Devices {
+            disk: disks,
+            interface,
+            serial: Serial {
+                kind: "pty",
+                target: SerialTarget { port: 0 },
+            },
+            console: Console {
+                kind: "pty",
+                target: ConsoleTarget {
+                    kind: "serial",
+                    port: 0,
+                },
+            },
+            rng: Rng {
+                model: "virtio",
+                backend: RngBackend {
+                    model: "random",
+                    path: "/dev/urandom",
+                },
+            },
+        },
+    }
+}
+
+/// The domain's XML with ownership metadata.
+pub fn xml(cluster: &Cluster, vm: &Vm) -> Result<String, Error> {
+    let mut doc = build(cluster, vm);
+    let bare = to_xml("domain", &doc)?;
+    doc.metadata = Some(owner(cluster, &bare));
+    to_xml("domain", &doc)
+}

@@ -1,0 +1,165 @@
+//! libvirt network XML: the LAN in bridge mode, NAT networks with DHCP
+//! reservations and DNS host entries.
+
+use super::{owner, to_xml, Metadata};
+use crate::{Cluster, Error, Network, NetworkKind};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct NetworkXml {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata>,
+    forward: Forward,
+    bridge: Bridge,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<DomainXml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns: Option<Dns>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<Ip>,
+}
+
+#[derive(Serialize)]
+struct Forward {
+    #[serde(rename = "@mode")]
+    mode: &'static str,
+}
+
+#[derive(Serialize)]
+struct Bridge {
+    #[serde(rename = "@name")]
+    name: String,
+    #[serde(rename = "@stp", skip_serializing_if = "Option::is_none")]
+    stp: Option<&'static str>,
+    #[serde(rename = "@delay", skip_serializing_if = "Option::is_none")]
+    delay: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct DomainXml {
+    #[serde(rename = "@name")]
+    name: String,
+    #[serde(rename = "@localOnly")]
+    local_only: &'static str,
+}
+
+#[derive(Serialize)]
+struct Dns {
+    host: Vec<DnsHost>,
+}
+
+#[derive(Serialize)]
+struct DnsHost {
+    #[serde(rename = "@ip")]
+    ip: String,
+    hostname: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Ip {
+    #[serde(rename = "@address")]
+    address: String,
+    #[serde(rename = "@prefix")]
+    prefix: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dhcp: Option<Dhcp>,
+}
+
+#[derive(Serialize)]
+struct Dhcp {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    range: Option<Range>,
+    host: Vec<DhcpHost>,
+}
+
+#[derive(Serialize)]
+struct Range {
+    #[serde(rename = "@start")]
+    start: String,
+    #[serde(rename = "@end")]
+    end: String,
+}
+
+#[derive(Serialize)]
+struct DhcpHost {
+    #[serde(rename = "@mac")]
+    mac: String,
+    #[serde(rename = "@name")]
+    name: String,
+    #[serde(rename = "@ip")]
+    ip: String,
+}
+
+fn build(cluster: &Cluster, net: &Network) -> NetworkXml {
+    match net.kind {
+        NetworkKind::Lan => NetworkXml {
+            name: net.name.to_string(),
+            metadata: None,
+            forward: Forward { mode: "bridge" },
+            bridge: Bridge {
+                name: net.bridge.to_string(),
+                stp: None,
+                delay: None,
+            },
+            domain: None,
+            dns: None,
+            ip: None,
+        },
+        NetworkKind::Nat => {
+            let mut hosts = Vec::new();
+            let mut dns = Vec::new();
+            for vm in cluster.vms() {
+                for nic in cluster
+                    .nics(vm)
+                    .into_iter()
+                    .filter(|n| n.network.name == net.name)
+                {
+                    hosts.push(DhcpHost {
+                        mac: nic.mac.to_string(),
+                        name: vm.name.to_string(),
+                        ip: nic.address.to_string(),
+                    });
+                    dns.push(DnsHost {
+                        ip: nic.address.to_string(),
+                        hostname: vec![vm.name.to_string(), cluster.fqdn(&vm.name).to_string()],
+                    });
+                }
+            }
+            NetworkXml {
+                name: net.name.to_string(),
+                metadata: None,
+                forward: Forward { mode: "open" },
+                bridge: Bridge {
+                    name: net.bridge.to_string(),
+                    stp: Some("on"),
+                    delay: Some("0"),
+                },
+                domain: Some(DomainXml {
+                    name: cluster.domain().to_string(),
+                    local_only: "yes",
+                }),
+                dns: (!dns.is_empty()).then_some(Dns { host: dns }),
+                ip: Some(Ip {
+                    address: net.gateway.to_string(),
+                    prefix: net.cidr.prefix_len(),
+                    dhcp: net.dhcp.map(|r| Dhcp {
+                        range: Some(Range {
+                            start: r.start.to_string(),
+                            end: r.end.to_string(),
+                        }),
+                        host: hosts,
+                    }),
+                }),
+            }
+        }
+    }
+}
+
+/// The network's XML with ownership metadata.
+pub fn xml(cluster: &Cluster, net: &Network) -> Result<String, Error> {
+    let mut doc = build(cluster, net);
+    let bare = to_xml("network", &doc)?;
+    doc.metadata = Some(owner(cluster, &bare));
+    to_xml("network", &doc)
+}
