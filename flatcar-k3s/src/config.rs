@@ -174,20 +174,8 @@ pub fn agent(cluster: &Cluster, vm: &Vm) -> Result<AgentConfig, Error> {
     })
 }
 
-fn to_yaml<T: Serialize>(what: &str, v: &T, server: bool, version: &str) -> Result<String, Error> {
-    let value = serde_yaml::to_value(v).map_err(|e| Error::Yaml {
-        what: what.into(),
-        message: e.to_string(),
-    })?;
-    let unknown = keys::unknown_keys(&value, server);
-    if !unknown.is_empty() {
-        return Err(Error::UnknownKeys {
-            config: what.into(),
-            version: version.into(),
-            keys: unknown,
-        });
-    }
-    let body = serde_yaml::to_string(&value).map_err(|e| Error::Yaml {
+fn to_yaml<T: Serialize>(what: &str, v: &T) -> Result<String, Error> {
+    let body = serde_yaml::to_string(v).map_err(|e| Error::Yaml {
         what: what.into(),
         message: e.to_string(),
     })?;
@@ -196,13 +184,32 @@ fn to_yaml<T: Serialize>(what: &str, v: &T, server: bool, version: &str) -> Resu
     ))
 }
 
+/// Checks a rendered config against the keys K3s accepts (the key set is
+/// fixed by [`ServerConfig`]/[`AgentConfig`], so tests check it once per
+/// type instead of every render paying for a YAML round trip).
+pub fn check_keys(cluster: &Cluster, text: &str, server: bool) -> Result<(), Error> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| Error::Yaml {
+        what: "config".into(),
+        message: e.to_string(),
+    })?;
+    let unknown = keys::unknown_keys(&value, server);
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnknownKeys {
+            config: "config.yaml".into(),
+            version: cluster.k3s().version.to_string(),
+            keys: unknown,
+        })
+    }
+}
+
 /// The config file text for a K3s node, checked against the accepted keys.
 pub fn render(cluster: &Cluster, vm: &Vm) -> Result<Option<String>, Error> {
-    let version = cluster.k3s().version.as_str();
     if vm.has(Role::Master) {
-        to_yaml(vm.name.as_str(), &server(cluster, vm)?, true, version).map(Some)
+        to_yaml(vm.name.as_str(), &server(cluster, vm)?).map(Some)
     } else if vm.has(Role::Worker) || vm.has(Role::Storage) {
-        to_yaml(vm.name.as_str(), &agent(cluster, vm)?, false, version).map(Some)
+        to_yaml(vm.name.as_str(), &agent(cluster, vm)?).map(Some)
     } else {
         Ok(None)
     }

@@ -1,7 +1,7 @@
 //! libvirt domain XML: q35, host-model CPU, virtio disks from the pool,
 //! NICs with the model's MACs, serial console, Ignition through fw_cfg.
 
-use super::{ignition_path, owner, storage, to_xml, Metadata};
+use super::{ignition_path, storage, to_xml, Metadata};
 use crate::{Cluster, Error, Vm};
 use serde::Serialize;
 
@@ -314,8 +314,6 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
 
 /// The domain's XML with ownership metadata.
 pub fn xml(cluster: &Cluster, vm: &Vm) -> Result<String, Error> {
-    let mut doc = build(cluster, vm);
-    let bare = to_xml("domain", &doc)?;
-    doc.metadata = Some(owner(cluster, &bare));
-    to_xml("domain", &doc)
+    let doc = build(cluster, vm);
+    super::with_owner(cluster, &to_xml("domain", &doc)?)
 }

@@ -67,6 +67,18 @@ pub fn content_hash(text: &str) -> String {
     )
 }
 
+/// Inserts the ownership metadata of `bare` (the object's XML without it)
+/// right after its `<name>` element: one serialization per object.
+pub fn with_owner(cluster: &Cluster, bare: &str) -> Result<String, Error> {
+    let meta = to_xml("metadata", &owner(cluster, bare))?;
+    let at = bare
+        .find("</name>\n")
+        .map(|i| i + "</name>\n".len())
+        .ok_or_else(|| Error::Serialize("libvirt document without <name>".into()))?;
+    let indented: String = meta.lines().map(|l| format!("  {l}\n")).collect();
+    Ok(format!("{}{}{}", &bare[..at], indented, &bare[at..]))
+}
+
 /// Ownership metadata for an object whose XML without metadata is `bare`.
 pub fn owner(cluster: &Cluster, bare: &str) -> Metadata {
     Metadata {

@@ -1,7 +1,7 @@
 //! libvirt network XML: the LAN in bridge mode, NAT networks with DHCP
 //! reservations and DNS host entries.
 
-use super::{owner, to_xml, Metadata};
+use super::{to_xml, Metadata};
 use crate::{Cluster, Error, Network, NetworkKind};
 use serde::Serialize;
 
@@ -158,8 +158,6 @@ fn build(cluster: &Cluster, net: &Network) -> NetworkXml {
 
 /// The network's XML with ownership metadata.
 pub fn xml(cluster: &Cluster, net: &Network) -> Result<String, Error> {
-    let mut doc = build(cluster, net);
-    let bare = to_xml("network", &doc)?;
-    doc.metadata = Some(owner(cluster, &bare));
-    to_xml("network", &doc)
+    let doc = build(cluster, net);
+    super::with_owner(cluster, &to_xml("network", &doc)?)
 }

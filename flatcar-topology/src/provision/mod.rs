@@ -291,7 +291,8 @@ pub trait Service {
 pub struct Contributions<'a> {
     service: &'static str,
     composed: Composed,
-    origin: BTreeMap<(String, &'static str, String), &'static str>,
+    // Only looked up, never iterated: a HashMap keeps output deterministic.
+    origin: std::collections::HashMap<(String, &'static str, String), &'static str>,
     problems: Vec<ProvisionError>,
     secrets: &'a mut dyn SecretStore,
 }
@@ -539,7 +540,7 @@ pub fn compose(
     let mut out = Contributions {
         service: "base",
         composed: Composed::default(),
-        origin: BTreeMap::new(),
+        origin: std::collections::HashMap::new(),
         problems: Vec::new(),
         secrets,
     };
