@@ -3,7 +3,10 @@
 //! child process pinned to one core (`taskset -c 0`), reporting median time,
 //! peak memory (VmHWM) and the growth factor per 10x.
 
-use flatcar_microcloud::{scale, Bundle, BundleSecrets};
+use flatcar_lb::{haproxy, keepalived, Settings};
+use flatcar_microcloud::{inventory, scale, Bundle, BundleSecrets};
+use flatcar_topology::{Cluster, Role};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -91,6 +94,7 @@ fn main() {
             ten_k = Some((secs, kib / 1024.0));
         }
     }
+    ansible_comparison();
     if let Some((s, m)) = ten_k {
         println!(
             "10,000 VMs: {s:.3} s (floor 1 s: {}), peak {m:.0} MiB (floor 500 MiB: {})",
@@ -98,4 +102,120 @@ fn main() {
             if m < 500.0 { "met" } else { "MISSED" }
         );
     }
+}
+
+/// Our side of the comparison: HAProxy + Keepalived for every LB and the inventory.
+fn ours(c: &Cluster) -> Duration {
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for lb in c.with_role(Role::LoadBalancer) {
+                let _ = haproxy::render(c, lb, &Settings::default());
+                let _ = keepalived::render(c, lb, &Settings::default());
+            }
+            let _ = inventory::render(c);
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[2]
+}
+
+/// The same cloud as Ansible template variables.
+fn vars(c: &Cluster, out: &Path) -> serde_json::Value {
+    use serde_json::json;
+    let ids = keepalived::router_ids(c).unwrap_or_default();
+    let lbs: Vec<_> = c
+        .with_role(Role::LoadBalancer)
+        .enumerate()
+        .map(|(i, v)| json!({"name": v.name.as_str(), "address": v.primary_address().map(|a| a.to_string()), "priority": keepalived::priority(i)}))
+        .collect();
+    let vips: Vec<_> = c
+        .vips()
+        .iter()
+        .map(|v| {
+            let ports: Vec<_> = v
+                .ports
+                .iter()
+                .map(|p| {
+                    let backends: Vec<_> = c
+                        .backends(v, p)
+                        .iter()
+                        .map(|b| json!({"name": b.vm.name.as_str(), "address": b.address.to_string(), "port": b.port.get()}))
+                        .collect();
+                    json!({"port": p.port.get(), "backends": backends})
+                })
+                .collect();
+            json!({"name": v.name.as_str(), "address": v.address.to_string(), "vrid": ids.get(v.name.as_str()), "ports": ports})
+        })
+        .collect();
+    let vms: Vec<_> = c
+        .vms()
+        .iter()
+        .map(|v| json!({"name": v.name.as_str(), "address": v.primary_address().map(|a| a.to_string())}))
+        .collect();
+    let mut groups = serde_json::Map::new();
+    for r in Role::ALL {
+        let m: Vec<_> = c.with_role(r).map(|v| v.name.as_str()).collect();
+        if !m.is_empty() {
+            groups.insert(inventory::group_name(r), json!(m));
+        }
+    }
+    json!({"lbs": lbs, "vips": vips, "vms": vms, "groups_by_role": groups, "out": out.display().to_string()})
+}
+
+fn ansible_comparison() {
+    let venv = "/opt/flatcar-microcloud-venv/bin/ansible-playbook";
+    let playbook = if Path::new(venv).exists() {
+        venv.to_string()
+    } else {
+        "ansible-playbook".to_string()
+    };
+    let dir = std::env::temp_dir().join(format!("fmc-ansible-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    println!();
+    println!("same HAProxy + Keepalived + inventory files: this library vs ansible-playbook templates (localhost)");
+    println!(
+        "{:>8} {:>14} {:>14} {:>10}",
+        "VMs", "this library", "ansible", "ratio"
+    );
+    for n in [10usize, 100, 1000, 10_000] {
+        let c = scale::cloud(n).unwrap_or_else(|p| panic!("{p}"));
+        let ours = ours(&c);
+        let out = dir.join(format!("out{n}"));
+        let _ = std::fs::create_dir_all(&out);
+        let vars_file = dir.join(format!("vars{n}.json"));
+        let _ = std::fs::write(&vars_file, vars(&c, &out).to_string());
+        let t = Instant::now();
+        let status = Command::new(&playbook)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ansible"))
+            .args(["-i", "localhost,", "render.yml", "-e"])
+            .arg(format!("@{}", vars_file.display()))
+            .env("ANSIBLE_LOCALHOST_WARNING", "False")
+            .env(
+                "ANSIBLE_PYTHON_INTERPRETER",
+                Path::new(&playbook)
+                    .with_file_name("python")
+                    .display()
+                    .to_string(),
+            )
+            .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "False")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let theirs = t.elapsed();
+        match status {
+            Ok(s) if s.success() => println!(
+                "{n:>8} {:>14} {:>14} {:>9.0}x",
+                format!("{ours:.2?}"),
+                format!("{theirs:.2?}"),
+                theirs.as_secs_f64() / ours.as_secs_f64()
+            ),
+            other => {
+                println!("{n:>8} ansible-playbook failed or is missing ({other:?}); install ansible-core (scripts/test does)");
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
