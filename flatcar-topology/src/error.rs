@@ -37,6 +37,14 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A libvirt call failed; names the object and carries libvirt's message.
+    #[error("libvirt: {object}: {message}")]
+    Libvirt {
+        /// Kind and name of the object.
+        object: String,
+        /// libvirt's message.
+        message: String,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io {

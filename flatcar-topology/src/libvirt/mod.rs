@@ -12,6 +12,8 @@
 //! those are owned by name (the pool is the cluster's, volumes are
 //! `<vm>-<disk>.qcow2`).
 
+#[cfg(feature = "libvirt")]
+pub mod apply;
 pub mod domain;
 pub mod network;
 pub mod storage;

@@ -32,6 +32,8 @@ struct Target {
 struct Volume {
     name: String,
     capacity: Capacity,
+    /// Sparse: nothing allocated up front.
+    allocation: Capacity,
     target: VolTarget,
     #[serde(rename = "backingStore", skip_serializing_if = "Option::is_none")]
     backing_store: Option<Backing>,
@@ -94,6 +96,10 @@ pub fn volume_xmls(cluster: &Cluster) -> Result<Vec<(String, String)>, Error> {
                         unit: "GiB",
                         value: vm.root_disk.0,
                     },
+                    allocation: Capacity {
+                        unit: "GiB",
+                        value: 0,
+                    },
                     target: VolTarget {
                         format: Format { kind: "qcow2" },
                     },
@@ -114,6 +120,10 @@ pub fn volume_xmls(cluster: &Cluster) -> Result<Vec<(String, String)>, Error> {
                         capacity: Capacity {
                             unit: "GiB",
                             value: d.size.0,
+                        },
+                        allocation: Capacity {
+                            unit: "GiB",
+                            value: 0,
                         },
                         target: VolTarget {
                             format: Format { kind: "qcow2" },
