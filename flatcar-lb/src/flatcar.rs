@@ -6,16 +6,25 @@ use crate::{haproxy, keepalived, Settings};
 use flatcar_topology::provision::{Contributions, File, Service, Unit};
 use flatcar_topology::{Cluster, Error as TopologyError, Role};
 
-/// HAProxy image, pinned by digest. **The digest is a placeholder**: this
-/// project has no registry access to read the real one. Set
-/// [`LoadBalancers::haproxy_image`] to the digest printed by `docker buildx
-/// imagetools inspect haproxy:2.8.14-alpine`; until then a pull fails — an
-/// unpinned image never runs.
-pub const HAPROXY_IMAGE: &str =
-    "docker.io/library/haproxy:2.8.14-alpine@sha256:0000000000000000000000000000000000000000000000000000000000000000";
-/// Keepalived image, pinned by digest (placeholder, see [`HAPROXY_IMAGE`]).
-pub const KEEPALIVED_IMAGE: &str =
-    "docker.io/osixia/keepalived:2.0.20@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+/// HAProxy image, pinned by digest: the multi-arch index that the Docker
+/// Official Images `repo-info` recorded for `haproxy:lts` when it was HAProxy
+/// 2.8.5 (December 2023). It cannot be verified offline; check it with
+/// `docker buildx imagetools inspect docker.io/library/haproxy:lts` (or pin a
+/// newer 2.8 release) before deploying. Docker pulls by the digest and ignores
+/// the tag, so a moved tag never changes what runs.
+pub const HAPROXY_IMAGE: &str = "docker.io/library/haproxy:lts@sha256:d19bc3c72bb56be5ac512d1d0e9518b92795edc45f2b5aab01a0d71541ab19be";
+/// Keepalived image (`osixia/keepalived:2.0.20`: Alpine, keepalived built
+/// into `/usr/local/sbin`, VRRPv3 and sub-second adverts supported).
+/// **The digest is a placeholder** (all zeros): no public record of its real
+/// digest was available to this project offline, and an invented one would
+/// be worse than an obvious gap. Set [`LoadBalancers::keepalived_image`] to
+/// the digest printed by `docker buildx imagetools inspect
+/// osixia/keepalived:2.0.20`; until then the pull fails and nothing unpinned
+/// ever runs.
+pub const KEEPALIVED_IMAGE: &str = "docker.io/osixia/keepalived:2.0.20@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+/// Keepalived's binary inside [`KEEPALIVED_IMAGE`] (run directly, bypassing
+/// the image's env-var templating entrypoint).
+pub const KEEPALIVED_BIN: &str = "/usr/local/sbin/keepalived";
 
 /// The load-balancer service: HAProxy + Keepalived on every VIP holder.
 #[derive(Debug, Clone)]
@@ -38,6 +47,10 @@ impl Default for LoadBalancers {
     }
 }
 
+/// HAProxy as a host-network container. `--pid host` matters: Keepalived's
+/// track script reads HAProxy's pid file and probes it with `kill -0`, so the
+/// pid must be a host pid (in a private pid namespace it would be `1`, which
+/// is always alive in Keepalived's view — HAProxy's death would go unseen).
 fn haproxy_unit(image: &str) -> String {
     format!(
         "[Unit]
@@ -50,7 +63,7 @@ Requires=docker.service
 RuntimeDirectory=haproxy
 RuntimeDirectoryPreserve=yes
 ExecStartPre=-/usr/bin/docker rm -f haproxy
-ExecStart=/usr/bin/docker run --rm --name haproxy --network host --user 0 --cap-drop ALL --cap-add NET_BIND_SERVICE -v /etc/haproxy:/usr/local/etc/haproxy:ro -v {run}:{run} {image} haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg
+ExecStart=/usr/bin/docker run --rm --name haproxy --network host --pid host --user 0 --cap-drop ALL --cap-add NET_BIND_SERVICE -v /etc/haproxy:/usr/local/etc/haproxy:ro -v {run}:{run} {image} haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg
 ExecReload=/usr/bin/docker kill --signal USR2 haproxy
 ExecStop=/usr/bin/docker stop -t 5 haproxy
 Restart=always
@@ -64,6 +77,9 @@ WantedBy=multi-user.target
     )
 }
 
+/// Keepalived as a host-network container with the capabilities VRRP needs
+/// (raw sockets, address changes) and the host pid namespace (see
+/// [`haproxy_unit`]); VRRP only (`--vrrp`: no checker or BFD process).
 fn keepalived_unit(image: &str) -> String {
     format!(
         "[Unit]
@@ -74,7 +90,7 @@ Requires=docker.service
 
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f keepalived
-ExecStart=/usr/bin/docker run --rm --name keepalived --network host --pid host --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_BROADCAST --cap-add NET_RAW -v /etc/keepalived:/etc/keepalived:ro -v {run}:{run}:ro --entrypoint /usr/sbin/keepalived {image} --dont-fork --log-console --vrrp -f /etc/keepalived/keepalived.conf
+ExecStart=/usr/bin/docker run --rm --name keepalived --network host --pid host --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_BROADCAST --cap-add NET_RAW -v /etc/keepalived:/etc/keepalived:ro -v {run}:{run}:ro --entrypoint {bin} {image} --dont-fork --log-console --vrrp -f /etc/keepalived/keepalived.conf
 ExecStop=/usr/bin/docker stop -t 5 keepalived
 Restart=always
 RestartSec=1
@@ -83,6 +99,7 @@ RestartSec=1
 WantedBy=multi-user.target
 ",
         run = haproxy::RUN_DIR,
+        bin = KEEPALIVED_BIN,
         image = image
     )
 }
@@ -92,6 +109,13 @@ impl Service for LoadBalancers {
         "flatcar-lb"
     }
 
+    /// Files, units and sysctls on every VIP holder. No flow is contributed:
+    /// HAProxy → backend ports is implied by the VIPs in
+    /// [`Cluster::flows`], clients → VIP ports are declared in the model,
+    /// and VRRP (IP protocol 112, unicast between the holders) stays on the
+    /// VIP's own network segment, switched at L2 — it never crosses a
+    /// routed firewall hop, and the model's [`flatcar_topology::Proto`]
+    /// has no VRRP variant to open it narrowly anyway.
     fn contribute(
         &self,
         cluster: &Cluster,
