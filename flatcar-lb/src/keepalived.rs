@@ -12,8 +12,11 @@ use std::fmt::Write;
 pub const TOP_PRIORITY: u8 = 200;
 
 /// `virtual_router_id` of every VIP: derived from the cluster and VIP name
-/// (stable when VIPs are added or removed), unique within the cluster
-/// (collisions resolved by probing in name order).
+/// (SHA-256, so it does not depend on the VIP's position in the model),
+/// unique within the cluster: a collision is resolved by probing the next
+/// free id, VIPs taken in name order. Adding or removing a VIP therefore
+/// changes no other VIP's id unless it takes part in a collision. More than
+/// 255 VIPs is an error ([`Error::RouterIds`]), never a duplicate id.
 pub fn router_ids(cluster: &Cluster) -> Result<BTreeMap<String, u8>, Error> {
     let mut used = [false; 256];
     let mut out = BTreeMap::new();
