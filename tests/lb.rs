@@ -5,7 +5,7 @@ mod support;
 
 use flatcar_lb::{haproxy, keepalived, LoadBalancers, Settings};
 use flatcar_microcloud::reference::cluster;
-use flatcar_topology::provision::{compose, MemorySecrets};
+use flatcar_topology::provision::{compose, Contents, MemorySecrets};
 use flatcar_topology::{Preempt, Spec};
 use std::process::Command;
 use support::{require, TempDir};
@@ -165,4 +165,42 @@ fn contributed_to_the_load_balancers_only() {
         "{unit}"
     );
     assert!(composed.artifacts.contains_key("lb/lb1/haproxy.cfg"));
+}
+
+/// The track script works on a real Flatcar node only if the pid HAProxy
+/// writes means the same process in Keepalived's container: both run in the
+/// host pid namespace and share the runtime directory holding the pid file.
+#[test]
+fn keepalived_sees_the_haproxy_pid_it_tracks() {
+    let c = cluster().expect("valid");
+    let composed = compose(
+        &c,
+        &[&LoadBalancers::default()],
+        &mut MemorySecrets::default(),
+    )
+    .expect("no collisions");
+    let node = &composed.nodes["lb1"];
+    let unit = |n: &str| node.units[n].contents.clone().expect("unit text");
+    let file = |p: &str| match &node.files[p].contents {
+        Contents::Inline(b) => String::from_utf8(b.clone()).expect("utf8"),
+        other => panic!("{p}: {other:?}"),
+    };
+    let (hap_unit, ka_unit) = (unit("haproxy.service"), unit("keepalived.service"));
+    let mount = format!("-v {0}:{0}", haproxy::RUN_DIR);
+    for u in [&hap_unit, &ka_unit] {
+        assert!(u.contains("--pid host") && u.contains(&mount), "{u}");
+    }
+    assert!(
+        ka_unit.contains(&format!("--entrypoint {} ", flatcar_lb::KEEPALIVED_BIN)),
+        "{ka_unit}"
+    );
+    assert!(haproxy::PID_FILE.starts_with(haproxy::RUN_DIR));
+    assert!(file("/etc/haproxy/haproxy.cfg").contains(&format!("pidfile {}", haproxy::PID_FILE)));
+    assert!(
+        file("/etc/keepalived/keepalived.conf").contains(&format!("$(cat {})", haproxy::PID_FILE))
+    );
+    // Every image is pinned by digest.
+    for u in [&hap_unit, &ka_unit] {
+        assert!(u.contains("@sha256:"), "{u}");
+    }
 }

@@ -146,3 +146,71 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flatcar_topology::{net4, HostBuilder, Role};
+
+    /// A cluster with `n` VIPs (`v0`, `v1`, …) held by lb1 > lb2.
+    fn with_vips(n: u32) -> Cluster {
+        let mut c = Cluster::builder("ids", HostBuilder::new("kvm1"));
+        let lan = c.lan("lan", net4!("198.18.0.0/16"), |n| n.host_at(40));
+        let lb1 = c.vm("lb1", |v| v.role(Role::LoadBalancer).nic(&lan, 11));
+        let lb2 = c.vm("lb2", |v| v.role(Role::LoadBalancer).nic(&lan, 12));
+        for i in 1..=3u32 {
+            c.vm(&format!("master{i}"), |v| {
+                v.role(Role::Master).nic(&lan, 20 + i)
+            });
+        }
+        for i in 0..n {
+            c.vip(&format!("v{i}"), &lan, 1000 + i, |v| {
+                v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2])
+            });
+        }
+        c.build().expect("valid")
+    }
+
+    #[test]
+    fn router_ids_are_unique_deterministic_and_bounded() {
+        // 255 VIPs: the hash collides many times; probing still fills every id once.
+        let c = with_vips(255);
+        let ids = router_ids(&c).expect("255 ids fit");
+        let mut seen: Vec<u8> = ids.values().copied().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 255);
+        assert!(!seen.contains(&0));
+        assert_eq!(router_ids(&c).expect("again"), ids);
+        // One more cannot get an id: an error, never a duplicate.
+        let err = router_ids(&with_vips(256)).expect_err("no id left");
+        assert!(matches!(err, Error::RouterIds(_)), "{err}");
+        // Rendering reports it too.
+        let c = with_vips(256);
+        let lb1 = c.vm("lb1").expect("lb1");
+        assert!(render(&c, lb1, &Settings::default()).is_err());
+    }
+
+    #[test]
+    fn ids_do_not_depend_on_other_vips_without_collisions() {
+        let few = router_ids(&with_vips(3)).expect("ids");
+        let more = router_ids(&with_vips(4)).expect("ids");
+        // Precondition (fixed data, so fixed outcome): v0..v3 hash to four
+        // distinct slots in cluster "ids" — no probing involved.
+        let mut all: Vec<u8> = more.values().copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 4, "{more:?}");
+        // Adding v3 left the ids of v0..v2 alone.
+        for (name, id) in &few {
+            assert_eq!(more[name], *id, "{name}");
+        }
+    }
+
+    #[test]
+    fn priorities_follow_holder_order() {
+        assert_eq!(priority(0), TOP_PRIORITY);
+        assert!(priority(1) < priority(0));
+        assert!(priority(10) >= 1);
+    }
+}

@@ -49,5 +49,5 @@ pub mod keepalived;
 mod settings;
 
 pub use error::Error;
-pub use flatcar::{LoadBalancers, HAPROXY_IMAGE, KEEPALIVED_IMAGE};
+pub use flatcar::{LoadBalancers, HAPROXY_IMAGE, KEEPALIVED_BIN, KEEPALIVED_IMAGE};
 pub use settings::Settings;
