@@ -1,14 +1,17 @@
 //! Live proof in network namespaces with real HAProxy and Keepalived from
 //! the generated configs: both VIPs answer; killing LB1's keepalived or its
 //! haproxy moves both VIPs to LB2; a dead master leaves the rotation; LB1
-//! coming back takes the VIPs back after the configured preempt delay.
+//! coming back takes the VIPs back after the configured preempt delay, or
+//! never with `nopreempt`.
 
 #[path = "support/lb_lab.rs"]
 mod lb_lab;
 mod support;
 
 use flatcar_lb::Settings;
-use lb_lab::Lab;
+use flatcar_microcloud::reference::{cluster_with, AddressPlan};
+use flatcar_topology::{Cluster, Preempt};
+use lb_lab::{Lab, ECON, STOT};
 use std::time::Duration;
 use support::wait_until;
 
@@ -92,13 +95,19 @@ fn dead_master_leaves_the_rotation() {
     let mut lab = Lab::new(Settings::default());
     wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     reaches_everything(&lab);
+    let api = lab.vip("api");
     lab.kill_backend("master1");
     wait_until(Duration::from_secs(5), || {
         lab.server_status(0, "api-6443", "master1")
             .starts_with("DOWN")
     })
     .expect("HAProxy marked master1 DOWN");
-    let api = lab.vip("api");
+    // From now on HAProxy must not even try master1: its session and
+    // connection-error counters stay put while 30 clients are served by the
+    // other two (a retried/redispatched attempt would count on master1).
+    let count = |server: &str, field: usize| lab.server_counter(0, "api-6443", server, field);
+    let before = (count("master1", STOT), count("master1", ECON));
+    let others = count("master2", STOT) + count("master3", STOT);
     for _ in 0..30 {
         let got = lab.connect(api, 6443, T);
         assert!(
@@ -107,6 +116,44 @@ fn dead_master_leaves_the_rotation() {
             "got {got:?}"
         );
     }
+    assert_eq!(
+        (count("master1", STOT), count("master1", ECON)),
+        before,
+        "a session was sent to the dead master"
+    );
+    assert_eq!(count("master2", STOT) + count("master3", STOT), others + 30);
+}
+
+#[test]
+fn nopreempt_keeps_the_vips_on_lb2_when_lb1_returns() {
+    let mut spec = cluster_with(&AddressPlan::test())
+        .expect("valid")
+        .into_spec();
+    for v in &mut spec.vips {
+        v.preempt = Preempt::Never;
+    }
+    let mut lab = Lab::with_cluster(Cluster::try_from(spec).expect("valid"), Settings::default());
+    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    lab.kill_keepalived(0);
+    wait_until(Duration::from_secs(5), || both_vips_on(&lab, "lb2"))
+        .expect("both VIPs moved to lb2");
+    lab.start_keepalived(0);
+    // lb1 (priority 200) is back and sees lb2's (150) adverts; with
+    // nopreempt it stays BACKUP. Watched for 60 adverts (6 s) — longer than
+    // the reference cloud's 5 s preempt delay.
+    wait_until(Duration::from_secs(3), || {
+        lab.keepalived_log(0).contains("Entering BACKUP STATE")
+    })
+    .expect("lb1's keepalived is back in BACKUP");
+    for _ in 0..30 {
+        assert!(
+            both_vips_on(&lab, "lb2"),
+            "lb1 preempted despite nopreempt\nlb1:\n{}",
+            lab.keepalived_log(0)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    reaches_everything(&lab);
 }
 
 #[test]

@@ -35,14 +35,29 @@ pub struct Lab {
 }
 
 pub const CLIENT: &str = "198.18.0.50";
+/// `show stat` column: total sessions sent to the server.
+pub const STOT: usize = 7;
+/// `show stat` column: connection errors to the server.
+pub const ECON: usize = 13;
+/// `show stat` column: status (`UP`, `DOWN`, …).
+pub const STATUS: usize = 17;
 
 impl Lab {
-    /// Builds the lab and starts every daemon.
+    /// Builds the lab for the reference cloud on the test address plan and
+    /// starts every daemon.
     pub fn new(settings: Settings) -> Lab {
+        Lab::with_cluster(
+            cluster_with(&AddressPlan::test()).expect("test cloud is valid"),
+            settings,
+        )
+    }
+
+    /// Builds the lab for `cluster` (a variant of the test cloud, e.g. with
+    /// another preempt setting) and starts every daemon.
+    pub fn with_cluster(cluster: Cluster, settings: Settings) -> Lab {
         for t in ["haproxy", "keepalived", "socat", "ip"] {
             require(t);
         }
-        let cluster = cluster_with(&AddressPlan::test()).expect("test cloud is valid");
         let p = unique("l");
         let tmp = TempDir::new("lab");
         let sw = Netns::new(&format!("{p}sw"));
@@ -267,6 +282,20 @@ impl Lab {
 
     /// HAProxy's view of `backend`/`server` on LB `i` (`UP`, `DOWN`, …).
     pub fn server_status(&self, i: usize, backend: &str, server: &str) -> String {
+        self.stat_line(i, backend, server)
+            .and_then(|l| l.split(',').nth(STATUS).map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// A numeric `show stat` field of `backend`/`server` on LB `i`
+    /// (e.g. [`STOT`]: sessions HAProxy sent to that server so far).
+    pub fn server_counter(&self, i: usize, backend: &str, server: &str, field: usize) -> u64 {
+        self.stat_line(i, backend, server)
+            .and_then(|l| l.split(',').nth(field).and_then(|v| v.parse().ok()))
+            .unwrap_or_else(|| panic!("no {backend}/{server} field {field} on lb {i}"))
+    }
+
+    fn stat_line(&self, i: usize, backend: &str, server: &str) -> Option<String> {
         let (sock, _) = self.paths(i);
         let out = Command::new("socat")
             .args(["-T1", "-", &format!("UNIX-CONNECT:{}", sock.display())])
@@ -284,8 +313,7 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .find(|l| l.starts_with(&format!("{backend},{server},")))
-            .and_then(|l| l.split(',').nth(17).map(str::to_string))
-            .unwrap_or_default()
+            .map(str::to_string)
     }
 
     /// Kills backend `name`'s listeners (the process dies; the host stays).
