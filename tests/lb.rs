@@ -20,6 +20,15 @@ fn check(tool: &str, args: &[&str], text: &str, label: &str) {
         cmd.arg(a);
     }
     let out = cmd.arg(&path).output().expect(tool);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !said.to_lowercase().contains("warn"),
+        "{tool} warned about {label}: {said}\n{text}"
+    );
     assert!(
         out.status.success(),
         "{tool} rejected {label}: {}{}\n{text}",

@@ -63,7 +63,7 @@ Requires=docker.service
 RuntimeDirectory=haproxy
 RuntimeDirectoryPreserve=yes
 ExecStartPre=-/usr/bin/docker rm -f haproxy
-ExecStart=/usr/bin/docker run --rm --name haproxy --network host --pid host --user 0 --cap-drop ALL --cap-add NET_BIND_SERVICE -v /etc/haproxy:/usr/local/etc/haproxy:ro -v {run}:{run} {image} haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg
+ExecStart=/usr/bin/docker run --rm --name haproxy --network host --pid host --ulimit nofile=65536:65536 --user 0 --cap-drop ALL --cap-add NET_BIND_SERVICE -v /etc/haproxy:/usr/local/etc/haproxy:ro -v {run}:{run} {image} haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg
 ExecReload=/usr/bin/docker kill --signal USR2 haproxy
 ExecStop=/usr/bin/docker stop -t 5 haproxy
 Restart=always
