@@ -91,6 +91,16 @@ fn killing_haproxy_moves_both_vips() {
 }
 
 #[test]
+fn killing_haproxys_worker_moves_both_vips() {
+    let mut lab = Lab::new(Settings::default());
+    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    lab.kill_haproxy_worker(0);
+    wait_until(Duration::from_secs(8), || both_vips_on(&lab, "lb2"))
+        .expect("track script released the VIPs");
+    reaches_everything(&lab);
+}
+
+#[test]
 fn dead_master_leaves_the_rotation() {
     let mut lab = Lab::new(Settings::default());
     wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");

@@ -209,6 +209,19 @@ impl Lab {
         }
     }
 
+    /// SIGKILLs HAProxy's worker on LB `i` (not the master). HAProxy's
+    /// master then exits too (`exit-on-failure`); it is reaped here as
+    /// docker's shim would reap it on a node. Returns once it is gone.
+    pub fn kill_haproxy_worker(&mut self, i: usize) {
+        let d = self.lbs[i].haproxy.as_mut().expect("haproxy runs");
+        let master = d.pid().expect("pid");
+        let workers = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .expect("children of haproxy's master");
+        let worker = workers.split_whitespace().next().expect("a worker");
+        run(&["kill", "-KILL", worker]);
+        wait_until(Duration::from_secs(5), || d.reaped()).expect("haproxy's master exited");
+    }
+
     /// SIGKILLs Keepalived's main process; its VRRP child notices the
     /// parent's death, releases the VIPs and exits — waited for here, so a
     /// restart does not find it "already running".

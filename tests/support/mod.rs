@@ -260,3 +260,14 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Dura
     }
     None
 }
+
+impl Daemon {
+    /// Whether the process has exited (reaping it if so, as a supervisor
+    /// would: an unreaped zombie still answers `kill -0`).
+    pub fn reaped(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) | Some(Err(_)) | None => true,
+            Some(Ok(None)) => false,
+        }
+    }
+}
