@@ -25,6 +25,50 @@ struct Args {
     /// Print unified diffs of changed files.
     #[arg(long)]
     diff: bool,
+    /// Define the pool, volumes, networks and domains at this libvirt URI
+    /// (e.g. qemu:///system); prints the plan first. Nothing is started.
+    #[cfg(feature = "libvirt")]
+    #[arg(long, value_name = "URI")]
+    apply: Option<String>,
+    /// Remove every libvirt object this cluster owns at this URI.
+    #[cfg(feature = "libvirt")]
+    #[arg(long, value_name = "URI")]
+    destroy: Option<String>,
+}
+
+#[cfg(feature = "libvirt")]
+fn libvirt(
+    args: &Args,
+    cluster: &flatcar_topology::Cluster,
+) -> Result<bool, flatcar_topology::Error> {
+    use flatcar_topology::libvirt::apply;
+    if let Some(uri) = &args.destroy {
+        let conn = apply::connect(uri)?;
+        let r = apply::destroy(&conn, cluster)?;
+        println!(
+            "destroyed at {uri}: {} mutating calls; foreign objects untouched",
+            r.mutations
+        );
+        return Ok(true);
+    }
+    if let Some(uri) = &args.apply {
+        let conn = apply::connect(uri)?;
+        let plan = apply::plan(&conn, cluster)?;
+        println!("libvirt plan at {uri}: {} change(s)", plan.changes());
+        for s in &plan.steps {
+            println!("  {s}");
+        }
+        if plan.changes() == 0 {
+            println!("nothing changes");
+            return Ok(true);
+        }
+        let r = apply::apply(&conn, cluster, &plan, &mut |i, n, s| {
+            println!("  [{i}/{n}] {s}")
+        })?;
+        println!("applied: {} mutating calls", r.mutations);
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 fn main() -> ExitCode {
@@ -38,6 +82,15 @@ fn main() -> ExitCode {
     };
     print!("{}", cluster.summary());
     println!();
+    #[cfg(feature = "libvirt")]
+    match libvirt(&args, &cluster) {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let mut secrets = BundleSecrets::from_bundle_dir(&args.out);
     let bundle = match Bundle::render(&cluster, &mut secrets) {
         Ok(b) => b,

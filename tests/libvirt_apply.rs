@@ -111,3 +111,89 @@ fn test_driver_lifecycle() {
     assert_eq!(d, foreign_domains);
     assert_eq!(n, foreign_networks);
 }
+
+/// A real libvirtd at qemu:///system (started here when not running; the
+/// test script installs libvirt-daemon-system and qemu-system-x86). A small
+/// cloud (one LAN, one NAT network, one VM with a data disk) keeps it quick:
+/// this libvirtd takes ~80 s per domain definition without a system bus.
+#[test]
+fn real_daemon_define_replan_destroy() {
+    support::require("libvirtd");
+    if !std::process::Command::new("pgrep")
+        .arg("-x")
+        .arg("libvirtd")
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        support::run(&["libvirtd", "-d"]);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    let tmp = support::TempDir::new("pool");
+    let mut c = flatcar_topology::Cluster::builder(
+        "fmctest",
+        flatcar_topology::HostBuilder::new("kvm1").pool(
+            "fmctest-pool",
+            tmp.path().join("pool").to_str().expect("utf8"),
+        ),
+    );
+    let lan = c.lan(
+        "fmctest-lan",
+        flatcar_topology::net4!("198.18.0.0/24"),
+        |n| n.bridge("fmcbr0").host_at(40),
+    );
+    let nat = c.nat(
+        "fmctest-nat",
+        flatcar_topology::net4!("198.18.4.0/24"),
+        |n| n.bridge("fmcvb0").dhcp(100, 200),
+    );
+    let _ = lan;
+    c.vm("fmctest-vm1", |v| {
+        v.role(flatcar_topology::Role::Worker)
+            .data_disk("data", flatcar_topology::GiB(1))
+            .nic(&nat, 21)
+    });
+    let c = c.build().expect("valid");
+    let conn = connect("qemu:///system").expect("qemu:///system");
+    // Leftovers of an interrupted earlier run of this test (fmctest-* only).
+    let _ = destroy(&conn, &c);
+    if let Ok(pool) = conn.lookup_storage_pool_by_name("fmctest-pool") {
+        for v in pool.list_all_volumes(0).unwrap_or_default() {
+            let _ = v.delete(0);
+        }
+        let _ = pool.destroy();
+        let _ = pool.undefine();
+    }
+    // A foreign network that must survive everything.
+    let foreign = "<network><name>fmctest-foreign</name><bridge name='fmcfor0'/></network>";
+    let _ = conn
+        .lookup_network_by_name("fmctest-foreign")
+        .map(|n| n.undefine());
+    conn.define_network_xml(foreign).expect("foreign network");
+    let (doms_before, nets_before) = names(&conn);
+    let p = plan(&conn, &c).expect("plan");
+    assert!(p.changes() >= 6, "{p:?}");
+    apply(&conn, &c, &p, &mut |_, _, s| println!("  {s}")).expect("apply");
+    let p2 = plan(&conn, &c).expect("re-plan");
+    assert_eq!(
+        p2.changes(),
+        0,
+        "{:?}",
+        p2.steps
+            .iter()
+            .filter(|s| s.action != Action::Unchanged)
+            .collect::<Vec<_>>()
+    );
+    destroy(&conn, &c).expect("destroy");
+    let (doms_after, nets_after) = names(&conn);
+    assert_eq!(doms_after, doms_before, "only owned domains removed");
+    assert_eq!(nets_after, nets_before, "only owned networks removed");
+    assert!(nets_after.contains(&"fmctest-foreign".to_string()));
+    assert!(
+        conn.lookup_storage_pool_by_name("fmctest-pool").is_err(),
+        "empty owned pool removed"
+    );
+    conn.lookup_network_by_name("fmctest-foreign")
+        .expect("foreign")
+        .undefine()
+        .expect("cleanup");
+}
