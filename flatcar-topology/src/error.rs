@@ -45,6 +45,14 @@ pub enum Error {
         /// libvirt's message.
         message: String,
     },
+    /// XML (from libvirt, or a document handed to it) could not be read.
+    #[error("libvirt XML of {object}: {message}")]
+    Xml {
+        /// Kind and name of the object.
+        object: String,
+        /// The parser's message.
+        message: String,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {message}")]
     Io {

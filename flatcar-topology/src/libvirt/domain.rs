@@ -1,7 +1,8 @@
 //! libvirt domain XML: q35, host-model CPU, virtio disks from the pool,
 //! NICs with the model's MACs, serial console, Ignition through fw_cfg.
 
-use super::{ignition_path, storage, to_xml, Metadata};
+use super::metadata::{render, Document, Metadata};
+use super::{ignition_path, volume};
 use crate::{Cluster, Error, Vm};
 use serde::Serialize;
 
@@ -13,6 +14,8 @@ struct DomainXml {
     #[serde(rename = "@type")]
     kind: &'static str,
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<Metadata>,
     memory: Memory,
@@ -215,7 +218,7 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
         },
         source: DiskSource {
             pool: pool.clone(),
-            volume: storage::root_volume(vm),
+            volume: volume::root_volume(vm),
         },
         target: DiskTarget {
             dev: "vda".into(),
@@ -234,10 +237,10 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
             },
             source: DiskSource {
                 pool: pool.clone(),
-                volume: storage::data_volume(vm, d),
+                volume: volume::data_volume(vm, d),
             },
             target: DiskTarget {
-                dev: format!("vd{}", (b'b' + i as u8) as char),
+                dev: disk_dev(i + 1),
                 bus: "virtio",
             },
             // Ignition finds it at /dev/disk/by-id/virtio-<name>.
@@ -261,6 +264,7 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
     DomainXml {
         kind: "kvm",
         name: vm.name.to_string(),
+        uuid: None,
         metadata: None,
         memory: Memory {
             unit: "MiB",
@@ -312,8 +316,46 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
     }
 }
 
+/// Linux-style virtio disk name of the `i`-th disk: `vda` … `vdz`, `vdaa` …
+fn disk_dev(i: usize) -> String {
+    let mut n = i + 1;
+    let mut letters = Vec::new();
+    while n > 0 {
+        n -= 1;
+        letters.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+    }
+    letters.iter().rev().fold(String::from("vd"), |mut s, c| {
+        s.push(*c);
+        s
+    })
+}
+
+impl Document for DomainXml {
+    const ROOT: &'static str = "domain";
+    fn identity(&mut self) -> (&mut Option<String>, &mut Option<Metadata>) {
+        (&mut self.uuid, &mut self.metadata)
+    }
+}
+
 /// The domain's XML with ownership metadata.
 pub fn xml(cluster: &Cluster, vm: &Vm) -> Result<String, Error> {
-    let doc = build(cluster, vm);
-    super::with_owner(cluster, &to_xml("domain", &doc)?)
+    render(cluster, build(cluster, vm), None)
+}
+
+/// The domain's XML carrying the `uuid` of the live domain it redefines.
+pub fn xml_with_uuid(cluster: &Cluster, vm: &Vm, uuid: &str) -> Result<String, Error> {
+    render(cluster, build(cluster, vm), Some(uuid))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn disk_names() {
+        let names: Vec<String> = [0, 1, 25, 26, 27, 701, 702].map(super::disk_dev).to_vec();
+        assert_eq!(
+            names,
+            ["vda", "vdb", "vdz", "vdaa", "vdab", "vdzz", "vdaaa"]
+        );
+    }
 }

@@ -1,13 +1,17 @@
-//! libvirt network XML: the LAN in bridge mode, NAT networks with DHCP
-//! reservations and DNS host entries.
+//! libvirt network XML: the LAN in bridge mode on the host bridge, NAT
+//! networks in `open` forward mode (see the [module docs](super)) with the
+//! gateway address, DHCP range, one reservation per VM NIC, DNS host
+//! entries and the cluster's domain.
 
-use super::{to_xml, Metadata};
+use super::metadata::{render, Document, Metadata};
 use crate::{Cluster, Error, Network, NetworkKind};
 use serde::Serialize;
 
 #[derive(Serialize)]
 struct NetworkXml {
     name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<Metadata>,
     forward: Forward,
@@ -95,6 +99,7 @@ fn build(cluster: &Cluster, net: &Network) -> NetworkXml {
     match net.kind {
         NetworkKind::Lan => NetworkXml {
             name: net.name.to_string(),
+            uuid: None,
             metadata: None,
             forward: Forward { mode: "bridge" },
             bridge: Bridge {
@@ -128,6 +133,7 @@ fn build(cluster: &Cluster, net: &Network) -> NetworkXml {
             }
             NetworkXml {
                 name: net.name.to_string(),
+                uuid: None,
                 metadata: None,
                 forward: Forward { mode: "open" },
                 bridge: Bridge {
@@ -156,8 +162,20 @@ fn build(cluster: &Cluster, net: &Network) -> NetworkXml {
     }
 }
 
+impl Document for NetworkXml {
+    const ROOT: &'static str = "network";
+    fn identity(&mut self) -> (&mut Option<String>, &mut Option<Metadata>) {
+        (&mut self.uuid, &mut self.metadata)
+    }
+}
+
 /// The network's XML with ownership metadata.
 pub fn xml(cluster: &Cluster, net: &Network) -> Result<String, Error> {
-    let doc = build(cluster, net);
-    super::with_owner(cluster, &to_xml("network", &doc)?)
+    render(cluster, build(cluster, net), None)
+}
+
+/// The network's XML carrying the `uuid` of the live network it redefines
+/// (libvirt redefines a network by name only with its UUID).
+pub fn xml_with_uuid(cluster: &Cluster, net: &Network, uuid: &str) -> Result<String, Error> {
+    render(cluster, build(cluster, net), Some(uuid))
 }

@@ -1,0 +1,275 @@
+//! Every generated libvirt document passes the real `virt-xml-validate`
+//! (Debian `libvirt-clients`; a missing tool fails the test), for the
+//! reference cloud and for random valid topologies; plus what the documents
+//! must say for Flatcar (fw_cfg Ignition, disk serials, MACs in NIC order).
+
+mod common;
+
+use flatcar_microcloud::reference::{cluster, cluster_with, AddressPlan};
+use flatcar_topology::libvirt::{self, domain, live, network, ownership, volume};
+use flatcar_topology::Cluster;
+use proptest::prelude::*;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `virt-xml-validate FILE KIND`; panics with its output on rejection
+/// and when the tool is missing (never skips).
+fn validate(dir: &Path, name: &str, kind: &str, xml: &str) {
+    let file = dir.join(name.replace('/', "_"));
+    std::fs::write(&file, xml).expect("write");
+    let out = Command::new("virt-xml-validate")
+        .arg(&file)
+        .arg(kind)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "virt-xml-validate (Debian libvirt-clients + libxml2-utils) must be installed: {e}"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{name} ({kind}) rejected: {}{}\n{xml}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn validate_all(c: &Cluster) -> usize {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let docs = libvirt::documents(c).expect("renders");
+    for (path, kind, xml) in &docs {
+        validate(tmp.path(), path, kind, xml);
+    }
+    for base in volume::base_images(c) {
+        validate(
+            tmp.path(),
+            &format!("base-{base}"),
+            "storagevol",
+            &volume::base_xml(&base).expect("renders"),
+        );
+    }
+    // The form used to redefine an existing object (with its uuid).
+    let uuid = "0b6c3ac4-5b8e-4f59-9d44-3f0e3c1f6a21";
+    if let Some(vm) = c.vms().first() {
+        validate(
+            tmp.path(),
+            "uuid-domain",
+            "domain",
+            &domain::xml_with_uuid(c, vm, uuid).expect("renders"),
+        );
+    }
+    if let Some(net) = c.networks().first() {
+        validate(
+            tmp.path(),
+            "uuid-network",
+            "network",
+            &network::xml_with_uuid(c, net, uuid).expect("renders"),
+        );
+    }
+    docs.len()
+}
+
+fn doc<'a>(docs: &'a [(String, &'static str, String)], path: &str) -> &'a str {
+    &docs
+        .iter()
+        .find(|(p, _, _)| p == path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+        .2
+}
+
+#[test]
+fn reference_cloud_validates() {
+    for c in [
+        cluster().expect("valid"),
+        cluster_with(&AddressPlan::test()).expect("valid"),
+    ] {
+        let n = validate_all(&c);
+        // pool + networks + domains + one volume per VM disk.
+        let disks: usize = c.vms().iter().map(|v| 1 + v.data_disks.len()).sum();
+        assert_eq!(n, 1 + c.networks().len() + c.vms().len() + disks);
+    }
+}
+
+#[test]
+fn reference_documents_say_what_flatcar_needs() {
+    let c = cluster().expect("valid");
+    let docs = libvirt::documents(&c).expect("renders");
+    for vm in c.vms() {
+        let xml = doc(&docs, &format!("domains/{}.xml", vm.name));
+        let f = live::domain("domain", xml).expect("parses");
+        // Ignition through fw_cfg at the path the bundle writes.
+        assert_eq!(
+            f.fw_cfg,
+            vec![(
+                "opt/org.flatcar-linux/config".to_string(),
+                libvirt::ignition_path(&c, vm)
+            )]
+        );
+        assert_eq!(
+            libvirt::ignition_path(&c, vm),
+            format!("/var/lib/libvirt/images/microcloud/{}.ign", vm.name)
+        );
+        assert_eq!((f.virt_type.as_str(), f.machine.as_str()), ("kvm", "q35"));
+        assert!(xml.contains("<cpu mode=\"host-model\"/>"), "{xml}");
+        assert_eq!(f.vcpus, u32::from(vm.vcpus));
+        assert_eq!(f.memory_kib, vm.memory.0 << 10);
+        // NICs: the model's MACs, in NIC order, on the right networks.
+        let want: Vec<(String, String)> = c
+            .nics(vm)
+            .into_iter()
+            .map(|n| (n.mac.to_string(), n.network.name.to_string()))
+            .collect();
+        assert_eq!(f.nics, want);
+        // Root overlay first, then data disks whose serial is the disk name
+        // (the guest finds them at /dev/disk/by-id/virtio-<name>).
+        assert_eq!(f.disks[0].1, format!("{}-root.qcow2", vm.name));
+        assert_eq!(f.disks[0].2, None);
+        for (d, live) in vm.data_disks.iter().zip(&f.disks[1..]) {
+            assert_eq!(live.1, format!("{}-{}.qcow2", vm.name, d.name));
+            assert_eq!(live.2.as_deref(), Some(d.name.as_str()));
+        }
+        assert!(xml.contains("<console type=\"pty\">"), "{xml}");
+        // Overlay backed by the base image in the pool.
+        let root = doc(&docs, &format!("volumes/{}-root.qcow2.xml", vm.name));
+        let v = live::volume("volume", root).expect("parses");
+        assert_eq!(
+            v.backing.as_deref(),
+            Some(
+                format!(
+                    "/var/lib/libvirt/images/microcloud/{}",
+                    c.spec().image.volume_name()
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(v.capacity, vm.root_disk.0 << 30);
+    }
+    assert!(c.vms().iter().any(|v| !v.data_disks.is_empty()));
+    let worker1 = doc(&docs, "domains/worker1.xml");
+    assert!(worker1.contains("<serial>longhorn</serial>"), "{worker1}");
+
+    let lan = live::network("lan", doc(&docs, "networks/lan.xml")).expect("parses");
+    assert_eq!(
+        (lan.forward.as_str(), lan.bridge.as_str()),
+        ("bridge", "br0")
+    );
+    assert_eq!(lan.address, None);
+    for net in c.networks().iter().filter(|n| n.name.as_str() != "lan") {
+        let xml = doc(&docs, &format!("networks/{}.xml", net.name));
+        let f = live::network("net", xml).expect("parses");
+        assert_eq!(f.forward, "open", "NAT networks use forward mode open");
+        assert_eq!(f.bridge, net.bridge.to_string());
+        assert_eq!(
+            f.address,
+            Some((net.gateway.to_string(), net.cidr.prefix_len()))
+        );
+        assert_eq!(f.domain.as_deref(), Some(c.domain().to_string().as_str()));
+        // One reservation and one DNS entry per VM NIC on this network.
+        let mut want: Vec<(String, String, String)> = c
+            .vms()
+            .iter()
+            .flat_map(|vm| {
+                c.nics(vm)
+                    .into_iter()
+                    .filter(|n| n.network.name == net.name)
+                    .map(|n| {
+                        (
+                            n.mac.to_string(),
+                            vm.name.to_string(),
+                            n.address.to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        want.sort();
+        assert!(!want.is_empty());
+        assert_eq!(f.dhcp_hosts, want);
+        assert_eq!(f.dns_hosts.len(), want.len());
+        assert!(f.range.is_some());
+    }
+    let k8s = doc(&docs, "networks/k8s.xml");
+    assert!(
+        k8s.contains("<host mac=") && k8s.contains("name=\"master1\" ip=\"10.17.4.21\""),
+        "{k8s}"
+    );
+    let pool = doc(&docs, "pool.xml");
+    assert!(pool.contains("<pool type=\"dir\">"), "{pool}");
+}
+
+#[test]
+fn ownership_metadata_and_hash() {
+    let c = cluster().expect("valid");
+    let docs = libvirt::documents(&c).expect("renders");
+    for (path, kind, xml) in &docs {
+        let owned = matches!(*kind, "network" | "domain");
+        let o = ownership(xml).expect("reads");
+        assert_eq!(o.is_some(), owned, "{path}");
+        if let Some(o) = o {
+            assert_eq!(o.cluster, "microcloud");
+            assert!(o.hash.starts_with("sha256-") && o.hash.len() == 7 + 64);
+            assert!(xml.contains(
+                "<fmc:owner xmlns:fmc=\"https://flatcar-microcloud.dev/xmlns/1\" cluster=\"microcloud\" hash=\"sha256-"
+            ));
+        }
+    }
+    // The uuid of a redefinition does not change the hash.
+    let vm = c.vm("master1").expect("master1");
+    let a = ownership(&domain::xml(&c, vm).expect("xml")).expect("reads");
+    let b = ownership(&domain::xml_with_uuid(&c, vm, "u").expect("xml")).expect("reads");
+    assert_eq!(a, b);
+    // Hashes are per object and follow the desired state.
+    let mut spec = c.clone().into_spec();
+    spec.vms
+        .iter_mut()
+        .find(|v| v.name.as_str() == "master1")
+        .expect("m1")
+        .vcpus += 1;
+    let c2 = Cluster::try_from(spec).expect("valid");
+    let m1 = c2.vm("master1").expect("m1");
+    let m2 = c2.vm("master2").expect("m2");
+    assert_ne!(
+        ownership(&domain::xml(&c2, m1).expect("xml")).expect("r"),
+        a
+    );
+    assert_eq!(
+        ownership(&domain::xml(&c2, m2).expect("xml")).expect("r"),
+        ownership(&domain::xml(&c, c.vm("master2").expect("m2")).expect("xml")).expect("r")
+    );
+}
+
+#[test]
+fn deterministic() {
+    let a = libvirt::documents(&cluster().expect("valid")).expect("renders");
+    let b = libvirt::documents(&cluster().expect("valid")).expect("renders");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn per_vm_image_backs_its_overlay() {
+    let mut spec = cluster().expect("valid").into_spec();
+    let mut other = spec.image.clone();
+    other.version = flatcar_topology::FlatcarVersion::new("4152.2.1").expect("version");
+    spec.vms[0].image = Some(other.clone());
+    let c = Cluster::try_from(spec).expect("valid");
+    let vm = &c.vms()[0];
+    let xml = &volume::vm_xmls(&c, vm).expect("renders")[0].1;
+    let v = live::volume("v", xml).expect("parses");
+    assert!(
+        v.backing
+            .as_deref()
+            .is_some_and(|b| b.ends_with(&other.volume_name())),
+        "{xml}"
+    );
+    assert_eq!(volume::base_images(&c).len(), 2);
+    validate_all(&c);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #[test]
+    fn random_topologies_validate(s in common::shape()) {
+        let c = common::build(&s);
+        validate_all(&c);
+    }
+}
