@@ -45,6 +45,15 @@ pub enum Error {
         /// libvirt's message.
         message: String,
     },
+    /// Apply refused before changing anything: an object of that name exists
+    /// and is not this cluster's (or cannot be changed safely).
+    #[error("libvirt: {object}: refusing to apply: {reason}")]
+    Refused {
+        /// Kind and name of the object.
+        object: String,
+        /// Why it is not touched.
+        reason: String,
+    },
     /// XML (from libvirt, or a document handed to it) could not be read.
     #[error("libvirt XML of {object}: {message}")]
     Xml {

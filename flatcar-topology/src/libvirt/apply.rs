@@ -1,16 +1,31 @@
 //! Plan and apply against a live libvirt (feature `libvirt`).
 //!
-//! [`plan`] compares the desired objects with what the connection has:
-//! create, update in place (redefine), unchanged, delete (only objects
-//! carrying this cluster's ownership metadata), or conflict (an object of
-//! the same name that is not ours — never touched). [`apply`] runs a plan in
-//! dependency order and stops at the first failure naming the object;
-//! applying the same cluster twice makes zero mutating calls the second
-//! time. [`destroy`] removes only owned objects. Nothing is ever started:
-//! networks and domains are only defined.
+//! [`plan`] compares the cluster's desired objects with what a connection
+//! has and gives one [`Step`] per object: [`Action::Create`],
+//! [`Action::UpdateInPlace`] (what changes), [`Action::Recreate`] (why),
+//! [`Action::Unchanged`], [`Action::Delete`], or [`Action::Conflict`] for a
+//! same-named object that is not this cluster's. Only objects carrying this
+//! cluster's ownership metadata are ever updated, recreated or deleted (see
+//! [`super::metadata`] for pools and volumes); foreign objects are never
+//! touched, and [`apply`] refuses a plan with a conflict before changing
+//! anything.
+//!
+//! [`apply`] runs the steps in dependency order (pool, volumes, networks,
+//! domains; deletions domains first) and stops at the first failure with an
+//! [`Error::Libvirt`] naming the object and carrying libvirt's message. A
+//! second apply of the same cluster plans no change and makes zero mutating
+//! calls ([`Report::mutations`] counts them). [`destroy`] removes only owned
+//! objects.
+//!
+//! Networks and domains are only *defined*, never started. The storage pool
+//! is started (volumes exist only in an active pool). A missing base image
+//! gets an empty qcow2 placeholder so the overlays can be created; upload
+//! the real Flatcar image over it before starting VMs.
 
-use super::{documents, storage};
+use super::diff::{self, Change};
+use super::{domain, live, network, ownership, pool as pool_doc, volume, Ownership};
 use crate::{Cluster, Error};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 pub use virt::connect::Connect;
 use virt::storage_pool::StoragePool;
@@ -20,28 +35,43 @@ use virt::storage_vol::StorageVol;
 /// libvirt's own error printing silenced (errors are returned, typed).
 pub fn connect(uri: &str) -> Result<Connect, Error> {
     virt::error::clear_error_callback();
-    Connect::open(Some(uri)).map_err(|e| lv(uri, e))
+    Connect::open(Some(uri)).map_err(|e| lv(&format!("connection {uri}"), &e))
 }
 
-/// Names of every domain and network on the connection (owned or not).
-pub fn inventory(conn: &Connect) -> Result<(Vec<String>, Vec<String>), Error> {
-    let d = conn
-        .list_all_domains(0)
-        .map_err(|e| lv("domains", e))?
-        .iter()
-        .filter_map(|d| d.name().ok())
-        .collect();
-    let n = conn
-        .list_all_networks(0)
-        .map_err(|e| lv("networks", e))?
-        .iter()
-        .filter_map(|n| n.name().ok())
-        .collect();
-    Ok((d, n))
+/// Names of the objects on a connection, owned or not, sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Inventory {
+    /// Domains.
+    pub domains: Vec<String>,
+    /// Networks.
+    pub networks: Vec<String>,
+    /// Storage pools.
+    pub pools: Vec<String>,
+}
+
+/// Every domain, network and pool on the connection.
+pub fn inventory(conn: &Connect) -> Result<Inventory, Error> {
+    let mut inv = Inventory::default();
+    for d in conn.list_all_domains(0).map_err(|e| lv("domains", &e))? {
+        inv.domains.push(d.name().map_err(|e| lv("domain", &e))?);
+    }
+    for n in conn.list_all_networks(0).map_err(|e| lv("networks", &e))? {
+        inv.networks.push(n.name().map_err(|e| lv("network", &e))?);
+    }
+    for p in conn
+        .list_all_storage_pools(0)
+        .map_err(|e| lv("pools", &e))?
+    {
+        inv.pools.push(p.name().map_err(|e| lv("pool", &e))?);
+    }
+    inv.domains.sort();
+    inv.networks.sort();
+    inv.pools.sort();
+    Ok(inv)
 }
 
 /// What kind of libvirt object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// Storage pool.
     Pool,
@@ -67,16 +97,42 @@ impl fmt::Display for Kind {
 /// What happens to one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// It does not exist: define/create it.
+    /// It does not exist: define (or create) it.
     Create,
-    /// It is ours and differs: redefine it (reason given).
-    Update(String),
-    /// It is ours and matches.
+    /// It is ours and differs in what libvirt changes in place.
+    UpdateInPlace {
+        /// What changes.
+        what: String,
+    },
+    /// It is ours and must be removed and defined again.
+    Recreate {
+        /// Why.
+        reason: String,
+    },
+    /// It matches the model.
     Unchanged,
-    /// It is ours and no longer wanted.
+    /// It is ours and no longer in the model.
     Delete,
-    /// An object of that name exists and is not ours: left alone, apply refuses.
-    Conflict(String),
+    /// An object of that name exists and is not ours (or cannot be changed
+    /// safely): never touched; apply refuses the plan.
+    Conflict {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Action {
+    /// Short name: `create`, `update`, `recreate`, `unchanged`, `delete`, `conflict`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::UpdateInPlace { .. } => "update",
+            Action::Recreate { .. } => "recreate",
+            Action::Unchanged => "unchanged",
+            Action::Delete => "delete",
+            Action::Conflict { .. } => "conflict",
+        }
+    }
 }
 
 /// One object's step.
@@ -88,307 +144,407 @@ pub struct Step {
     pub name: String,
     /// Action.
     pub action: Action,
-    xml: Option<String>,
+    /// Why, for actions that carry no reason of their own (a delete, a
+    /// placeholder, an adopted volume).
+    pub note: Option<String>,
+    /// The document the step defines or creates (with the live object's
+    /// uuid when it redefines one).
+    pub xml: Option<String>,
+}
+
+impl Step {
+    /// The step's reason: what changes, why it is recreated, or its note.
+    pub fn reason(&self) -> &str {
+        match &self.action {
+            Action::UpdateInPlace { what } => what,
+            Action::Recreate { reason } | Action::Conflict { reason } => reason,
+            _ => self.note.as_deref().unwrap_or(""),
+        }
+    }
+
+    fn object(&self) -> String {
+        format!("{} {}", self.kind, self.name)
+    }
 }
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (a, why) = match &self.action {
-            Action::Create => ("create", String::new()),
-            Action::Update(r) => ("update", r.clone()),
-            Action::Unchanged => ("unchanged", String::new()),
-            Action::Delete => (
-                "delete",
-                "owned by this cluster, no longer in the model".into(),
-            ),
-            Action::Conflict(r) => ("conflict", r.clone()),
-        };
-        write!(f, "{a:<9} {:<8} {}", self.kind, self.name)?;
-        if !why.is_empty() {
-            write!(f, "  ({why})")?;
+        write!(
+            f,
+            "{:<9} {:<7} {}",
+            self.action.label(),
+            self.kind,
+            self.name
+        )?;
+        match self.reason() {
+            "" => Ok(()),
+            r => write!(f, "  ({r})"),
         }
-        Ok(())
     }
 }
 
-/// A plan: steps in the order they are applied.
+/// A plan: one step per object, in the order apply runs them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
+    /// Owning cluster.
+    pub cluster: String,
+    /// The cluster's storage pool.
+    pub pool: String,
     /// Steps.
     pub steps: Vec<Step>,
 }
 
 impl Plan {
-    /// Steps that would change something.
+    /// Steps that would change something (conflicts included).
     pub fn changes(&self) -> usize {
         self.steps
             .iter()
-            .filter(|s| !matches!(s.action, Action::Unchanged))
+            .filter(|s| s.action != Action::Unchanged)
             .count()
     }
 }
 
-fn lv(object: &str, e: virt::error::Error) -> Error {
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            writeln!(f, "{s}")?;
+        }
+        Ok(())
+    }
+}
+
+fn lv(object: &str, e: &virt::error::Error) -> Error {
     Error::Libvirt {
         object: object.to_string(),
         message: e.message().to_string(),
     }
 }
 
-fn attr<'a>(xml: &'a str, element: &str, name: &str) -> Option<&'a str> {
-    let start = xml.find(&format!("<{element} "))?;
-    let rest = &xml[start..];
-    let end = rest.find('>')?;
-    let tag = &rest[..end];
-    let key = format!("{name}=");
-    let at = tag.find(&key)? + key.len();
-    let quote = tag[at..].chars().next()?;
-    let v = &tag[at + 1..];
-    v.find(quote).map(|e| &v[..e])
-}
-
-/// The owning cluster and hash in an object's XML, if it is ours at all.
-pub fn ownership(xml: &str) -> Option<(String, String)> {
-    Some((
-        attr(xml, "fmc:owner", "cluster")?.to_string(),
-        attr(xml, "fmc:owner", "hash")?.to_string(),
-    ))
-}
-
-fn text_of<'a>(xml: &'a str, element: &str) -> Option<&'a str> {
-    let start = xml.find(&format!("<{element}"))?;
-    let rest = &xml[start..];
-    let open_end = rest.find('>')? + 1;
-    let close = rest.find(&format!("</{element}>"))?;
-    rest.get(open_end..close)
-}
-
-fn reason(kind: Kind, live: &str, want: &str) -> String {
-    if kind == Kind::Domain {
-        let mut r = Vec::new();
-        if let (Some(a), Some(b)) = (text_of(live, "vcpu"), text_of(want, "vcpu")) {
-            if a.trim() != b.trim() {
-                r.push(format!("vcpu {} -> {}", a.trim(), b.trim()));
-            }
-        }
-        let mem = |x: &str, kib: bool| {
-            text_of(x, "memory")
-                .and_then(|m| m.trim().parse::<u64>().ok())
-                .map(|m| if kib { m / 1024 } else { m })
-        };
-        if let (Some(a), Some(b)) = (mem(live, true), mem(want, false)) {
-            if a != b {
-                r.push(format!("memory {a} MiB -> {b} MiB"));
-            }
-        }
-        let nics = |x: &str| x.matches("<interface ").count();
-        if nics(live) != nics(want) {
-            r.push(format!("nics {} -> {}", nics(live), nics(want)));
-        }
-        if !r.is_empty() {
-            return format!(
-                "{}; redefined in place, applies at next start",
-                r.join(", ")
-            );
-        }
-    }
-    "definition changed (content hash differs); redefined in place".into()
-}
-
-fn compare(cluster: &Cluster, kind: Kind, name: &str, live: Option<String>, want: String) -> Step {
-    let action = match live {
-        None => Action::Create,
-        Some(live) => match ownership(&live) {
-            Some((c, h)) if c == cluster.name().as_str() => {
-                if ownership(&want).map(|(_, w)| w) == Some(h) {
-                    Action::Unchanged
-                } else {
-                    // libvirt redefines an object by name only with its UUID.
-                    if let (Some(uuid), Some(at)) = (text_of(&live, "uuid"), want.find("</name>\n"))
-                    {
-                        let at = at + "</name>\n".len();
-                        let xml = format!(
-                            "{}  <uuid>{}</uuid>\n{}",
-                            &want[..at],
-                            uuid.trim(),
-                            &want[at..]
-                        );
-                        return Step {
-                            kind,
-                            name: name.to_string(),
-                            action: Action::Update(reason(kind, &live, &want)),
-                            xml: Some(xml),
-                        };
-                    }
-                    Action::Update(reason(kind, &live, &want))
-                }
-            }
-            Some((c, _)) => Action::Conflict(format!("owned by cluster {c:?}")),
-            None => Action::Conflict("exists and is not managed by flatcar-microcloud".into()),
+/// Re-labels a parse error with the object it came from.
+fn named(object: &str, e: Error) -> Error {
+    match e {
+        Error::Xml { message, .. } => Error::Xml {
+            object: object.to_string(),
+            message,
         },
-    };
+        other => other,
+    }
+}
+
+fn owner_of(object: &str, xml: &str) -> Result<Option<Ownership>, Error> {
+    ownership(xml).map_err(|e| named(object, e))
+}
+
+fn step(kind: Kind, name: &str, action: Action, xml: Option<String>) -> Step {
     Step {
         kind,
         name: name.to_string(),
         action,
-        xml: Some(want),
+        note: None,
+        xml,
     }
 }
 
-fn pool_of(conn: &Connect, cluster: &Cluster) -> Option<StoragePool> {
-    conn.lookup_storage_pool_by_name(cluster.host().pool.name.as_str())
-        .ok()
+fn joined(v: Vec<String>) -> String {
+    v.join("; ")
 }
 
-/// The Flatcar base image volume for the cluster's default image: an empty
-/// qcow2 placeholder when missing (upload the real image with `virsh
-/// vol-upload` before starting VMs).
-fn base_volume_xml(cluster: &Cluster) -> Result<(String, String), Error> {
-    let name = cluster.spec().image.volume_name();
-    let xml = format!(
-        "<volume>\n  <name>{name}</name>\n  <capacity unit=\"GiB\">9</capacity>\n  <allocation unit=\"GiB\">0</allocation>\n  <target>\n    <format type=\"qcow2\"/>\n  </target>\n</volume>\n"
-    );
-    Ok((name, xml))
+/// An owned object of the cluster found on the connection.
+struct OwnedDomain {
+    facts: live::DomainFacts,
 }
 
-/// Compares the cluster's objects with what `conn` has.
-pub fn plan(conn: &Connect, cluster: &Cluster) -> Result<Plan, Error> {
-    virt::error::clear_error_callback();
-    let mut steps = Vec::new();
-    let docs = documents(cluster)?;
-    let pool_name = cluster.host().pool.name.to_string();
-    let pool = pool_of(conn, cluster);
-    for (_, kind, xml) in &docs {
-        match *kind {
-            "storagepool" => {
-                let action = match &pool {
-                    None => Action::Create,
-                    Some(p) => {
-                        let live = p.xml_desc(0).map_err(|e| lv(&pool_name, e))?;
-                        let path = text_of(&live, "path")
-                            .unwrap_or_default()
-                            .trim()
-                            .to_string();
-                        if path == cluster.host().pool.path.as_str() {
-                            Action::Unchanged
-                        } else {
-                            Action::Conflict(format!("pool exists with path {path}"))
-                        }
-                    }
-                };
-                steps.push(Step {
-                    kind: Kind::Pool,
-                    name: pool_name.clone(),
-                    action,
-                    xml: Some(xml.clone()),
-                });
-                let (base, base_xml) = base_volume_xml(cluster)?;
-                let exists = pool
-                    .as_ref()
-                    .is_some_and(|p| p.lookup_storage_vol_by_name(&base).is_ok());
-                steps.push(Step {
-                    kind: Kind::Volume,
-                    name: base,
-                    action: if exists {
-                        Action::Unchanged
-                    } else {
-                        Action::Create
-                    },
-                    xml: Some(base_xml),
-                });
-            }
-            "storagevol" => {
-                let name = text_of(xml, "name").unwrap_or_default().to_string();
-                let exists = pool
-                    .as_ref()
-                    .is_some_and(|p| p.lookup_storage_vol_by_name(&name).is_ok());
-                steps.push(Step {
-                    kind: Kind::Volume,
-                    name,
-                    action: if exists {
-                        Action::Unchanged
-                    } else {
-                        Action::Create
-                    },
-                    xml: Some(xml.clone()),
-                });
-            }
-            "network" => {
-                let name = text_of(xml, "name").unwrap_or_default().to_string();
-                let live = match conn.lookup_network_by_name(&name) {
-                    Ok(n) => Some(n.xml_desc(0).map_err(|e| lv(&name, e))?),
-                    Err(_) => None,
-                };
-                steps.push(compare(cluster, Kind::Network, &name, live, xml.clone()));
-            }
-            _ => {
-                let name = text_of(xml, "name").unwrap_or_default().to_string();
-                let live = match conn.lookup_domain_by_name(&name) {
-                    Ok(d) => Some(d.xml_desc(0).map_err(|e| lv(&name, e))?),
-                    Err(_) => None,
-                };
-                steps.push(compare(cluster, Kind::Domain, &name, live, xml.clone()));
-            }
-        }
-    }
-    steps.extend(owned_leftovers(conn, cluster, &docs)?);
-    Ok(Plan { steps })
-}
-
-/// Owned domains and networks no longer in the model, and the volumes of
-/// those domains.
-fn owned_leftovers(
+/// Domains on the connection: this cluster's by name, and the volumes of
+/// `pool` that any other domain (foreign or another cluster's) uses.
+fn domains(
     conn: &Connect,
-    cluster: &Cluster,
-    docs: &[(String, &'static str, String)],
-) -> Result<Vec<Step>, Error> {
-    let wanted: std::collections::BTreeSet<String> = docs
-        .iter()
-        .filter_map(|(_, _, xml)| text_of(xml, "name").map(str::to_string))
-        .collect();
-    let mine = |xml: &str| ownership(xml).is_some_and(|(c, _)| c == cluster.name().as_str());
-    let mut out = Vec::new();
-    for d in conn.list_all_domains(0).map_err(|e| lv("domains", e))? {
-        let name = d.name().map_err(|e| lv("domain", e))?;
-        let xml = d.xml_desc(0).map_err(|e| lv(&name, e))?;
-        if mine(&xml) && !wanted.contains(&name) {
-            let pool = cluster.host().pool.name.as_str();
-            let mut rest = xml.as_str();
-            while let Some(i) = rest.find("<source pool=") {
-                let tag = &rest[i..];
-                if attr(tag, "source", "pool") == Some(pool) {
-                    if let Some(v) = attr(tag, "source", "volume") {
-                        out.push(Step {
-                            kind: Kind::Volume,
-                            name: v.to_string(),
-                            action: Action::Delete,
-                            xml: None,
-                        });
-                    }
-                }
-                rest = &rest[i + 1..];
-            }
-            out.push(Step {
-                kind: Kind::Domain,
-                name,
-                action: Action::Delete,
-                xml: None,
-            });
+    cluster: &str,
+    pool: &str,
+) -> Result<(BTreeMap<String, OwnedDomain>, BTreeSet<String>), Error> {
+    let mut owned = BTreeMap::new();
+    let mut others = BTreeSet::new();
+    for d in conn.list_all_domains(0).map_err(|e| lv("domains", &e))? {
+        let name = d.name().map_err(|e| lv("domain", &e))?;
+        let object = format!("domain {name}");
+        let xml = d.xml_desc(0).map_err(|e| lv(&object, &e))?;
+        if owner_of(&object, &xml)?.is_some_and(|o| o.cluster == cluster) {
+            let facts = live::domain(&object, &xml)?;
+            owned.insert(name, OwnedDomain { facts });
+        } else if let Ok(f) = live::domain(&object, &xml) {
+            // A foreign definition we cannot read uses nothing we know of.
+            others.extend(
+                f.disks
+                    .into_iter()
+                    .filter(|(p, _, _)| p == pool)
+                    .map(|(_, v, _)| v),
+            );
         }
     }
-    for n in conn.list_all_networks(0).map_err(|e| lv("networks", e))? {
-        let name = n.name().map_err(|e| lv("network", e))?;
-        let xml = n.xml_desc(0).map_err(|e| lv(&name, e))?;
-        if mine(&xml) && !wanted.contains(&name) {
-            out.push(Step {
-                kind: Kind::Network,
-                name,
-                action: Action::Delete,
-                xml: None,
-            });
+    Ok((owned, others))
+}
+
+/// Owned networks on the connection.
+fn owned_networks(conn: &Connect, cluster: &str) -> Result<BTreeSet<String>, Error> {
+    let mut out = BTreeSet::new();
+    for n in conn.list_all_networks(0).map_err(|e| lv("networks", &e))? {
+        let name = n.name().map_err(|e| lv("network", &e))?;
+        let object = format!("network {name}");
+        let xml = n.xml_desc(0).map_err(|e| lv(&object, &e))?;
+        if owner_of(&object, &xml)?.is_some_and(|o| o.cluster == cluster) {
+            out.insert(name);
         }
     }
     Ok(out)
+}
+
+/// The cluster's pool: `Ok(None)` when missing; its facts and state.
+fn pool_state(
+    conn: &Connect,
+    cluster: &Cluster,
+) -> Result<Option<(StoragePool, live::PoolFacts, bool)>, Error> {
+    let name = cluster.host().pool.name.as_str();
+    let Ok(p) = conn.lookup_storage_pool_by_name(name) else {
+        return Ok(None);
+    };
+    let object = format!("pool {name}");
+    let facts = live::pool(&object, &p.xml_desc(0).map_err(|e| lv(&object, &e))?)?;
+    let active = p.is_active().map_err(|e| lv(&object, &e))?;
+    Ok(Some((p, facts, active)))
+}
+
+fn volume_facts(vol: &StorageVol, name: &str) -> Result<live::VolumeFacts, Error> {
+    let object = format!("volume {name}");
+    live::volume(&object, &vol.xml_desc(0).map_err(|e| lv(&object, &e))?)
+}
+
+/// Compares the cluster's objects with what `conn` has. Read-only.
+pub fn plan(conn: &Connect, cluster: &Cluster) -> Result<Plan, Error> {
+    virt::error::clear_error_callback();
+    let me = cluster.name().to_string();
+    let pool_name = cluster.host().pool.name.to_string();
+    let pool_path = cluster.host().pool.path.to_string();
+    let mut steps = Vec::new();
+
+    // Pool.
+    let pool = pool_state(conn, cluster)?;
+    let pool_xml = pool_doc::xml(cluster)?;
+    let (pool_action, listable) = match &pool {
+        None => (Action::Create, None),
+        Some((_, f, _)) if f.kind != "dir" || f.path != pool_path => (
+            Action::Conflict {
+                reason: format!(
+                    "a {} pool with target path {} exists (the model wants a dir pool at {pool_path})",
+                    f.kind, f.path
+                ),
+            },
+            None,
+        ),
+        Some((p, _, true)) => (Action::Unchanged, Some(p)),
+        Some((_, _, false)) => (
+            Action::UpdateInPlace {
+                what: "start the inactive pool (its volumes are checked again at apply)".into(),
+            },
+            None,
+        ),
+    };
+    steps.push(step(Kind::Pool, &pool_name, pool_action, Some(pool_xml)));
+    let lookup = |name: &str| listable.and_then(|p| p.lookup_storage_vol_by_name(name).ok());
+
+    // Volumes: base images, then each VM's.
+    let (owned, used_by_others) = domains(conn, &me, &pool_name)?;
+    let owned_volumes: BTreeSet<&str> = owned
+        .values()
+        .flat_map(|d| d.facts.disks.iter())
+        .filter(|(p, _, _)| *p == pool_name)
+        .map(|(_, v, _)| v.as_str())
+        .collect();
+    for base in volume::base_images(cluster) {
+        let mut s = step(
+            Kind::Volume,
+            &base,
+            Action::Unchanged,
+            Some(volume::base_xml(&base)?),
+        );
+        if lookup(&base).is_none() {
+            s.action = Action::Create;
+            s.note = Some(
+                "empty placeholder for the base image: upload the Flatcar image (virsh vol-upload) before starting VMs"
+                    .into(),
+            );
+        } else {
+            s.note = Some("base image, never modified".into());
+        }
+        steps.push(s);
+    }
+    let mut wanted_volumes = BTreeSet::new();
+    for (name, xml) in volume::xmls(cluster)? {
+        wanted_volumes.insert(name.clone());
+        let mut s = step(Kind::Volume, &name, Action::Create, Some(xml));
+        if let Some(vol) = lookup(&name) {
+            let live = volume_facts(&vol, &name)?;
+            let want = live::volume(&format!("volume {name}"), s.xml.as_deref().unwrap_or(""))?;
+            let is_ours = owned_volumes.contains(name.as_str());
+            s.action = match (diff::volume(&live, &want), is_ours) {
+                _ if !is_ours && used_by_others.contains(&name) => Action::Conflict {
+                    reason: format!("used by a domain that is not cluster {me}'s"),
+                },
+                (Change::Same, _) => Action::Unchanged,
+                (Change::InPlace(w), true) => Action::UpdateInPlace { what: joined(w) },
+                (Change::Recreate(r), true) => Action::Recreate { reason: joined(r) },
+                (Change::InPlace(r) | Change::Recreate(r), false) => Action::Conflict {
+                    reason: format!(
+                        "exists, differs ({}) and no domain of cluster {me} uses it",
+                        joined(r)
+                    ),
+                },
+            };
+            if !is_ours && s.action == Action::Unchanged {
+                s.note = Some("exists as wanted; adopted".into());
+            }
+        } else if pool.as_ref().is_some_and(|(_, _, active)| !active) {
+            s.note = Some("pool inactive: existence checked at apply".into());
+        }
+        steps.push(s);
+    }
+
+    // Networks.
+    for net in cluster.networks() {
+        let name = net.name.to_string();
+        let want = network::xml(cluster, net)?;
+        let s = match conn.lookup_network_by_name(&name) {
+            Err(_) => step(Kind::Network, &name, Action::Create, Some(want)),
+            Ok(n) => {
+                let object = format!("network {name}");
+                let xml = n.xml_desc(0).map_err(|e| lv(&object, &e))?;
+                let live = live::network(&object, &xml)?;
+                let active = n.is_active().map_err(|e| lv(&object, &e))?;
+                let action = compare(&me, &object, &xml, &want, active, "network", || {
+                    Ok(diff::network(&live, &live::network(&object, &want)?))
+                })?;
+                let xml = match (&action, &live.uuid) {
+                    (Action::UpdateInPlace { .. } | Action::Recreate { .. }, Some(u)) => {
+                        network::xml_with_uuid(cluster, net, u)?
+                    }
+                    _ => want,
+                };
+                step(Kind::Network, &name, action, Some(xml))
+            }
+        };
+        steps.push(s);
+    }
+
+    // Domains.
+    for vm in cluster.vms() {
+        let name = vm.name.to_string();
+        let want = domain::xml(cluster, vm)?;
+        let s = match conn.lookup_domain_by_name(&name) {
+            Err(_) => step(Kind::Domain, &name, Action::Create, Some(want)),
+            Ok(d) => {
+                let object = format!("domain {name}");
+                let xml = d.xml_desc(0).map_err(|e| lv(&object, &e))?;
+                let live = live::domain(&object, &xml)?;
+                let active = d.is_active().map_err(|e| lv(&object, &e))?;
+                let action = compare(&me, &object, &xml, &want, active, "domain", || {
+                    Ok(diff::domain(&live, &live::domain(&object, &want)?))
+                })?;
+                let xml = match (&action, &live.uuid) {
+                    (Action::UpdateInPlace { .. } | Action::Recreate { .. }, Some(u)) => {
+                        domain::xml_with_uuid(cluster, vm, u)?
+                    }
+                    _ => want,
+                };
+                step(Kind::Domain, &name, action, Some(xml))
+            }
+        };
+        steps.push(s);
+    }
+
+    // Owned objects no longer in the model: domains, their volumes, networks.
+    let gone = format!("owned by cluster {me}, no longer in the model");
+    let mut deleted_volumes = Vec::new();
+    for (name, d) in &owned {
+        if cluster.vm(name).is_some() {
+            continue;
+        }
+        let mut s = step(Kind::Domain, name, Action::Delete, None);
+        s.note = Some(gone.clone());
+        steps.push(s);
+        for (p, v, _) in &d.facts.disks {
+            if *p == pool_name && !wanted_volumes.contains(v) && lookup(v).is_some() {
+                deleted_volumes.push(v.clone());
+            }
+        }
+    }
+    deleted_volumes.sort();
+    deleted_volumes.dedup();
+    for v in deleted_volumes {
+        let mut s = step(Kind::Volume, &v, Action::Delete, None);
+        s.note = Some(format!("volume of a deleted domain of cluster {me}"));
+        steps.push(s);
+    }
+    for name in owned_networks(conn, &me)? {
+        if cluster.network(&name).is_none() {
+            let mut s = step(Kind::Network, &name, Action::Delete, None);
+            s.note = Some(gone.clone());
+            steps.push(s);
+        }
+    }
+    Ok(Plan {
+        cluster: me,
+        pool: pool_name,
+        steps,
+    })
+}
+
+/// Ownership check, hash and fact comparison shared by networks and domains.
+/// Equal hashes mean the desired state has not changed since the object was
+/// defined; the facts are compared anyway, so a live definition edited
+/// behind our back (drift) is put right too.
+fn compare(
+    me: &str,
+    object: &str,
+    live_xml: &str,
+    want_xml: &str,
+    active: bool,
+    kind: &str,
+    changed: impl FnOnce() -> Result<Change, Error>,
+) -> Result<Action, Error> {
+    let o = match owner_of(object, live_xml)? {
+        None => {
+            return Ok(Action::Conflict {
+                reason: "exists and is not managed by flatcar-microcloud".into(),
+            })
+        }
+        Some(o) if o.cluster != me => {
+            return Ok(Action::Conflict {
+                reason: format!("owned by cluster {:?}", o.cluster),
+            })
+        }
+        Some(o) => o,
+    };
+    let same_hash = owner_of(object, want_xml)?.is_some_and(|w| w.hash == o.hash);
+    let drift = if same_hash {
+        "; the live definition drifted from the model"
+    } else {
+        ""
+    };
+    let when = match (active, kind) {
+        (false, _) => "",
+        (true, "network") => "; running network: takes effect when it restarts",
+        (true, _) => "; running domain: takes effect at its next boot",
+    };
+    Ok(match changed()? {
+        Change::Same if same_hash => Action::Unchanged,
+        Change::Same => Action::UpdateInPlace {
+            what: "definition changed (content hash differs)".into(),
+        },
+        Change::InPlace(w) => Action::UpdateInPlace {
+            what: format!("{}{drift}{when}", joined(w)),
+        },
+        Change::Recreate(r) => Action::Recreate {
+            reason: format!("{}{drift}", joined(r)),
+        },
+    })
 }
 
 /// What an apply did.
@@ -396,18 +552,57 @@ fn owned_leftovers(
 pub struct Report {
     /// Mutating libvirt calls made.
     pub mutations: usize,
-    /// Steps completed, in order.
+    /// Steps completed, in order (`"<action> <kind> <name>"`).
     pub done: Vec<String>,
 }
 
-/// Applies `plan`: creates and updates in dependency order (pool, volumes,
-/// networks, domains), then deletes (domains, volumes, networks). Refuses a
-/// plan with conflicts before changing anything; stops at the first failure
-/// with an error naming the object (the report of what was done so far is
-/// in the error message).
-pub fn apply(
+/// Applies `plan` with a progress bar on stderr for multi-object plans
+/// (hidden when stderr is not a terminal). See [`apply_with`].
+pub fn apply(conn: &Connect, plan: &Plan) -> Result<Report, Error> {
+    let total = plan.changes();
+    let bar = (total > 1).then(|| {
+        let b = indicatif::ProgressBar::new(total as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let r = apply_with(conn, plan, &mut |i, _, s| {
+        if let Some(b) = &bar {
+            b.set_position(i.saturating_sub(1) as u64);
+            b.set_message(s.to_string());
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    r
+}
+
+/// Counts mutating calls.
+struct Calls {
+    n: usize,
+}
+
+impl Calls {
+    fn run<T>(
+        &mut self,
+        object: &str,
+        f: impl FnOnce() -> Result<T, virt::error::Error>,
+    ) -> Result<T, Error> {
+        self.n += 1;
+        f().map_err(|e| lv(object, &e))
+    }
+}
+
+/// Applies `plan` in its order (pool, volumes, networks, domains, then
+/// deletions), calling `progress(i, n, step)` before the i-th of n changing
+/// steps. Refuses a plan with a conflict before changing anything; stops at
+/// the first failure with [`Error::Libvirt`] naming the object. Unchanged
+/// steps make no calls.
+pub fn apply_with(
     conn: &Connect,
-    cluster: &Cluster,
     plan: &Plan,
     progress: &mut dyn FnMut(usize, usize, &Step),
 ) -> Result<Report, Error> {
@@ -415,195 +610,248 @@ pub fn apply(
     if let Some(c) = plan
         .steps
         .iter()
-        .find(|s| matches!(s.action, Action::Conflict(_)))
+        .find(|s| matches!(s.action, Action::Conflict { .. }))
     {
-        return Err(Error::Libvirt {
-            object: format!("{} {}", c.kind, c.name),
-            message: format!("refusing to apply: {c}"),
+        return Err(Error::Refused {
+            object: c.object(),
+            reason: format!("{} (nothing was changed)", c.reason()),
         });
     }
-    let mut report = Report::default();
     let total = plan.changes();
-    let mut order: Vec<&Step> = plan
-        .steps
-        .iter()
-        .filter(|s| !matches!(s.action, Action::Unchanged | Action::Delete))
-        .collect();
-    let mut deletes: Vec<&Step> = plan
-        .steps
-        .iter()
-        .filter(|s| s.action == Action::Delete)
-        .collect();
-    deletes.sort_by_key(|s| match s.kind {
-        Kind::Domain => 0,
-        Kind::Volume => 1,
-        Kind::Network => 2,
-        Kind::Pool => 3,
-    });
-    order.extend(deletes);
-    let pool_name = cluster.host().pool.name.to_string();
-    for step in order {
-        let object = format!("{} {}", step.kind, step.name);
-        let fail = |e: virt::error::Error, report: &Report| Error::Libvirt {
-            object: object.clone(),
-            message: format!(
-                "{} (already done: {})",
-                e.message(),
-                if report.done.is_empty() {
-                    "nothing".into()
-                } else {
-                    report.done.join(", ")
-                }
-            ),
-        };
-        let xml = step.xml.as_deref().unwrap_or_default();
-        progress(report.done.len() + 1, total, step);
-        match (&step.kind, &step.action) {
-            (Kind::Pool, Action::Create) => {
-                let p = conn
-                    .define_storage_pool_xml(xml, 0)
-                    .map_err(|e| fail(e, &report))?;
-                p.build(0).map_err(|e| fail(e, &report))?;
-                p.create(0).map_err(|e| fail(e, &report))?;
-                report.mutations += 3;
-            }
-            (Kind::Volume, Action::Create) => {
-                let pool = conn
-                    .lookup_storage_pool_by_name(&pool_name)
-                    .map_err(|e| fail(e, &report))?;
-                if !pool.is_active().map_err(|e| fail(e, &report))? {
-                    pool.create(0).map_err(|e| fail(e, &report))?;
-                    report.mutations += 1;
-                }
-                StorageVol::create_xml(&pool, xml, 0).map_err(|e| fail(e, &report))?;
-                report.mutations += 1;
-            }
-            (Kind::Network, Action::Create | Action::Update(_)) => {
-                conn.define_network_xml(xml).map_err(|e| fail(e, &report))?;
-                report.mutations += 1;
-            }
-            (Kind::Domain, Action::Create | Action::Update(_)) => {
-                conn.define_domain_xml(xml).map_err(|e| fail(e, &report))?;
-                report.mutations += 1;
-            }
-            (Kind::Domain, Action::Delete) => {
-                let d = conn
-                    .lookup_domain_by_name(&step.name)
-                    .map_err(|e| fail(e, &report))?;
-                if d.is_active().map_err(|e| fail(e, &report))? {
-                    d.destroy().map_err(|e| fail(e, &report))?;
-                    report.mutations += 1;
-                }
-                d.undefine().map_err(|e| fail(e, &report))?;
-                report.mutations += 1;
-            }
-            (Kind::Volume, Action::Delete) => {
-                if let Ok(pool) = conn.lookup_storage_pool_by_name(&pool_name) {
-                    if let Ok(v) = pool.lookup_storage_vol_by_name(&step.name) {
-                        v.delete(0).map_err(|e| fail(e, &report))?;
-                        report.mutations += 1;
-                    }
-                }
-            }
-            (Kind::Network, Action::Delete) => {
-                let n = conn
-                    .lookup_network_by_name(&step.name)
-                    .map_err(|e| fail(e, &report))?;
-                if n.is_active().map_err(|e| fail(e, &report))? {
-                    n.destroy().map_err(|e| fail(e, &report))?;
-                    report.mutations += 1;
-                }
-                n.undefine().map_err(|e| fail(e, &report))?;
-                report.mutations += 1;
-            }
-            _ => {}
-        }
-        report.done.push(object);
+    let mut calls = Calls { n: 0 };
+    let mut done = Vec::new();
+    for s in plan.steps.iter().filter(|s| s.action != Action::Unchanged) {
+        progress(done.len() + 1, total, s);
+        let object = s.object();
+        run_step(conn, plan, s, &mut calls).map_err(|e| match e {
+            Error::Libvirt { object, message } => Error::Libvirt {
+                object,
+                message: format!(
+                    "{message} ({} of {total} changes were applied before this one)",
+                    done.len()
+                ),
+            },
+            other => other,
+        })?;
+        done.push(format!("{} {object}", s.action.label()));
     }
-    Ok(report)
+    Ok(Report {
+        mutations: calls.n,
+        done,
+    })
 }
 
-/// Removes every object this cluster owns (domains and their volumes,
-/// networks, the base image and the pool if it then holds nothing else).
-/// Foreign objects are never touched.
-pub fn destroy(conn: &Connect, cluster: &Cluster) -> Result<Report, Error> {
-    virt::error::clear_error_callback();
-    let mine = |xml: &str| ownership(xml).is_some_and(|(c, _)| c == cluster.name().as_str());
-    let mut steps = Vec::new();
-    let pool_name = cluster.host().pool.name.to_string();
-    for d in conn.list_all_domains(0).map_err(|e| lv("domains", e))? {
-        let name = d.name().map_err(|e| lv("domain", e))?;
-        if mine(&d.xml_desc(0).map_err(|e| lv(&name, e))?) {
-            if let Some(vm) = cluster.vm(&name) {
-                steps.push(Step {
-                    kind: Kind::Volume,
-                    name: storage::root_volume(vm),
-                    action: Action::Delete,
-                    xml: None,
-                });
-                for disk in &vm.data_disks {
-                    steps.push(Step {
-                        kind: Kind::Volume,
-                        name: storage::data_volume(vm, disk),
-                        action: Action::Delete,
-                        xml: None,
+fn run_step(conn: &Connect, plan: &Plan, s: &Step, calls: &mut Calls) -> Result<(), Error> {
+    let object = s.object();
+    let o = object.as_str();
+    let xml = s.xml.as_deref().unwrap_or_default();
+    let pool = || {
+        conn.lookup_storage_pool_by_name(&plan.pool)
+            .map_err(|e| lv(&format!("pool {}", plan.pool), &e))
+    };
+    match (s.kind, &s.action) {
+        (Kind::Pool, Action::Create) => {
+            let p = calls.run(o, || conn.define_storage_pool_xml(xml, 0))?;
+            calls.run(o, || p.build(0))?;
+            calls.run(o, || p.set_autostart(true))?;
+            calls.run(o, || p.create(0))?;
+        }
+        (Kind::Pool, Action::UpdateInPlace { .. }) => {
+            let p = pool()?;
+            calls.run(o, || p.create(0))?;
+        }
+        (Kind::Pool, Action::Delete) => {
+            let p = pool()?;
+            if p.is_active().map_err(|e| lv(o, &e))? {
+                calls.run(o, || p.destroy())?;
+            }
+            calls.run(o, || p.undefine())?;
+        }
+        (Kind::Volume, Action::Create) => {
+            let p = pool()?;
+            if let Ok(v) = p.lookup_storage_vol_by_name(&s.name) {
+                // Only reachable when the pool was inactive at plan time.
+                let want = live::volume(o, xml)?;
+                if diff::volume(&volume_facts(&v, &s.name)?, &want) != Change::Same {
+                    return Err(Error::Refused {
+                        object,
+                        reason: "exists in the pool and differs from the model".into(),
                     });
                 }
-            }
-            steps.push(Step {
-                kind: Kind::Domain,
-                name,
-                action: Action::Delete,
-                xml: None,
-            });
-        }
-    }
-    for n in conn.list_all_networks(0).map_err(|e| lv("networks", e))? {
-        let name = n.name().map_err(|e| lv("network", e))?;
-        if mine(&n.xml_desc(0).map_err(|e| lv(&name, e))?) {
-            steps.push(Step {
-                kind: Kind::Network,
-                name,
-                action: Action::Delete,
-                xml: None,
-            });
-        }
-    }
-    let mut report = apply(conn, cluster, &Plan { steps }, &mut |_, _, _| {})?;
-    if let Ok(pool) = conn.lookup_storage_pool_by_name(&pool_name) {
-        if pool.path_matches(cluster) {
-            if let Ok(v) = pool.lookup_storage_vol_by_name(&cluster.spec().image.volume_name()) {
-                v.delete(0).map_err(|e| lv("base image", e))?;
-                report.mutations += 1;
-            }
-            if pool
-                .list_all_volumes(0)
-                .map(|v| v.is_empty())
-                .unwrap_or(false)
-            {
-                if pool.is_active().unwrap_or(false) {
-                    pool.destroy().map_err(|e| lv(&pool_name, e))?;
-                    report.mutations += 1;
-                }
-                pool.undefine().map_err(|e| lv(&pool_name, e))?;
-                report.mutations += 1;
+            } else {
+                calls.run(o, || StorageVol::create_xml(&p, xml, 0))?;
             }
         }
-    }
-    Ok(report)
-}
-
-trait PathMatches {
-    fn path_matches(&self, cluster: &Cluster) -> bool;
-}
-
-impl PathMatches for StoragePool {
-    fn path_matches(&self, cluster: &Cluster) -> bool {
-        self.xml_desc(0)
-            .ok()
-            .and_then(|x| {
-                text_of(&x, "path").map(|p| p.trim() == cluster.host().pool.path.as_str())
+        (Kind::Volume, Action::UpdateInPlace { .. }) => {
+            let v = pool()?
+                .lookup_storage_vol_by_name(&s.name)
+                .map_err(|e| lv(o, &e))?;
+            let want = live::volume(o, xml)?;
+            calls.run(o, || v.resize(want.capacity, 0))?;
+        }
+        (Kind::Volume, Action::Recreate { .. }) => {
+            let p = pool()?;
+            let v = p
+                .lookup_storage_vol_by_name(&s.name)
+                .map_err(|e| lv(o, &e))?;
+            calls.run(o, || v.delete(0))?;
+            calls.run(o, || StorageVol::create_xml(&p, xml, 0))?;
+        }
+        (Kind::Volume, Action::Delete) => {
+            if let Ok(v) = pool()?.lookup_storage_vol_by_name(&s.name) {
+                calls.run(o, || v.delete(0))?;
+            }
+        }
+        (Kind::Network, Action::Create | Action::UpdateInPlace { .. }) => {
+            calls.run(o, || conn.define_network_xml(xml))?;
+        }
+        (Kind::Network, Action::Recreate { .. }) => {
+            let n = conn
+                .lookup_network_by_name(&s.name)
+                .map_err(|e| lv(o, &e))?;
+            if n.is_active().map_err(|e| lv(o, &e))? {
+                return Err(Error::Refused {
+                    object,
+                    reason: format!(
+                        "{}: the network is running; stop it first (virsh net-destroy), its VMs lose connectivity",
+                        s.reason()
+                    ),
+                });
+            }
+            calls.run(o, || n.undefine())?;
+            calls.run(o, || conn.define_network_xml(xml))?;
+        }
+        (Kind::Network, Action::Delete) => {
+            let n = conn
+                .lookup_network_by_name(&s.name)
+                .map_err(|e| lv(o, &e))?;
+            if n.is_active().map_err(|e| lv(o, &e))? {
+                calls.run(o, || n.destroy())?;
+            }
+            calls.run(o, || n.undefine())?;
+        }
+        (Kind::Domain, Action::Create | Action::UpdateInPlace { .. }) => {
+            calls.run(o, || {
+                conn.define_domain_xml_flags(xml, virt::sys::VIR_DOMAIN_DEFINE_VALIDATE)
+            })?;
+        }
+        (Kind::Domain, Action::Recreate { .. }) => {
+            let d = conn.lookup_domain_by_name(&s.name).map_err(|e| lv(o, &e))?;
+            calls.run(o, || d.undefine())?;
+            calls.run(o, || {
+                conn.define_domain_xml_flags(xml, virt::sys::VIR_DOMAIN_DEFINE_VALIDATE)
+            })?;
+        }
+        (Kind::Domain, Action::Delete) => {
+            let d = conn.lookup_domain_by_name(&s.name).map_err(|e| lv(o, &e))?;
+            if d.is_active().map_err(|e| lv(o, &e))? {
+                calls.run(o, || d.destroy())?;
+            }
+            calls.run(o, || d.undefine())?;
+        }
+        (_, Action::Unchanged | Action::Conflict { .. }) => {}
+        (Kind::Pool, Action::Recreate { .. }) => {
+            return Err(Error::Refused {
+                object,
+                reason: "pools are never recreated".into(),
             })
-            .unwrap_or(false)
+        }
     }
+    Ok(())
+}
+
+/// The plan [`destroy`] runs: every owned domain and the volumes it uses in
+/// the cluster's pool, every owned network; then the base images and the
+/// pool itself, only when nothing but those would be left in it (a foreign
+/// volume keeps both). Read-only.
+pub fn destroy_plan(conn: &Connect, cluster: &Cluster) -> Result<Plan, Error> {
+    virt::error::clear_error_callback();
+    let me = cluster.name().to_string();
+    let pool_name = cluster.host().pool.name.to_string();
+    let pool = pool_state(conn, cluster)?;
+    let pool_is_ours = pool
+        .as_ref()
+        .is_some_and(|(_, f, _)| f.kind == "dir" && f.path == cluster.host().pool.path.as_str());
+    let (owned, used_by_others) = domains(conn, &me, &pool_name)?;
+    let mut steps = Vec::new();
+    let mut volumes = BTreeSet::new();
+    for (name, d) in &owned {
+        let mut s = step(Kind::Domain, name, Action::Delete, None);
+        s.note = Some(format!("owned by cluster {me}"));
+        steps.push(s);
+        volumes.extend(
+            d.facts
+                .disks
+                .iter()
+                .filter(|(p, _, _)| *p == pool_name)
+                .map(|(_, v, _)| v.clone()),
+        );
+    }
+    let existing: BTreeSet<String> = match &pool {
+        Some((p, _, true)) => p
+            .list_volumes()
+            .map_err(|e| lv(&format!("pool {pool_name}"), &e))?
+            .into_iter()
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+    for v in volumes.iter().filter(|v| existing.contains(*v)) {
+        let mut s = step(Kind::Volume, v, Action::Delete, None);
+        s.note = Some(format!("used by a domain of cluster {me}"));
+        steps.push(s);
+    }
+    // Volumes of the model that no owned domain uses (an apply stopped
+    // before defining their domain): the plan adopts them when they are
+    // exactly as wanted, so destroy removes them on the same terms.
+    if let Some((p, _, true)) = &pool {
+        for (name, xml) in volume::xmls(cluster)? {
+            if volumes.contains(&name)
+                || !existing.contains(&name)
+                || used_by_others.contains(&name)
+            {
+                continue;
+            }
+            let Ok(v) = p.lookup_storage_vol_by_name(&name) else {
+                continue;
+            };
+            let want = live::volume(&format!("volume {name}"), &xml)?;
+            if diff::volume(&volume_facts(&v, &name)?, &want) == Change::Same {
+                let mut s = step(Kind::Volume, &name, Action::Delete, None);
+                s.note = Some(format!(
+                    "a volume of cluster {me} whose domain was never defined"
+                ));
+                steps.push(s);
+                volumes.insert(name);
+            }
+        }
+    }
+    for name in owned_networks(conn, &me)? {
+        let mut s = step(Kind::Network, &name, Action::Delete, None);
+        s.note = Some(format!("owned by cluster {me}"));
+        steps.push(s);
+    }
+    let bases: BTreeSet<String> = volume::base_images(cluster).into_iter().collect();
+    let left: Vec<&String> = existing.difference(&volumes).collect();
+    if pool_is_ours && left.iter().all(|v| bases.contains(*v)) {
+        for v in left {
+            let mut s = step(Kind::Volume, v, Action::Delete, None);
+            s.note = Some("base image of the cluster's pool".into());
+            steps.push(s);
+        }
+        let mut s = step(Kind::Pool, &pool_name, Action::Delete, None);
+        s.note = Some("the cluster's pool, now empty (its directory is left in place)".into());
+        steps.push(s);
+    }
+    Ok(Plan {
+        cluster: me,
+        pool: pool_name,
+        steps,
+    })
+}
+
+/// Removes every object this cluster owns ([`destroy_plan`]); foreign
+/// objects are never touched.
+pub fn destroy(conn: &Connect, cluster: &Cluster) -> Result<Report, Error> {
+    let p = destroy_plan(conn, cluster)?;
+    apply_with(conn, &p, &mut |_, _, _| {})
 }
