@@ -36,39 +36,43 @@ struct Args {
     destroy: Option<String>,
 }
 
+/// `--apply URI` / `--destroy URI`: prints the plan (one line per object:
+/// action, kind, name, reason), then applies it. Returns whether one ran.
 #[cfg(feature = "libvirt")]
 fn libvirt(
     args: &Args,
     cluster: &flatcar_topology::Cluster,
 ) -> Result<bool, flatcar_topology::Error> {
     use flatcar_topology::libvirt::apply;
-    if let Some(uri) = &args.destroy {
-        let conn = apply::connect(uri)?;
-        let r = apply::destroy(&conn, cluster)?;
-        println!(
-            "destroyed at {uri}: {} mutating calls; foreign objects untouched",
-            r.mutations
-        );
+    let (uri, destroying) = match (&args.apply, &args.destroy) {
+        (_, Some(uri)) => (uri, true),
+        (Some(uri), None) => (uri, false),
+        (None, None) => return Ok(false),
+    };
+    let conn = apply::connect(uri)?;
+    let plan = if destroying {
+        apply::destroy_plan(&conn, cluster)?
+    } else {
+        apply::plan(&conn, cluster)?
+    };
+    let verb = if destroying { "destroy" } else { "apply" };
+    println!("libvirt {verb} plan at {uri}: {} change(s)", plan.changes());
+    print!("{plan}");
+    if plan.changes() == 0 {
+        println!("nothing changes");
         return Ok(true);
     }
-    if let Some(uri) = &args.apply {
-        let conn = apply::connect(uri)?;
-        let plan = apply::plan(&conn, cluster)?;
-        println!("libvirt plan at {uri}: {} change(s)", plan.changes());
-        for s in &plan.steps {
-            println!("  {s}");
-        }
-        if plan.changes() == 0 {
-            println!("nothing changes");
-            return Ok(true);
-        }
-        let r = apply::apply(&conn, cluster, &plan, &mut |i, n, s| {
-            println!("  [{i}/{n}] {s}")
-        })?;
-        println!("applied: {} mutating calls", r.mutations);
-        return Ok(true);
+    let report = apply::apply(&conn, &plan)?;
+    println!(
+        "{verb}: {} change(s), {} mutating libvirt call(s); networks and domains are defined, not started; foreign objects untouched",
+        report.done.len(),
+        report.mutations
+    );
+    if !destroying {
+        let again = apply::plan(&conn, cluster)?;
+        println!("re-plan at {uri}: {} change(s)", again.changes());
     }
-    Ok(false)
+    Ok(true)
 }
 
 fn main() -> ExitCode {
