@@ -1,8 +1,8 @@
 //! libvirt objects for the model, rendered as XML with `quick-xml`'s serde
 //! support (never by string concatenation): the directory storage [`pool`],
 //! [`volume`]s (the Flatcar base image, one qcow2 overlay per VM, data
-//! disks), [`network`]s and [`domain`]s. With feature `libvirt`,
-//! [`apply`] compares them with a live connection and defines them.
+//! disks), [`network`]s and [`domain`]s. With feature `libvirt`, the
+//! `apply` module compares them with a live connection and defines them.
 //!
 //! # Choices
 //!
