@@ -5,7 +5,7 @@ mod support;
 
 use flatcar_microcloud::reference::cluster;
 use flatcar_microcloud::{Bundle, BundleSecrets};
-use flatcar_net::{chrony, dns, ruleset, wireguard};
+use flatcar_net::{chrony, coredns as dns, ruleset, wireguard};
 use std::process::Command;
 use support::{require, run, unique, Netns, TempDir};
 
@@ -17,57 +17,172 @@ fn text(b: &Bundle, path: &str) -> String {
     String::from_utf8(b.files()[path].contents.clone()).expect("utf8")
 }
 
+fn nft_in(ns: &Netns, r: &ruleset::Ruleset, extra: &[&str]) -> Result<(), flatcar_net::Error> {
+    let mut args = vec!["netns", "exec", ns.name.as_str(), "nft"];
+    args.extend_from_slice(extra);
+    ruleset::apply_with(r, "ip", &args)
+}
+
+fn listed(ns: &Netns) -> String {
+    String::from_utf8_lossy(&ns.exec(&["nft", "list", "ruleset"]).stdout).to_string()
+}
+
 #[test]
-fn nft_accepts_the_ruleset_and_rejects_a_broken_one() {
+fn nft_accepts_text_and_json_and_both_load_the_same_ruleset() {
     require("nft");
-    let ns = Netns::new(&unique("nftc"));
-    let rules = text(&bundle(), "host/nftables.nft");
+    let b = bundle();
+    let text = text(&b, "host/nftables.nft");
+    let c = cluster().expect("valid");
+    let r = ruleset::build(&c, &[]);
+    // The bundle's text is the typed ruleset's text (plus service flows).
+    assert!(text.contains("table inet microcloud {"), "{text}");
     let tmp = TempDir::new("nft");
     let path = tmp.path().join("rules.nft");
-    std::fs::write(&path, &rules).expect("write");
-    ns.exec(&["nft", "-c", "-f", path.to_str().expect("utf8")]);
-    // Applied for real inside a throwaway namespace, then re-applied (idempotent replace).
-    ns.exec(&["nft", "-f", path.to_str().expect("utf8")]);
-    ns.exec(&["nft", "-f", path.to_str().expect("utf8")]);
-    let listed = String::from_utf8_lossy(&ns.exec(&["nft", "list", "ruleset"]).stdout).to_string();
-    assert_eq!(
-        listed.matches("table inet microcloud").count(),
-        1,
-        "{listed}"
-    );
-    assert!(listed.contains("policy drop"));
-    // A broken ruleset is rejected and the applied one stays.
-    std::fs::write(&path, rules.replace("policy drop", "policy explode")).expect("write");
-    let out = ns.try_exec(&["nft", "-f", path.to_str().expect("utf8")]);
+    std::fs::write(&path, &text).expect("write");
+    let path = path.to_str().expect("utf8");
+
+    // Dry runs: the text with `nft -c -f`, the JSON with `nft -c -j -f -`.
+    let a = Netns::new(&unique("nfta"));
+    a.exec(&["nft", "-c", "-f", path]);
+    nft_in(&a, &r, &["-c"]).expect("json dry run");
+    assert_eq!(listed(&a), "", "a dry run changes nothing");
+
+    // Text in one namespace, JSON in another: the kernel holds the same ruleset.
+    let text_only = r.to_text();
+    let tpath = tmp.path().join("typed.nft");
+    std::fs::write(&tpath, &text_only).expect("write");
+    a.exec(&["nft", "-f", tpath.to_str().expect("utf8")]);
+    let j = Netns::new(&unique("nftj"));
+    nft_in(&j, &r, &[]).expect("json apply");
+    let (lt, lj) = (listed(&a), listed(&j));
+    assert_eq!(lt, lj, "text and JSON load different rulesets");
+    println!("{lj}");
+
+    // Replacing is idempotent and leaves other tables (libvirt's) alone.
+    j.exec(&["nft", "add table ip libvirt_network"]);
+    j.exec(&["nft", "add chain ip libvirt_network guest_output"]);
+    nft_in(&j, &r, &[]).expect("second apply");
+    let again = listed(&j);
+    assert_eq!(again.matches("table inet microcloud").count(), 1, "{again}");
+    assert!(again.contains("table ip libvirt_network"), "{again}");
+    assert!(again.contains("policy drop"));
+
+    // A ruleset the kernel rejects (masquerade in a filter chain) fails as a
+    // whole: the delete of our tables in the same transaction is undone.
+    let mut broken = r.clone();
+    broken.tables[0].chains[0].rules.push(ruleset::Rule {
+        matches: vec![],
+        verdict: ruleset::Verdict::Masquerade,
+        comment: None,
+    });
+    let err = nft_in(&j, &broken, &[]).expect_err("rejected");
+    println!("rejected as expected: {err}");
+    assert_eq!(listed(&j), again, "a failed apply changed the ruleset");
+    let out = j.try_exec(&[
+        "sh",
+        "-c",
+        &format!("echo '{}' | nft -f -", broken.to_text().replace('\'', "")),
+    ]);
     assert!(!out.status.success());
-    let after = String::from_utf8_lossy(&ns.exec(&["nft", "list", "ruleset"]).stdout).to_string();
-    assert_eq!(after, listed, "a failed apply changed the ruleset");
+    assert_eq!(listed(&j), again, "a failed text apply changed the ruleset");
 }
 
 #[test]
 fn ruleset_states_the_security_claims() {
+    use ruleset::{Dir, Family, Match, Op, Verdict};
     let c = cluster().expect("valid");
-    let r = ruleset::render(&c, &[]);
-    assert!(r.contains("ip saddr != { 10.17.3.0/24, 10.17.4.0/24, 10.17.9.0/24, 192.168.0.0/24 } tcp dport { 6443 } drop"), "{r}");
+    let r = ruleset::build(&c, &[]);
+    let t = r.to_text();
+    let inside = "{ 10.17.3.0/24, 10.17.4.0/24, 10.17.9.0/24, 192.168.0.0/24 }";
+    for chain in ["input", "forward"] {
+        let rules = r.rules(Family::Inet, chain);
+        let api = rules
+            .iter()
+            .position(|r| {
+                r.to_string()
+                    .starts_with(&format!("ip saddr != {inside} tcp dport 6443 drop"))
+            })
+            .unwrap_or_else(|| panic!("{chain}: 6443 from outside dropped\n{t}"));
+        let first_accept_of_outside = rules.iter().position(|r| {
+            r.verdict == Verdict::Accept
+                && r.matches
+                    .iter()
+                    .any(|m| matches!(m, Match::Addr(Dir::Source, Op::Ne, _)))
+        });
+        assert!(
+            first_accept_of_outside.is_none_or(|i| i > api),
+            "{chain}: drop before any accept"
+        );
+    }
     assert!(
-        r.contains("ip saddr { 192.168.0.0/24 } tcp dport { 22 } accept"),
-        "{r}"
+        t.contains("ip saddr 192.168.0.0/24 tcp dport 22 accept"),
+        "{t}"
     );
     assert!(
-        r.contains("ip saddr { 10.17.9.0/24 } tcp dport { 22 } accept"),
-        "{r}"
+        t.contains("ip saddr 10.17.9.0/24 tcp dport 22 accept"),
+        "{t}"
     );
-    assert!(r.contains("udp dport 51820 accept"));
-    assert!(r.contains("ip saddr 10.17.4.0/24 ip daddr != { 10.17.3.0/24, 10.17.4.0/24, 10.17.9.0/24, 192.168.0.0/24 } masquerade"));
-    assert!(!r.contains("flush ruleset"), "never flush libvirt's tables");
+    assert!(t.contains("udp dport 51820 accept"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "ip saddr 10.17.4.0/24 ip daddr != {inside} masquerade"
+        )),
+        "{t}"
+    );
+    // LB -> masters: a forward rule exists (routed path), besides the bridge.
+    assert!(
+        t.contains("ip saddr { 10.17.4.11, 10.17.4.12, 192.168.0.11, 192.168.0.12 } ip daddr { 10.17.4.21, 10.17.4.22, 10.17.4.23 } tcp dport 6443 accept"),
+        "{t}"
+    );
+    // Workers -> database crosses NAT networks; masters -> database does not exist.
+    assert!(
+        t.contains("ip daddr 10.17.3.14 tcp dport 5432 accept"),
+        "{t}"
+    );
+    assert!(!t.contains("flush ruleset"), "never flush libvirt's tables");
+    for chain in ["input", "forward"] {
+        let fw = &r.tables[0]
+            .chains
+            .iter()
+            .find(|ch| ch.name == chain)
+            .expect("chain");
+        assert_eq!(fw.policy, ruleset::Policy::Drop);
+    }
     // Only the web VIP's ports are open from the internet side on the LAN bridge.
-    let bridge = &r[r.find("table bridge").expect("bridge table")..];
+    let bridge: Vec<String> = r
+        .rules(Family::Bridge, "forward")
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    let bridge = bridge.join("\n");
     assert!(
         bridge.contains("ip daddr 192.168.0.14 tcp dport != { 80, 443 } drop"),
         "{bridge}"
     );
-    assert!(bridge.contains("ip daddr 192.168.0.10 drop"), "{bridge}");
-    assert!(bridge.contains("tcp dport { 6443 } drop"), "{bridge}");
+    assert!(
+        bridge.contains(&format!("ip saddr != {inside} ip daddr 192.168.0.10 drop")),
+        "{bridge}"
+    );
+    assert!(bridge.contains("tcp dport 6443 drop"), "{bridge}");
+    // Services' flows are honoured.
+    let extra = flatcar_topology::Flow {
+        from: flatcar_topology::Endpoint::Lan,
+        to: flatcar_topology::Endpoint::Role(flatcar_topology::Role::Storage),
+        proto: flatcar_topology::Proto::Tcp,
+        ports: vec![flatcar_topology::PortRange::one(
+            flatcar_topology::Port::of(2049),
+        )],
+        why: None,
+    };
+    let with = ruleset::render(&c, &[extra]);
+    assert!(
+        with.contains("ip saddr 192.168.0.0/24 ip daddr 10.17.4.27 tcp dport 2049 accept"),
+        "{with}"
+    );
+    assert_eq!(ruleset::render(&c, &[]), t, "deterministic");
+    let json = ruleset::render_json(&c, &[]).expect("json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("valid json");
+    assert_eq!(v["nftables"][1]["delete"]["table"]["name"], "microcloud");
 }
 
 #[test]
@@ -148,7 +263,7 @@ fn chronyd_parses_server_and_client() {
 fn wireguard_configs_are_accepted_by_wg_and_keys_stay_secret() {
     require("wg");
     let b = bundle();
-    for path in ["host/wireguard/wg0.conf", "vpn/laptop.conf", "vpn/vps.conf"] {
+    for path in ["host/wg0.conf", "vpn/laptop.conf", "vpn/vps.conf"] {
         let f = &b.files()[path];
         assert!(f.secret, "{path} must be 0600");
         let t = String::from_utf8_lossy(&f.contents).to_string();
@@ -168,7 +283,7 @@ fn wireguard_configs_are_accepted_by_wg_and_keys_stay_secret() {
         "{laptop}"
     );
     assert!(laptop.contains("Endpoint = vpn.microcloud.example.org:51820"));
-    let host = text(&b, "host/wireguard/wg0.conf");
+    let host = text(&b, "host/wg0.conf");
     assert!(
         host.contains("AllowedIPs = 10.17.9.2/32") && host.contains("Endpoint = 203.0.113.7:51820"),
         "{host}"

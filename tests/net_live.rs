@@ -251,7 +251,7 @@ fn reachability_matrix() {
     let host_conf = write(
         dir,
         "wgh.conf",
-        &flatcar_net::wireguard::strip(&file(&b, "host/wireguard/wg0.conf")),
+        &flatcar_net::wireguard::strip(&file(&b, "host/wg0.conf")),
     );
     // The generated laptop config dials vpn.microcloud.example.org; `wg`
     // would resolve that name (a packet we must not send), so the test drops

@@ -4,28 +4,39 @@
 //! flows of every service, so the bundle renders it after composition with
 //! [`crate::ruleset::render`].)
 
-use crate::{chrony, dns, wireguard};
+use crate::{chrony, coredns as dns, wireguard};
 use flatcar_topology::provision::{Contributions, File, Service, Unit};
 use flatcar_topology::{Cluster, Error as TopologyError, Role, VpnEndpoint};
 
-/// CoreDNS image, pinned by digest. **Placeholder digest** (no registry
-/// access here): set [`NetServices::coredns_image`] to the digest from
-/// `docker buildx imagetools inspect coredns/coredns:1.11.3`; until then the
-/// pull fails instead of running an unpinned image.
-pub const COREDNS_IMAGE: &str =
-    "docker.io/coredns/coredns:1.11.3@sha256:0000000000000000000000000000000000000000000000000000000000000000";
+/// CoreDNS image, pinned by its index digest (the digest of
+/// `coredns/coredns:1.11.3` as pinned by several public repositories; not
+/// re-resolved from here, the test machine has no registry access).
+pub const COREDNS_IMAGE: &str = "docker.io/coredns/coredns:1.11.3@sha256:9caabbf6238b189a65d0d6e6ac138de60d6a1c419e5a341fbbb7c78382559c6e";
+
+/// Chrony image (Alpine + chrony), pinned by digest (as pinned by several
+/// public repositories). Flatcar's generic/QEMU image ships no chronyd (it
+/// comes only in some cloud OEM sysexts), so the NTP role runs it as a
+/// container with the generated config.
+pub const CHRONY_IMAGE: &str =
+    "docker.io/cturra/ntp@sha256:7224d4e7c7833aabbcb7dd70c46c8a8dcccda365314c6db047b9b10403ace3bc";
+
+/// Where the NTP server's config lives on the VM (mounted into the container).
+pub const CHRONY_CONF: &str = "/etc/chrony/chrony.conf";
 
 /// WireGuard, CoreDNS and Chrony.
 #[derive(Debug, Clone)]
 pub struct NetServices {
     /// CoreDNS image reference (with digest).
     pub coredns_image: String,
+    /// Chrony image reference (with digest).
+    pub chrony_image: String,
 }
 
 impl Default for NetServices {
     fn default() -> Self {
         NetServices {
             coredns_image: COREDNS_IMAGE.into(),
+            chrony_image: CHRONY_IMAGE.into(),
         }
     }
 }
@@ -49,6 +60,30 @@ RestartSec=2
 WantedBy=multi-user.target
 ",
         dir = dns::ZONE_DIR
+    )
+}
+
+fn chrony_unit(image: &str) -> String {
+    format!(
+        "[Unit]
+Description=Chrony NTP server for the cluster (flatcar-microcloud)
+Wants=network-online.target
+After=docker.service network-online.target
+Requires=docker.service
+Conflicts=systemd-timesyncd.service
+
+[Service]
+ExecStartPre=-/usr/bin/docker rm -f chronyd
+ExecStartPre=/usr/bin/mkdir -p /var/lib/chrony
+ExecStart=/usr/bin/docker run --rm --name chronyd --network host --cap-drop ALL --cap-add SYS_TIME --cap-add NET_BIND_SERVICE -v {conf}:/etc/chrony/chrony.conf:ro -v /var/lib/chrony:/var/lib/chrony --entrypoint /usr/sbin/chronyd {image} -d -u root -f /etc/chrony/chrony.conf
+ExecStop=/usr/bin/docker stop -t 5 chronyd
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+",
+        conf = CHRONY_CONF
     )
 }
 
@@ -82,11 +117,9 @@ impl Service for NetServices {
             }
             if let Some(text) = wireguard::endpoint_config(cluster, &endpoint, &peers) {
                 match &vpn.endpoint {
-                    VpnEndpoint::Host => out.artifact(
-                        &format!("host/wireguard/{}.conf", vpn.interface),
-                        text,
-                        true,
-                    ),
+                    VpnEndpoint::Host => {
+                        out.artifact(&format!("host/{}.conf", vpn.interface), text, true)
+                    }
                     VpnEndpoint::Vm(vm) => {
                         out.file(
                             vm,
@@ -169,17 +202,10 @@ impl Service for NetServices {
         out.artifact("ntp/chrony-server.conf", server.clone(), false);
         out.artifact("ntp/chrony-client.conf", chrony::client(cluster), false);
         for vm in cluster.with_role(Role::Ntp) {
-            out.file(
-                &vm.name,
-                File::text("/etc/chrony/chrony.conf", 0o644, server.clone()),
-            );
+            out.file(&vm.name, File::text(CHRONY_CONF, 0o644, server.clone()));
             out.unit(
                 &vm.name,
-                Unit {
-                    name: "chronyd.service".into(),
-                    enabled: Some(true),
-                    ..Unit::default()
-                },
+                Unit::enabled("chronyd.service", chrony_unit(&self.chrony_image)),
             );
             out.unit(
                 &vm.name,

@@ -1,132 +1,823 @@
 //! The physical host's nftables ruleset, from the model's zones and flows.
 //!
-//! One table of our own (`inet microcloud`) filters what the host routes
-//! (VPN ↔ LAN ↔ NAT networks ↔ internet side) and what reaches the host
-//! itself; a `bridge microcloud` table guards the LAN bridge, where traffic
-//! to the VIPs is switched, not routed: packets with a source outside the
-//! LAN/VPN/VM networks (the internet side, port-forwarded by the router)
-//! only reach the VIP ports that flows allow from the internet. NAT
-//! networks are masqueraded towards the internet side (libvirt networks are
-//! defined with forward mode `open`, so this ruleset is the only one). The
-//! whole text replaces only our tables, atomically in one `nft -f`
-//! transaction: on error nothing changes; libvirt's tables are untouched.
+//! [`build`] turns the cluster (its networks, VPN, VIPs and every [`Flow`],
+//! declared, implied by VIPs and contributed by services) into a typed
+//! [`Ruleset`]. The same value renders as `nft -f` text ([`Ruleset::to_text`])
+//! and as the `nftables` crate's JSON schema ([`Ruleset::to_nftables`],
+//! applied with `nft -j -f -` by [`apply`]); tests prove both load to the
+//! same kernel ruleset.
+//!
+//! # Zones
+//! * **LAN**, **VPN** and each **NAT network**: their CIDRs in the model
+//!   ([`Cluster::endpoint_nets`]);
+//! * **internet side**: every address that is none of those. The LAN router
+//!   is not managed and port-forwards public ports to the web VIP, so
+//!   internet traffic arrives *on the LAN* with public source addresses; the
+//!   ruleset therefore judges by source address, not by interface.
+//!
+//! # Tables
+//! Only two tables of our own, `inet microcloud` and `bridge microcloud`,
+//! are replaced (`add table; delete table; add table …` in **one**
+//! transaction); the ruleset is never flushed, so libvirt's tables stay.
+//! If `nft` rejects any part, the transaction is aborted and the previous
+//! ruleset stays in place.
+//!
+//! * `inet microcloud` / `input` (policy drop): established/related,
+//!   loopback, ping from inside, WireGuard from anywhere (endpoint on the
+//!   host), libvirt DNS/DHCP on the NAT bridges, and the flows to `Host`;
+//!   the API ports never from the internet side.
+//! * `inet microcloud` / `forward` (policy drop): established/related, no
+//!   spoofed NAT/VPN sources, the API ports never from the internet side,
+//!   then exactly the flows between LAN, VPN, NAT networks and the internet
+//!   side (load balancers → masters is a flow like any other: the LBs reach
+//!   the masters through their own NIC on the k8s bridge, and the rule also
+//!   covers a routed path).
+//! * `inet microcloud` / `postrouting` (nat): NAT networks masqueraded
+//!   towards the internet side. libvirt defines them with forward mode
+//!   `open`, so libvirt adds no rules and this ruleset is the only one.
+//! * `bridge microcloud` / `forward`: the LAN bridge, where traffic to the
+//!   VIPs is *switched*, not routed: from internet-side sources only the VIP
+//!   ports that flows open to the internet pass, the API ports never.
+//!
+//! # Bridged traffic and the inet forward chain
+//! Traffic switched between two ports of one bridge (LAN VM ↔ LAN VM, LB ↔
+//! master on the k8s bridge, router → VIP) does **not** pass the inet
+//! forward chain on a host without `br_netfilter`; there only the bridge
+//! table sees it. With `br_netfilter` loaded and
+//! `net.bridge.bridge-nf-call-iptables=1` (Docker, Kubernetes and many KVM
+//! hosts; also the machine the tests run on) it *does* pass it, with the
+//! bridge as input and output interface. The forward chain therefore
+//! accepts switched traffic inside each bridge explicitly, so the ruleset
+//! behaves the same either way; what the internet side may reach on the LAN
+//! bridge is decided by the bridge table in both cases.
 
 use crate::Error;
-use flatcar_topology::{Cluster, Endpoint, Flow, NetworkKind, Proto};
+use flatcar_topology::{Cluster, Endpoint, Flow, NetworkKind, Port, PortRange, Proto, VpnEndpoint};
 use ipnet::Ipv4Net;
+use nftables::batch::Batch;
+use nftables::expr::{
+    Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix, Range, SetItem, CT,
+};
+use nftables::schema::{self, NfListObject, Nftables};
+use nftables::stmt::{Match as NftMatch, Operator, Statement};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::fmt::Write;
+use std::fmt::{self, Write};
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-/// Name of our tables.
+/// Name of our tables (`inet microcloud`, `bridge microcloud`).
 pub const TABLE: &str = "microcloud";
 
-fn set(nets: &[Ipv4Net]) -> String {
-    let v: BTreeSet<String> = nets
-        .iter()
-        .map(|n| {
-            if n.prefix_len() == 32 {
-                n.addr().to_string()
-            } else {
-                n.to_string()
+/// nft comments are limited to 128 bytes.
+const COMMENT_MAX: usize = 128;
+
+/// A table family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    /// IPv4 and IPv6 (routed and local traffic).
+    Inet,
+    /// Switched traffic on bridges.
+    Bridge,
+}
+
+impl Family {
+    fn text(self) -> &'static str {
+        match self {
+            Family::Inet => "inet",
+            Family::Bridge => "bridge",
+        }
+    }
+    fn nft(self) -> NfFamily {
+        match self {
+            Family::Inet => NfFamily::INet,
+            Family::Bridge => NfFamily::Bridge,
+        }
+    }
+}
+
+/// A netfilter hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// Packets to the host itself.
+    Input,
+    /// Packets the host routes (or switches, in the bridge family).
+    Forward,
+    /// Packets leaving (source NAT).
+    Postrouting,
+}
+
+impl Hook {
+    fn text(self) -> &'static str {
+        match self {
+            Hook::Input => "input",
+            Hook::Forward => "forward",
+            Hook::Postrouting => "postrouting",
+        }
+    }
+    fn nft(self) -> NfHook {
+        match self {
+            Hook::Input => NfHook::Input,
+            Hook::Forward => NfHook::Forward,
+            Hook::Postrouting => NfHook::Postrouting,
+        }
+    }
+}
+
+/// Chain type and its standard priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainKind {
+    /// `type filter … priority filter`.
+    Filter,
+    /// `type nat … priority srcnat`.
+    SrcNat,
+}
+
+impl ChainKind {
+    /// The numeric priority of the named one in `family` (`filter` is -200
+    /// in the bridge family, 0 elsewhere; `srcnat` is 100).
+    pub fn priority(self, family: Family) -> i32 {
+        match (self, family) {
+            (ChainKind::Filter, Family::Bridge) => -200,
+            (ChainKind::Filter, Family::Inet) => 0,
+            (ChainKind::SrcNat, Family::Bridge) => 300,
+            (ChainKind::SrcNat, Family::Inet) => 100,
+        }
+    }
+}
+
+/// Default verdict of a base chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Let packets no rule matched pass.
+    Accept,
+    /// Drop packets no rule matched.
+    Drop,
+}
+
+/// `==` or `!=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Matches when the value is in the set.
+    Eq,
+    /// Matches when the value is not in the set.
+    Ne,
+}
+
+impl Op {
+    fn text(self) -> &'static str {
+        match self {
+            Op::Eq => "",
+            Op::Ne => "!= ",
+        }
+    }
+    fn nft(self) -> Operator {
+        match self {
+            Op::Eq => Operator::EQ,
+            Op::Ne => Operator::NEQ,
+        }
+    }
+}
+
+/// Connection tracking state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CtState {
+    /// Part of a known connection.
+    Established,
+    /// Related to a known connection (ICMP errors, FTP data…).
+    Related,
+    /// Not part of any valid connection.
+    Invalid,
+}
+
+impl CtState {
+    fn text(self) -> &'static str {
+        match self {
+            CtState::Established => "established",
+            CtState::Related => "related",
+            CtState::Invalid => "invalid",
+        }
+    }
+}
+
+/// Source or destination address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// `ip saddr`.
+    Source,
+    /// `ip daddr`.
+    Destination,
+}
+
+/// A layer 4 protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum L4 {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP.
+    Icmp,
+}
+
+impl L4 {
+    fn text(self) -> &'static str {
+        match self {
+            L4::Tcp => "tcp",
+            L4::Udp => "udp",
+            L4::Icmp => "icmp",
+        }
+    }
+}
+
+/// Which header the destination port is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortHeader {
+    /// `tcp dport` (implies TCP).
+    Tcp,
+    /// `udp dport` (implies UDP).
+    Udp,
+    /// `th dport`: any transport header (after a `meta l4proto` match).
+    Th,
+}
+
+impl PortHeader {
+    fn text(self) -> &'static str {
+        match self {
+            PortHeader::Tcp => "tcp",
+            PortHeader::Udp => "udp",
+            PortHeader::Th => "th",
+        }
+    }
+}
+
+/// One condition of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `ct state …` (any of).
+    CtState(Vec<CtState>),
+    /// `iifname [!=] NAME`.
+    Iifname(Op, String),
+    /// `oifname [!=] NAME`.
+    Oifname(Op, String),
+    /// `iifname [!=] { … }`.
+    IifnameIn(Op, Vec<String>),
+    /// `ip saddr|daddr [!=] { nets }`.
+    Addr(Dir, Op, Vec<Ipv4Net>),
+    /// `meta l4proto [!=] { … }`.
+    L4proto(Op, Vec<L4>),
+    /// `tcp|udp|th dport [!=] { ports }`.
+    Dport(PortHeader, Op, Vec<PortRange>),
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let it pass.
+    Accept,
+    /// Drop it silently.
+    Drop,
+    /// Source-NAT to the outgoing interface's address.
+    Masquerade,
+}
+
+/// A rule: every match must hold, then the verdict applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Conditions (all must hold).
+    pub matches: Vec<Match>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why the rule exists (at most 128 bytes, `"` removed).
+    pub comment: Option<String>,
+}
+
+impl Rule {
+    fn new(matches: Vec<Match>, verdict: Verdict, comment: impl Into<String>) -> Rule {
+        let mut c: String = comment.into().replace(['"', '\\', '\n'], "");
+        while c.len() > COMMENT_MAX {
+            c.pop();
+        }
+        Rule {
+            matches,
+            verdict,
+            comment: (!c.is_empty()).then_some(c),
+        }
+    }
+}
+
+/// A base chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// Chain name.
+    pub name: String,
+    /// Filter or source NAT.
+    pub kind: ChainKind,
+    /// Where it hooks in.
+    pub hook: Hook,
+    /// What happens to packets no rule matched.
+    pub policy: Policy,
+    /// Rules in order.
+    pub rules: Vec<Rule>,
+}
+
+/// A table of ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// Family.
+    pub family: Family,
+    /// Name ([`TABLE`]).
+    pub name: String,
+    /// Base chains.
+    pub chains: Vec<Chain>,
+}
+
+/// The host's ruleset: our tables, replaced as a whole in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    /// Header comment for the text form.
+    pub title: String,
+    /// Our tables.
+    pub tables: Vec<Table>,
+}
+
+fn nets_text(nets: &[Ipv4Net]) -> String {
+    let items: Vec<String> = nets.iter().map(|n| net_text(*n)).collect();
+    if items.len() == 1 {
+        items.concat()
+    } else {
+        format!("{{ {} }}", items.join(", "))
+    }
+}
+
+fn net_text(n: Ipv4Net) -> String {
+    if n.prefix_len() == 32 {
+        n.addr().to_string()
+    } else {
+        n.trunc().to_string()
+    }
+}
+
+fn port_text(p: PortRange) -> String {
+    if p.start() == p.end() {
+        p.start().to_string()
+    } else {
+        format!("{}-{}", p.start(), p.end())
+    }
+}
+
+fn set_text<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+    if items.len() == 1 {
+        f(&items[0])
+    } else {
+        let v: Vec<String> = items.iter().map(f).collect();
+        format!("{{ {} }}", v.join(", "))
+    }
+}
+
+impl fmt::Display for Match {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Match::CtState(s) => {
+                let v: Vec<&str> = s.iter().map(|s| s.text()).collect();
+                write!(f, "ct state {}", v.join(","))
             }
-        })
-        .collect();
-    format!("{{ {} }}", v.into_iter().collect::<Vec<_>>().join(", "))
+            Match::Iifname(op, n) => write!(f, "iifname {}\"{n}\"", op.text()),
+            Match::Oifname(op, n) => write!(f, "oifname {}\"{n}\"", op.text()),
+            Match::IifnameIn(op, n) => write!(
+                f,
+                "iifname {}{}",
+                op.text(),
+                set_text(n, |n| format!("\"{n}\""))
+            ),
+            Match::Addr(dir, op, nets) => {
+                let d = match dir {
+                    Dir::Source => "saddr",
+                    Dir::Destination => "daddr",
+                };
+                write!(f, "ip {d} {}{}", op.text(), nets_text(nets))
+            }
+            Match::L4proto(op, p) => write!(
+                f,
+                "meta l4proto {}{}",
+                op.text(),
+                set_text(p, |p| p.text().to_string())
+            ),
+            Match::Dport(h, op, p) => write!(
+                f,
+                "{} dport {}{}",
+                h.text(),
+                op.text(),
+                set_text(p, |p| port_text(*p))
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for m in &self.matches {
+            write!(f, "{m} ")?;
+        }
+        f.write_str(match self.verdict {
+            Verdict::Accept => "accept",
+            Verdict::Drop => "drop",
+            Verdict::Masquerade => "masquerade",
+        })?;
+        if let Some(c) = &self.comment {
+            write!(f, " comment \"{c}\"")?;
+        }
+        Ok(())
+    }
+}
+
+fn s(v: impl Into<String>) -> Expression<'static> {
+    Expression::String(Cow::Owned(v.into()))
+}
+
+fn named_set(mut items: Vec<Expression<'static>>) -> Expression<'static> {
+    match items.pop() {
+        Some(one) if items.is_empty() => one,
+        Some(last) => {
+            items.push(last);
+            Expression::Named(NamedExpression::Set(
+                items.into_iter().map(SetItem::Element).collect(),
+            ))
+        }
+        None => Expression::Named(NamedExpression::Set(Vec::new())),
+    }
+}
+
+fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: Cow::Borrowed(protocol),
+            field: Cow::Borrowed(field),
+        },
+    )))
+}
+
+fn meta(key: MetaKey) -> Expression<'static> {
+    Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+
+fn net_expr(n: Ipv4Net) -> Expression<'static> {
+    if n.prefix_len() == 32 {
+        s(n.addr().to_string())
+    } else {
+        Expression::Named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(s(n.network().to_string())),
+            len: u32::from(n.prefix_len()),
+        }))
+    }
+}
+
+fn port_expr(p: PortRange) -> Expression<'static> {
+    let (a, b) = (u32::from(p.start().get()), u32::from(p.end().get()));
+    if a == b {
+        Expression::Number(a)
+    } else {
+        Expression::Range(Box::new(Range {
+            range: [Expression::Number(a), Expression::Number(b)],
+        }))
+    }
+}
+
+impl Match {
+    /// The statement in the `nftables` JSON schema.
+    pub fn to_statement(&self) -> Statement<'static> {
+        let m = |left, op: Op, right| {
+            Statement::Match(NftMatch {
+                left,
+                right,
+                op: op.nft(),
+            })
+        };
+        match self {
+            Match::CtState(states) => Statement::Match(NftMatch {
+                left: Expression::Named(NamedExpression::CT(CT {
+                    key: Cow::Borrowed("state"),
+                    family: None,
+                    dir: None,
+                })),
+                right: Expression::List(states.iter().map(|s| self::s(s.text())).collect()),
+                op: Operator::IN,
+            }),
+            Match::Iifname(op, n) => m(meta(MetaKey::Iifname), *op, s(n.clone())),
+            Match::Oifname(op, n) => m(meta(MetaKey::Oifname), *op, s(n.clone())),
+            Match::IifnameIn(op, n) => m(
+                meta(MetaKey::Iifname),
+                *op,
+                named_set(n.iter().map(|n| s(n.clone())).collect()),
+            ),
+            Match::Addr(dir, op, nets) => m(
+                payload(
+                    "ip",
+                    match dir {
+                        Dir::Source => "saddr",
+                        Dir::Destination => "daddr",
+                    },
+                ),
+                *op,
+                named_set(nets.iter().map(|n| net_expr(*n)).collect()),
+            ),
+            Match::L4proto(op, p) => m(
+                meta(MetaKey::L4proto),
+                *op,
+                named_set(p.iter().map(|p| s(p.text())).collect()),
+            ),
+            Match::Dport(h, op, p) => m(
+                payload(h.text(), "dport"),
+                *op,
+                named_set(p.iter().map(|p| port_expr(*p)).collect()),
+            ),
+        }
+    }
+}
+
+impl Ruleset {
+    /// `nft -f` text: replaces our tables in one transaction.
+    pub fn to_text(&self) -> String {
+        self.to_string()
+    }
+
+    /// The same ruleset as an `nftables` JSON document (commands: add,
+    /// delete and re-add each of our tables, then its chains and rules),
+    /// one transaction for `nft -j -f`.
+    pub fn to_nftables(&self) -> Nftables<'static> {
+        let mut b = Batch::new();
+        for t in &self.tables {
+            let table = || schema::Table {
+                family: t.family.nft(),
+                name: Cow::Owned(t.name.clone()),
+                handle: None,
+            };
+            // Add (a no-op when it exists) then delete: replaces without
+            // failing on the first apply, and never touches other tables.
+            b.add(NfListObject::Table(table()));
+            b.delete(NfListObject::Table(table()));
+            b.add(NfListObject::Table(table()));
+            for c in &t.chains {
+                b.add(NfListObject::Chain(schema::Chain {
+                    family: t.family.nft(),
+                    table: Cow::Owned(t.name.clone()),
+                    name: Cow::Owned(c.name.clone()),
+                    _type: Some(match c.kind {
+                        ChainKind::Filter => NfChainType::Filter,
+                        ChainKind::SrcNat => NfChainType::NAT,
+                    }),
+                    hook: Some(c.hook.nft()),
+                    prio: Some(c.kind.priority(t.family)),
+                    policy: Some(match c.policy {
+                        Policy::Accept => NfChainPolicy::Accept,
+                        Policy::Drop => NfChainPolicy::Drop,
+                    }),
+                    ..schema::Chain::default()
+                }));
+                for r in &c.rules {
+                    let mut expr: Vec<Statement<'static>> =
+                        r.matches.iter().map(Match::to_statement).collect();
+                    expr.push(match r.verdict {
+                        Verdict::Accept => Statement::Accept(None),
+                        Verdict::Drop => Statement::Drop(None),
+                        Verdict::Masquerade => Statement::Masquerade(None),
+                    });
+                    b.add(NfListObject::Rule(schema::Rule {
+                        family: t.family.nft(),
+                        table: Cow::Owned(t.name.clone()),
+                        chain: Cow::Owned(c.name.clone()),
+                        expr: Cow::Owned(expr),
+                        comment: r.comment.clone().map(Cow::Owned),
+                        ..schema::Rule::default()
+                    }));
+                }
+            }
+        }
+        b.to_nftables()
+    }
+
+    /// The JSON document as text (pretty, deterministic).
+    pub fn to_json(&self) -> Result<String, Error> {
+        serde_json::to_string_pretty(&self.to_nftables())
+            .map(|mut s| {
+                s.push('\n');
+                s
+            })
+            .map_err(|e| Error::Nft(format!("cannot serialise the ruleset: {e}")))
+    }
+
+    /// Every rule of chain `chain` in table family `family`.
+    pub fn rules(&self, family: Family, chain: &str) -> Vec<&Rule> {
+        self.tables
+            .iter()
+            .filter(|t| t.family == family)
+            .flat_map(|t| &t.chains)
+            .filter(|c| c.name == chain)
+            .flat_map(|c| &c.rules)
+            .collect()
+    }
+}
+
+impl fmt::Display for Ruleset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in self.title.lines() {
+            writeln!(f, "# {line}")?;
+        }
+        for t in &self.tables {
+            let (fam, name) = (t.family.text(), &t.name);
+            writeln!(f, "\ntable {fam} {name}\ndelete table {fam} {name}")?;
+            writeln!(f, "table {fam} {name} {{")?;
+            for (i, c) in t.chains.iter().enumerate() {
+                if i > 0 {
+                    writeln!(f)?;
+                }
+                writeln!(f, "    chain {} {{", c.name)?;
+                let (ty, prio) = match c.kind {
+                    ChainKind::Filter => ("filter", "filter"),
+                    ChainKind::SrcNat => ("nat", "srcnat"),
+                };
+                let policy = match c.policy {
+                    Policy::Accept => "accept",
+                    Policy::Drop => "drop",
+                };
+                writeln!(
+                    f,
+                    "        type {ty} hook {} priority {prio}; policy {policy};",
+                    c.hook.text()
+                )?;
+                for r in &c.rules {
+                    writeln!(f, "        {r}")?;
+                }
+                writeln!(f, "    }}")?;
+            }
+            writeln!(f, "}}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Every address range that is not the internet side: LAN, VPN, networks.
 pub fn inside(cluster: &Cluster) -> Vec<Ipv4Net> {
-    let mut v: Vec<Ipv4Net> = cluster.networks().iter().map(|n| n.cidr).collect();
+    let mut v: BTreeSet<Ipv4Net> = cluster.networks().iter().map(|n| n.cidr).collect();
     v.extend(cluster.vpn().map(|v| v.subnet));
-    v
+    v.into_iter().collect()
 }
 
-fn proto_match(f: &Flow) -> String {
-    let ports: Vec<String> = f.ports.iter().map(|p| p.to_string()).collect();
-    let dport = if ports.is_empty() {
-        String::new()
-    } else {
-        format!(" dport {{ {} }}", ports.join(", "))
+/// The address match of an endpoint: `None` when it stands for no address
+/// (the flow then cannot match anything and is left out).
+fn endpoint_match(cluster: &Cluster, dir: Dir, e: &Endpoint) -> Option<Match> {
+    match cluster.endpoint_nets(e) {
+        None => Some(Match::Addr(dir, Op::Ne, inside(cluster))),
+        Some(nets) if nets.is_empty() => None,
+        Some(nets) => {
+            let set: BTreeSet<Ipv4Net> = nets.into_iter().map(|n| n.trunc()).collect();
+            Some(Match::Addr(dir, Op::Eq, set.into_iter().collect()))
+        }
+    }
+}
+
+fn proto_matches(f: &Flow) -> Vec<Match> {
+    let ports = |h: PortHeader, l4: L4| {
+        if f.ports.is_empty() {
+            vec![Match::L4proto(Op::Eq, vec![l4])]
+        } else {
+            vec![Match::Dport(h, Op::Eq, f.ports.clone())]
+        }
     };
     match f.proto {
-        Proto::Tcp => format!(
-            "tcp{}",
-            if dport.is_empty() {
-                " dport 1-65535".into()
-            } else {
-                dport
-            }
-        ),
-        Proto::Udp => format!(
-            "udp{}",
-            if dport.is_empty() {
-                " dport 1-65535".into()
-            } else {
-                dport
-            }
-        ),
-        Proto::Icmp => "meta l4proto icmp".into(),
-        Proto::Any => String::new(),
+        Proto::Tcp => ports(PortHeader::Tcp, L4::Tcp),
+        Proto::Udp => ports(PortHeader::Udp, L4::Udp),
+        Proto::Icmp => vec![Match::L4proto(Op::Eq, vec![L4::Icmp])],
+        Proto::Any => Vec::new(),
     }
 }
 
-fn addr_match(dir: &str, cluster: &Cluster, e: &Endpoint) -> Option<String> {
-    match cluster.endpoint_nets(e) {
-        None => Some(format!("ip {dir} != {}", set(&inside(cluster)))),
-        Some(nets) if nets.is_empty() => None,
-        Some(nets) => Some(format!("ip {dir} {}", set(&nets))),
+fn flow_rule(cluster: &Cluster, f: &Flow, with_dst: bool) -> Option<Rule> {
+    let mut m = vec![endpoint_match(cluster, Dir::Source, &f.from)?];
+    if with_dst {
+        m.push(endpoint_match(cluster, Dir::Destination, &f.to)?);
     }
+    m.extend(proto_matches(f));
+    Some(Rule::new(m, Verdict::Accept, f.to_string()))
 }
 
-fn comment(f: &Flow) -> String {
-    // Endpoint and Name texts only contain [a-z0-9:-], safe inside quotes.
-    format!("comment \"{}\"", f.to_string().replace('"', ""))
+/// The ports of the API VIP (6443): never reachable from the internet side.
+fn api_ports(cluster: &Cluster) -> Vec<PortRange> {
+    let set: BTreeSet<PortRange> = cluster
+        .api_vip()
+        .map(|v| v.ports.iter().map(|p| PortRange::one(p.port)).collect())
+        .unwrap_or_default();
+    set.into_iter().collect()
 }
 
-/// Renders the ruleset for `cluster`, with `extra` flows from services.
-pub fn render(cluster: &Cluster, extra: &[Flow]) -> String {
+/// Sources that must not appear on the wrong interface: a NAT network's
+/// addresses only on its own bridge, VPN addresses on no bridge.
+fn anti_spoof(cluster: &Cluster) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for net in cluster
+        .networks()
+        .iter()
+        .filter(|n| n.kind == NetworkKind::Nat)
+    {
+        rules.push(Rule::new(
+            vec![
+                Match::Addr(Dir::Source, Op::Eq, vec![net.cidr.trunc()]),
+                Match::Iifname(Op::Ne, net.bridge.to_string()),
+            ],
+            Verdict::Drop,
+            format!("{} addresses only from {}", net.name, net.bridge),
+        ));
+    }
+    if let Some(vpn) = cluster.vpn() {
+        let bridges: BTreeSet<String> = cluster
+            .networks()
+            .iter()
+            .map(|n| n.bridge.to_string())
+            .collect();
+        rules.push(Rule::new(
+            vec![
+                Match::Addr(Dir::Source, Op::Eq, vec![vpn.subnet.trunc()]),
+                Match::IifnameIn(Op::Eq, bridges.into_iter().collect()),
+            ],
+            Verdict::Drop,
+            "vpn addresses only from the tunnel",
+        ));
+    }
+    rules
+}
+
+fn all_flows(cluster: &Cluster, extra: &[Flow]) -> Vec<Flow> {
     let mut flows = cluster.flows();
     flows.extend(extra.iter().cloned());
     flows.sort();
     flows.dedup();
-    let host = cluster.host();
-    let inside_set = set(&inside(cluster));
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# Generated by flatcar-microcloud for host {} of cluster {}; do not edit.",
-        host.name,
-        cluster.name()
-    );
-    let _ = writeln!(
-        s,
-        "# Replaces only the tables named {TABLE}; libvirt's own tables are untouched."
-    );
-    let _ = writeln!(s, "table inet {TABLE}\ndelete table inet {TABLE}\ntable bridge {TABLE}\ndelete table bridge {TABLE}\n");
-    let _ = writeln!(s, "table inet {TABLE} {{");
+    flows
+}
+
+/// Builds the host's ruleset from the model's zones, `cluster.flows()` and
+/// the `extra` flows services contributed (`Composed::flows`).
+pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
+    let flows = all_flows(cluster, extra);
+    let inside = inside(cluster);
+    let outside = |m: Vec<Match>| {
+        let mut v = vec![Match::Addr(Dir::Source, Op::Ne, inside.clone())];
+        v.extend(m);
+        v
+    };
+    let api = api_ports(cluster);
+    let established = || {
+        [
+            Rule::new(
+                vec![Match::CtState(vec![CtState::Established, CtState::Related])],
+                Verdict::Accept,
+                "replies",
+            ),
+            Rule::new(
+                vec![Match::CtState(vec![CtState::Invalid])],
+                Verdict::Drop,
+                "",
+            ),
+        ]
+    };
+    let api_never_outside = || {
+        (!api.is_empty()).then(|| {
+            Rule::new(
+                outside(vec![Match::Dport(PortHeader::Tcp, Op::Eq, api.clone())]),
+                Verdict::Drop,
+                "kubernetes api never from the internet side",
+            )
+        })
+    };
 
     // input: what reaches the host itself.
-    let _ = writeln!(s, "    chain input {{");
-    let _ = writeln!(
-        s,
-        "        type filter hook input priority filter; policy drop;"
-    );
-    let _ = writeln!(s, "        ct state established,related accept");
-    let _ = writeln!(s, "        ct state invalid drop");
-    let _ = writeln!(s, "        iifname \"lo\" accept");
-    let _ = writeln!(
-        s,
-        "        ip saddr {inside_set} meta l4proto icmp accept comment \"ping from inside\""
-    );
+    let mut input: Vec<Rule> = established().into();
+    input.push(Rule::new(
+        vec![Match::Iifname(Op::Eq, "lo".into())],
+        Verdict::Accept,
+        "loopback",
+    ));
+    input.extend(anti_spoof(cluster));
+    input.extend(api_never_outside());
+    input.push(Rule::new(
+        vec![
+            Match::Addr(Dir::Source, Op::Eq, inside.clone()),
+            Match::L4proto(Op::Eq, vec![L4::Icmp]),
+        ],
+        Verdict::Accept,
+        "ping from inside",
+    ));
     if let Some(vpn) = cluster.vpn() {
-        if vpn.endpoint == flatcar_topology::VpnEndpoint::Host {
-            let _ = writeln!(
-                s,
-                "        udp dport {} accept comment \"wireguard\"",
-                vpn.listen_port
-            );
+        if vpn.endpoint == VpnEndpoint::Host {
+            input.push(Rule::new(
+                vec![Match::Dport(
+                    PortHeader::Udp,
+                    Op::Eq,
+                    vec![PortRange::one(vpn.listen_port)],
+                )],
+                Verdict::Accept,
+                format!("wireguard {} from anywhere", vpn.interface),
+            ));
         }
     }
     for net in cluster
@@ -134,106 +825,76 @@ pub fn render(cluster: &Cluster, extra: &[Flow]) -> String {
         .iter()
         .filter(|n| n.kind == NetworkKind::Nat)
     {
-        let _ = writeln!(
-            s,
-            "        iifname \"{}\" meta l4proto {{ tcp, udp }} th dport {{ 53, 67 }} accept comment \"libvirt dns/dhcp on {}\"",
-            net.bridge, net.name
-        );
+        const DNS: Port = Port::of(53);
+        const DHCP: Port = Port::of(67);
+        let ports = vec![PortRange::one(DNS), PortRange::one(DHCP)];
+        input.push(Rule::new(
+            vec![
+                Match::Iifname(Op::Eq, net.bridge.to_string()),
+                Match::L4proto(Op::Eq, vec![L4::Tcp, L4::Udp]),
+                Match::Dport(PortHeader::Th, Op::Eq, ports),
+            ],
+            Verdict::Accept,
+            format!("libvirt dns and dhcp on {}", net.name),
+        ));
     }
-    for f in flows.iter().filter(|f| f.to == Endpoint::Host) {
-        if let Some(src) = addr_match("saddr", cluster, &f.from) {
-            let _ = writeln!(s, "        {src} {} accept {}", proto_match(f), comment(f));
-        }
-    }
-    let _ = writeln!(s, "    }}\n");
-
-    // forward: what the host routes.
-    let _ = writeln!(s, "    chain forward {{");
-    let _ = writeln!(
-        s,
-        "        type filter hook forward priority filter; policy drop;"
+    input.extend(
+        flows
+            .iter()
+            .filter(|f| f.to == Endpoint::Host)
+            .filter_map(|f| flow_rule(cluster, f, false)),
     );
-    let _ = writeln!(s, "        ct state established,related accept");
-    let _ = writeln!(s, "        ct state invalid drop");
-    let api_ports: BTreeSet<u16> = cluster
-        .api_vip()
-        .map(|v| v.ports.iter().map(|p| p.port.get()).collect())
-        .unwrap_or_default();
-    if !api_ports.is_empty() {
-        let p: Vec<String> = api_ports.iter().map(|p| p.to_string()).collect();
-        let _ = writeln!(s, "        ip saddr != {inside_set} tcp dport {{ {} }} drop comment \"kubernetes api never from the internet side\"", p.join(", "));
-    }
-    // With br_netfilter (common on KVM hosts), switched traffic inside one
-    // bridge also passes this chain: it stays allowed (the bridge table below
-    // restricts what comes from the internet side).
+
+    // forward: what the host routes (and, with br_netfilter, switches).
+    let mut forward: Vec<Rule> = established().into();
+    forward.extend(anti_spoof(cluster));
+    forward.extend(api_never_outside());
     for net in cluster.networks() {
-        let _ = writeln!(
-            s,
-            "        iifname \"{0}\" oifname \"{0}\" accept comment \"switched inside {1}\"",
-            net.bridge, net.name
-        );
+        forward.push(Rule::new(
+            vec![
+                Match::Iifname(Op::Eq, net.bridge.to_string()),
+                Match::Oifname(Op::Eq, net.bridge.to_string()),
+            ],
+            Verdict::Accept,
+            format!("switched inside {} (br_netfilter)", net.name),
+        ));
     }
-    for f in flows
-        .iter()
-        .filter(|f| f.to != Endpoint::Host && f.from != Endpoint::Host)
-    {
-        let (Some(src), Some(dst)) = (
-            addr_match("saddr", cluster, &f.from),
-            addr_match("daddr", cluster, &f.to),
-        ) else {
-            continue;
-        };
-        let _ = writeln!(
-            s,
-            "        {src} {dst} {} accept {}",
-            proto_match(f),
-            comment(f)
-        );
-    }
-    let _ = writeln!(s, "    }}\n");
-
-    // masquerade NAT networks towards the internet side.
-    let _ = writeln!(s, "    chain postrouting {{");
-    let _ = writeln!(
-        s,
-        "        type nat hook postrouting priority srcnat; policy accept;"
+    forward.extend(
+        flows
+            .iter()
+            .filter(|f| f.to != Endpoint::Host && f.from != Endpoint::Host)
+            .filter_map(|f| flow_rule(cluster, f, true)),
     );
-    for net in cluster
+
+    // postrouting: NAT networks leave masqueraded as the host.
+    let postrouting: Vec<Rule> = cluster
         .networks()
         .iter()
         .filter(|n| n.kind == NetworkKind::Nat)
-    {
-        let _ = writeln!(s, "        ip saddr {} ip daddr != {inside_set} masquerade comment \"{} to the internet side\"", net.cidr, net.name);
-    }
-    let _ = writeln!(s, "    }}");
-    let _ = writeln!(s, "}}\n");
+        .map(|n| {
+            Rule::new(
+                vec![
+                    Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                    Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
+                ],
+                Verdict::Masquerade,
+                format!("{} to the internet side", n.name),
+            )
+        })
+        .collect();
 
-    // bridge: the LAN bridge, where VIP traffic is switched.
-    let _ = writeln!(s, "table bridge {TABLE} {{");
-    let _ = writeln!(s, "    chain forward {{");
-    let _ = writeln!(
-        s,
-        "        type filter hook forward priority filter; policy accept;"
-    );
-    let _ = writeln!(
-        s,
-        "        # Switched traffic from the internet side (router port-forwards keep the public"
-    );
-    let _ = writeln!(
-        s,
-        "        # source) reaches a VIP only on ports flows allow from the internet; the API"
-    );
-    let _ = writeln!(
-        s,
-        "        # ports never. Stateless on purpose: replies to connections the VMs open are"
-    );
-    let _ = writeln!(s, "        # addressed to their own high ports and pass.");
-    if !api_ports.is_empty() {
-        let p: Vec<String> = api_ports.iter().map(|p| p.to_string()).collect();
-        let _ = writeln!(s, "        ether type ip ip saddr != {inside_set} tcp dport {{ {} }} drop comment \"kubernetes api never from the internet side\"", p.join(", "));
+    // bridge: switched traffic to the VIPs from the internet side
+    // (stateless: the bridge family has no conntrack here).
+    let mut bridge = Vec::new();
+    if !api.is_empty() {
+        bridge.push(Rule::new(
+            outside(vec![Match::Dport(PortHeader::Tcp, Op::Eq, api.clone())]),
+            Verdict::Drop,
+            "kubernetes api never from the internet side",
+        ));
     }
     for vip in cluster.vips() {
-        let allowed: BTreeSet<flatcar_topology::PortRange> = flows
+        let open: BTreeSet<PortRange> = flows
             .iter()
             .filter(|f| {
                 f.from == Endpoint::Internet
@@ -242,58 +903,178 @@ pub fn render(cluster: &Cluster, extra: &[Flow]) -> String {
             })
             .flat_map(|f| f.ports.iter().copied())
             .collect();
-        if allowed.is_empty() {
-            let _ = writeln!(s, "        ether type ip ip saddr != {inside_set} ip daddr {} drop comment \"vip {} not open to the internet side\"", vip.address, vip.name);
+        let to_vip = Match::Addr(Dir::Destination, Op::Eq, vec![Ipv4Net::from(vip.address)]);
+        if open.is_empty() {
+            bridge.push(Rule::new(
+                outside(vec![to_vip]),
+                Verdict::Drop,
+                format!("vip {} not open to the internet side", vip.name),
+            ));
         } else {
-            let a: Vec<String> = allowed.iter().map(|p| p.to_string()).collect();
-            let _ = writeln!(s, "        ether type ip ip saddr != {inside_set} ip daddr {} tcp dport != {{ {} }} drop comment \"vip {}: only these ports from the internet side\"", vip.address, a.join(", "), vip.name);
-            let _ = writeln!(s, "        ether type ip ip saddr != {inside_set} ip daddr {} meta l4proto != tcp drop", vip.address);
+            bridge.push(Rule::new(
+                outside(vec![
+                    to_vip.clone(),
+                    Match::Dport(PortHeader::Tcp, Op::Ne, open.into_iter().collect()),
+                ]),
+                Verdict::Drop,
+                format!(
+                    "vip {}: only its open ports from the internet side",
+                    vip.name
+                ),
+            ));
+            bridge.push(Rule::new(
+                outside(vec![
+                    to_vip,
+                    Match::L4proto(Op::Ne, vec![L4::Tcp, L4::Icmp]),
+                ]),
+                Verdict::Drop,
+                format!("vip {}: tcp and icmp only", vip.name),
+            ));
         }
     }
-    let _ = writeln!(s, "    }}");
-    let _ = writeln!(s, "}}");
-    s
+
+    let host = cluster.host();
+    let chain = |name: &str, kind, hook, policy, rules| Chain {
+        name: name.into(),
+        kind,
+        hook,
+        policy,
+        rules,
+    };
+    Ruleset {
+        title: format!(
+            "Generated by flatcar-microcloud for host {} of cluster {}; do not edit.\n\
+             Replaces only the tables named {TABLE} (one transaction); libvirt's tables stay.",
+            host.name,
+            cluster.name()
+        ),
+        tables: vec![
+            Table {
+                family: Family::Inet,
+                name: TABLE.into(),
+                chains: vec![
+                    chain("input", ChainKind::Filter, Hook::Input, Policy::Drop, input),
+                    chain(
+                        "forward",
+                        ChainKind::Filter,
+                        Hook::Forward,
+                        Policy::Drop,
+                        forward,
+                    ),
+                    chain(
+                        "postrouting",
+                        ChainKind::SrcNat,
+                        Hook::Postrouting,
+                        Policy::Accept,
+                        postrouting,
+                    ),
+                ],
+            },
+            Table {
+                family: Family::Bridge,
+                name: TABLE.into(),
+                chains: vec![chain(
+                    "forward",
+                    ChainKind::Filter,
+                    Hook::Forward,
+                    Policy::Accept,
+                    bridge,
+                )],
+            },
+        ],
+    }
 }
 
-/// Checks `ruleset` with `nft -c -f -` (no change to the running ruleset).
-pub fn check(ruleset: &str) -> Result<(), Error> {
-    nft(ruleset, &["-c", "-f", "-"])
+/// The ruleset as `nft -f` text (what the bundle ships as `host/nftables.nft`).
+pub fn render(cluster: &Cluster, extra: &[Flow]) -> String {
+    build(cluster, extra).to_text()
 }
 
-/// Applies `ruleset` atomically with `nft -f -`: our tables are replaced in
-/// one transaction; if `nft` rejects anything, the old ruleset stays.
-pub fn apply(ruleset: &str) -> Result<(), Error> {
-    nft(ruleset, &["-f", "-"])
+/// The ruleset as `nft -j -f` JSON (`host/nftables.json`).
+pub fn render_json(cluster: &Cluster, extra: &[Flow]) -> Result<String, Error> {
+    build(cluster, extra).to_json()
 }
 
-fn nft(ruleset: &str, args: &[&str]) -> Result<(), Error> {
-    let mut child = Command::new("nft")
+/// Applies `ruleset` atomically with `nft -j -f -` (one transaction: our
+/// tables are replaced; if `nft` rejects anything, nothing changes).
+pub fn apply(ruleset: &Ruleset) -> Result<(), Error> {
+    apply_with(ruleset, "nft", &[])
+}
+
+/// Dry run: `nft -c -j -f -` checks the JSON ruleset against the running
+/// kernel without changing anything.
+pub fn check(ruleset: &Ruleset) -> Result<(), Error> {
+    apply_with(ruleset, "nft", &["-c"])
+}
+
+/// Like [`apply`] through another program with leading arguments, e.g.
+/// `("ip", ["netns", "exec", "NS", "nft"])` to apply inside a network
+/// namespace, or `("nft", ["-c"])` for a dry run. The document is the
+/// `nftables` crate's [`Nftables`] (what `nftables::helper::apply_ruleset`
+/// sends); it is piped here so that `nft`'s own message ends up in the
+/// error instead of on stderr.
+pub fn apply_with(ruleset: &Ruleset, program: &str, args: &[&str]) -> Result<(), Error> {
+    let json = serde_json::to_string(&ruleset.to_nftables())
+        .map_err(|e| Error::Nft(format!("cannot serialise the ruleset: {e}")))?;
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-j", "-f", "-"]);
+    run_nft(program, &all, &json)
+}
+
+/// Checks `nft -f` text with `nft -c -f -` (no change to the running ruleset).
+pub fn check_text(text: &str) -> Result<(), Error> {
+    nft_text(text, &["-c", "-f", "-"])
+}
+
+/// Applies `nft -f` text atomically with `nft -f -`.
+pub fn apply_text(text: &str) -> Result<(), Error> {
+    nft_text(text, &["-f", "-"])
+}
+
+fn nft_text(text: &str, args: &[&str]) -> Result<(), Error> {
+    run_nft("nft", args, text)
+}
+
+fn run_nft(program: &str, args: &[&str], input: &str) -> Result<(), Error> {
+    let cmd = |e: std::io::Error| Error::Command {
+        command: program.into(),
+        message: e.to_string(),
+    };
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Command {
-            command: "nft".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(cmd)?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(ruleset.as_bytes())
-            .map_err(|e| Error::Command {
-                command: "nft".into(),
-                message: e.to_string(),
-            })?;
+        stdin.write_all(input.as_bytes()).map_err(cmd)?;
     }
-    let out = child.wait_with_output().map_err(|e| Error::Command {
-        command: "nft".into(),
-        message: e.to_string(),
-    })?;
+    let out = child.wait_with_output().map_err(cmd)?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(Error::Nft(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
+        // nft repeats one message per object of an aborted transaction.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut lines: Vec<&str> = Vec::new();
+        for l in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !lines.contains(&l) && lines.len() < 8 {
+                lines.push(l);
+            }
+        }
+        Err(Error::Nft(lines.join("\n")))
     }
+}
+
+/// A one-line summary per rule (`chain: rule`), handy in reports.
+pub fn summary(ruleset: &Ruleset) -> String {
+    let mut s = String::new();
+    for t in &ruleset.tables {
+        for c in &t.chains {
+            for r in &c.rules {
+                let _ = writeln!(s, "{} {}: {r}", t.family.text(), c.name);
+            }
+        }
+    }
+    s
 }
