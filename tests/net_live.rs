@@ -1,11 +1,17 @@
 //! Live proof of the network claims, in network namespaces, from the
 //! bundle's own files for the reference cloud on the test address plan:
-//! the host runs the generated nftables ruleset and a real WireGuard
-//! endpoint (wireguard-go) from the generated config; the infra node serves
-//! the generated zone with `named` (CoreDNS is not packaged here; same zone
-//! file) and time with `chronyd` from the generated server config; a master
-//! syncs with the generated client config. An "internet" namespace sits
-//! behind the LAN router, a VPN client dials the endpoint from there.
+//! the host namespace runs the generated nftables ruleset (the typed
+//! ruleset's JSON, applied with `nft -j -f` by `ruleset::apply_with`, after
+//! checking its text is the bundle's `host/nftables.nft`) and a real
+//! WireGuard endpoint (wireguard-go, configured by `wireguard::apply`
+//! through wireguard-control's userspace backend); the infra node serves
+//! the generated zones with `named` from bind9 (CoreDNS is not packaged
+//! here; same zone files) and time with `chronyd` from the generated server
+//! config; a master syncs with the generated client config. An "internet"
+//! namespace (198.18.200.0/24) sits behind the LAN router; a VPN client
+//! dials the endpoint from there. LAN, load balancer, DNS/NTP node, router
+//! sit on the host's LAN bridge; master, worker (k8s) and database (infra)
+//! on the NAT bridges, so packets really cross the host's chains.
 //! Prints the reachability matrix and asserts every claim.
 
 mod support;
@@ -125,7 +131,14 @@ fn reachability_matrix() {
     inet.addr("eth0", ip("198.18.200.2"), 24);
     inet.ip(&["route", "add", "default", "via", "198.18.200.1"]);
     router.sysctl("net.ipv4.ip_forward", "1");
-    router.ip(&["route", "add", "198.18.9.0/24", "via", "198.18.0.40"]);
+    // The static routes a LAN router needs for non-VM LAN devices to reach
+    // the networks behind the host (VMs get them from networkd). They also
+    // let internet-side packets for the NAT networks reach the host, so the
+    // "closed from the internet" rows below are the host's ruleset at work,
+    // not a missing route.
+    for net in ["198.18.3.0/24", "198.18.4.0/24", "198.18.9.0/24"] {
+        router.ip(&["route", "add", net, "via", "198.18.0.40"]);
+    }
     host.ip(&["route", "add", "default", "via", "198.18.0.1"]);
 
     // lb1 holding both VIPs (listeners stand in for HAProxy), on LAN and k8s.
@@ -148,6 +161,22 @@ fn reachability_matrix() {
     master.addr("eth0", ip("198.18.4.21"), 24);
     routes_from_networkd(&master, &c, "master1", "eth0");
     let _l3 = listen(&master, "198.18.4.21", 6443, "master1");
+
+    // worker1 on k8s and postgresql1 on the infra NAT network: a flow that
+    // crosses two NAT bridges through the host's forward chain.
+    let worker = ns("w1");
+    veth(&worker, "eth0", &host, "w1");
+    enslave(&host, "w1", "virbr-k8s");
+    worker.addr("eth0", ip("198.18.4.24"), 24);
+    routes_from_networkd(&worker, &c, "worker1", "eth0");
+    let db = ns("db");
+    veth(&db, "eth0", &host, "db1");
+    enslave(&host, "db1", "virbr-infra");
+    db.addr("eth0", ip("198.18.3.14"), 24);
+    routes_from_networkd(&db, &c, "postgresql1", "eth0");
+    let _l6 = listen(&db, "198.18.3.14", 5432, "postgres");
+    let _l7 = listen(&master, "198.18.4.21", 22, "master1-ssh");
+    let _l8 = listen(&lb, "198.18.0.14", 443, "websecure");
 
     // The host's sshd stand-in and an internet service that reports who called.
     let _l4 = listen(&host, "0.0.0.0", 22, "ssh");
@@ -248,11 +277,6 @@ fn reachability_matrix() {
             && Path::new(&format!("/var/run/wireguard/{wgc}.sock")).exists()
     })
     .expect("wireguard-go sockets");
-    let host_conf = write(
-        dir,
-        "wgh.conf",
-        &flatcar_net::wireguard::strip(&file(&b, "host/wg0.conf")),
-    );
     // The generated laptop config dials vpn.microcloud.example.org; `wg`
     // would resolve that name (a packet we must not send), so the test drops
     // the Endpoint line and points the peer at the host's LAN address, where
@@ -263,7 +287,44 @@ fn reachability_matrix() {
         .map(|l| format!("{l}\n"))
         .collect();
     let client_conf = write(dir, "wgc.conf", &laptop);
-    host.exec(&["wg", "setconf", &wgh, &host_conf]);
+    // The endpoint side through the library (wireguard-control, userspace
+    // backend: talks to the wireguard-go socket started in the host namespace).
+    let secret = |name: &str| {
+        flatcar_topology::Secret::new(file(&b, &format!("secrets/{name}")).trim().to_string())
+    };
+    let endpoint_kp =
+        flatcar_net::wireguard::keypair(secret(flatcar_net::wireguard::ENDPOINT_SECRET))
+            .expect("endpoint key");
+    let vpn = c.vpn().expect("vpn");
+    let peers: Vec<_> = vpn
+        .peers
+        .iter()
+        .map(|p| {
+            let kp =
+                flatcar_net::wireguard::keypair(secret(&flatcar_net::wireguard::peer_secret(p)))
+                    .expect("peer key");
+            (p.clone(), kp)
+        })
+        .collect();
+    flatcar_net::wireguard::apply(
+        &wgh,
+        wireguard_control::Backend::Userspace,
+        &c,
+        &endpoint_kp,
+        &peers,
+    )
+    .expect("endpoint configured");
+    // Same as the generated wg-quick file says.
+    let shown = String::from_utf8_lossy(&host.exec(&["wg", "showconf", &wgh]).stdout).to_string();
+    assert!(
+        shown.contains("ListenPort = 51820") && shown.contains("AllowedIPs = 198.18.9.3/32"),
+        "{shown}"
+    );
+    for line in file(&b, "host/wg0.conf").lines().filter(|l| {
+        l.starts_with("PublicKey") || l.starts_with("AllowedIPs") || l.starts_with("ListenPort")
+    }) {
+        assert!(shown.contains(line), "{line} missing in\n{shown}");
+    }
     vpnc.exec(&["wg", "setconf", &wgc, &client_conf]);
     let endpoint_pub = file(&b, "vpn/endpoint.pub");
     vpnc.exec(&[
@@ -297,9 +358,21 @@ fn reachability_matrix() {
         "eth0",
     ]);
 
-    // The generated ruleset, applied atomically on the host.
-    let rules = write(dir, "rules.nft", &file(&b, "host/nftables.nft"));
-    host.exec(&["nft", "-f", &rules]);
+    // The generated ruleset (with the services' flows), applied atomically
+    // on the host as JSON; its text form is exactly the bundle's file.
+    let services = flatcar_microcloud::services::all();
+    let refs: Vec<&dyn flatcar_topology::provision::Service> =
+        services.iter().map(|s| s.as_ref()).collect();
+    let composed = flatcar_topology::provision::compose(
+        &c,
+        &refs,
+        &mut BundleSecrets::from_bundle_dir(&tmp.path().join("bundle")),
+    )
+    .expect("compose");
+    let rs = flatcar_net::ruleset::build(&c, &composed.flows);
+    assert_eq!(rs.to_text(), file(&b, "host/nftables.nft"));
+    flatcar_net::ruleset::apply_with(&rs, "ip", &["netns", "exec", &host.name, "nft"])
+        .expect("ruleset applies");
 
     // Wait for the WireGuard handshake (the first initiation may have been
     // sent before the routes existed; WireGuard retries after ~5 s).
@@ -382,6 +455,54 @@ fn reachability_matrix() {
         false,
         open(&inet, "198.18.4.21", 6443).is_some(),
     );
+    check(
+        "web VIP :443",
+        "internet",
+        true,
+        open(&inet, "198.18.0.14", 443).is_some(),
+    );
+    check(
+        "master1 :22 (routed)",
+        "lan",
+        true,
+        open(&lanc, "198.18.4.21", 22).is_some(),
+    );
+    check(
+        "master1 :6443 (no flow)",
+        "lan",
+        false,
+        open(&lanc, "198.18.4.21", 6443).is_some(),
+    );
+    check(
+        "master1 :22",
+        "internet",
+        false,
+        open(&inet, "198.18.4.21", 22).is_some(),
+    );
+    check(
+        "master1 :6443",
+        "vpn tunnel",
+        true,
+        open(&vpnc, "198.18.4.21", 6443).is_some(),
+    );
+    check(
+        "postgresql1 :5432 (k8s->infra)",
+        "worker1",
+        true,
+        open(&worker, "198.18.3.14", 5432).is_some(),
+    );
+    check(
+        "postgresql1 :5432 (no flow)",
+        "master1",
+        false,
+        open(&master, "198.18.3.14", 5432).is_some(),
+    );
+    check(
+        "postgresql1 :5432",
+        "internet",
+        false,
+        open(&inet, "198.18.3.14", 5432).is_some(),
+    );
     let seen = open(&master, "198.18.200.2", 8080);
     check(
         "internet, masqueraded as host",
@@ -389,24 +510,83 @@ fn reachability_matrix() {
         true,
         seen.as_deref() == Some("198.18.0.40"),
     );
+    // DNS: every A record of the generated zone, from the LAN and through the tunnel.
+    let domain = c.domain().to_string();
+    let zone = file(&b, &format!("dns/{domain}.zone"));
+    let records: Vec<(String, String)> = zone
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[1] == "IN" && f[2] == "A")
+                .then(|| (f[0].to_string(), f[3].to_string()))
+        })
+        .collect();
+    assert!(records.len() >= 15, "{zone}");
+    for (from_name, from) in [("lan", &lanc), ("vpn tunnel", &vpnc)] {
+        let mut wrong = Vec::new();
+        for (label, addr) in &records {
+            let name = format!("{}.{domain}", label.replace('*', "anything"));
+            let got = dig(from, &name);
+            if got != *addr {
+                wrong.push(format!("{name} -> {got:?} (want {addr})"));
+            }
+        }
+        println!(
+            "dns from {from_name}: {} names, wrong: {wrong:?}",
+            records.len()
+        );
+        check(
+            "dns: every zone name (A)",
+            if from_name == "lan" {
+                "lan"
+            } else {
+                "vpn tunnel"
+            },
+            true,
+            wrong.is_empty(),
+        );
+    }
+    let ptr = {
+        let out = vpnc.try_exec(&[
+            "dig",
+            "+short",
+            "+time=2",
+            "+tries=2",
+            "@198.18.0.30",
+            "-x",
+            "198.18.4.21",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
     check(
-        "dns api.<domain>",
+        "dns PTR 198.18.4.21",
+        "vpn tunnel",
+        true,
+        ptr == format!("master1.{domain}."),
+    );
+    // Without br_netfilter (a host where switched frames skip the inet
+    // chains), the bridge table alone keeps the API VIP closed to the
+    // internet side and the web VIP open.
+    host.sysctl("net.bridge.bridge-nf-call-iptables", "0");
+    check(
+        "api VIP :6443 (no br_netfilter)",
+        "internet",
+        false,
+        open(&inet, "198.18.0.10", 6443).is_some(),
+    );
+    check(
+        "web VIP :80 (no br_netfilter)",
+        "internet",
+        true,
+        open(&inet, "198.18.0.14", 80).is_some(),
+    );
+    check(
+        "api VIP :6443 (no br_netfilter)",
         "lan",
         true,
-        dig(&lanc, "api.microcloud.home.arpa") == "198.18.0.10",
+        open(&lanc, "198.18.0.10", 6443).is_some(),
     );
-    check(
-        "dns x.apps.<domain>",
-        "vpn tunnel",
-        true,
-        dig(&vpnc, "x.apps.microcloud.home.arpa") == "198.18.0.14",
-    );
-    check(
-        "dns master1.<domain>",
-        "vpn tunnel",
-        true,
-        dig(&vpnc, "master1.microcloud.home.arpa") == "198.18.4.21",
-    );
+    host.sysctl("net.bridge.bridge-nf-call-iptables", "1");
     let synced = wait_until(Duration::from_secs(30), || {
         let out = master.try_exec(&[
             "chronyc",
