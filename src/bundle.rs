@@ -206,9 +206,26 @@ impl Bundle {
             flatcar_net::ruleset::render(cluster, &composed.flows),
             false,
         );
+        b.add(
+            "host/nftables.json",
+            flatcar_net::ruleset::render_json(cluster, &composed.flows).map_err(|e| {
+                Error::Render {
+                    what: "host/nftables.json".into(),
+                    message: e.to_string(),
+                }
+            })?,
+            false,
+        );
         for (path, a) in &composed.artifacts {
             b.add(path, a.contents.clone(), a.secret);
         }
+        // The zone with the records every service asked for (a service
+        // cannot see the records of services composed after it).
+        b.add(
+            &format!("dns/{}.zone", cluster.domain()),
+            flatcar_net::coredns::zone(cluster, &composed.records),
+            false,
+        );
         for (path, text) in crate::libvirt_files(cluster)? {
             b.add(&path, text, false);
         }

@@ -42,6 +42,8 @@ fn every_artifact_kind_exists_and_is_deterministic() {
         "terraform/main.tf.json",
         "diagram/cloud.dot",
         "diagram/cloud.mmd",
+        "host/nftables.nft",
+        "host/nftables.json",
     ] {
         assert!(files.contains_key(p), "{p} missing");
     }
