@@ -10,7 +10,7 @@ use flatcar_lb::{haproxy, keepalived, Settings};
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
 use flatcar_topology::{Cluster, Role};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -144,62 +144,22 @@ impl Lab {
     }
 
     fn paths(&self, i: usize) -> (PathBuf, PathBuf) {
-        (
-            self.lbs[i].dir.join("admin.sock"),
-            self.lbs[i].dir.join("haproxy.pid"),
-        )
+        paths(&self.lbs[i].dir)
     }
 
     /// Starts HAProxy on LB `i` from the generated config (only runtime paths rewritten).
     pub fn start_haproxy(&mut self, i: usize) {
         let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
-        let (sock, pid) = self.paths(i);
-        let cfg = haproxy::render(&self.cluster, vm, &self.settings)
-            .expect("renders")
-            .replace(haproxy::STATS_SOCKET, sock.to_str().expect("utf8"))
-            .replace(haproxy::PID_FILE, pid.to_str().expect("utf8"));
-        let path = self.lbs[i].dir.join("haproxy.cfg");
-        std::fs::write(&path, cfg).expect("write");
-        let _ = std::fs::remove_file(&sock);
-        let d = self.lbs[i]
-            .ns
-            .spawn(&["haproxy", "-W", "-db", "-f", path.to_str().expect("utf8")]);
+        let cfg = haproxy::render(&self.cluster, vm, &self.settings).expect("renders");
+        let d = spawn_haproxy(&self.lbs[i].ns, &self.lbs[i].dir, &cfg);
         self.lbs[i].haproxy = Some(d);
-        wait_until(Duration::from_secs(10), || sock.exists() && pid.exists())
-            .expect("haproxy started");
     }
 
     /// Starts Keepalived (VRRP only) on LB `i` with its own pid files.
     pub fn start_keepalived(&mut self, i: usize) {
         let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
-        let (_, pid) = self.paths(i);
-        let conf = keepalived::render(&self.cluster, vm, &self.settings)
-            .expect("renders")
-            .replace(haproxy::PID_FILE, pid.to_str().expect("utf8"));
-        let dir = self.lbs[i].dir.clone();
-        let path = dir.join("keepalived.conf");
-        std::fs::write(&path, conf).expect("write");
-        let f = |n: &str| dir.join(n).to_str().expect("utf8").to_string();
-        let log = dir.join("keepalived.log");
-        let d = self.lbs[i].ns.spawn_logged(
-            &[
-                "keepalived",
-                "--dont-fork",
-                "--log-console",
-                "--vrrp",
-                "-f",
-                &f("keepalived.conf"),
-                "-p",
-                &f("k.pid"),
-                "-r",
-                &f("vrrp.pid"),
-                "-c",
-                &f("checkers.pid"),
-                "-b",
-                &f("bfd.pid"),
-            ],
-            &log,
-        );
+        let conf = keepalived::render(&self.cluster, vm, &self.settings).expect("renders");
+        let d = spawn_keepalived(&self.lbs[i].ns, &self.lbs[i].dir, &conf);
         self.lbs[i].keepalived = Some(d);
     }
 
@@ -309,24 +269,7 @@ impl Lab {
     }
 
     fn stat_line(&self, i: usize, backend: &str, server: &str) -> Option<String> {
-        let (sock, _) = self.paths(i);
-        let out = Command::new("socat")
-            .args(["-T1", "-", &format!("UNIX-CONNECT:{}", sock.display())])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                if let Some(mut s) = c.stdin.take() {
-                    let _ = s.write_all(b"show stat\n");
-                }
-                c.wait_with_output()
-            })
-            .expect("socat");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find(|l| l.starts_with(&format!("{backend},{server},")))
-            .map(str::to_string)
+        stat_line(&self.lbs[i].dir, backend, server)
     }
 
     /// Kills backend `name`'s listeners (the process dies; the host stays).
@@ -347,4 +290,78 @@ impl Lab {
     pub fn vip(&self, name: &str) -> Ipv4Addr {
         self.cluster.vip(name).expect("vip").address
     }
+}
+
+/// Runtime paths of an LB whose daemons run from `dir`: the stats socket
+/// and HAProxy's pid file (Keepalived's track script reads it).
+pub fn paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("admin.sock"), dir.join("haproxy.pid"))
+}
+
+/// Starts HAProxy in `ns` from a generated config, with only its runtime
+/// paths (stats socket, pid file) rewritten into `dir`; waits until it runs.
+pub fn spawn_haproxy(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
+    let (sock, pid) = paths(dir);
+    let cfg = generated
+        .replace(haproxy::STATS_SOCKET, sock.to_str().expect("utf8"))
+        .replace(haproxy::PID_FILE, pid.to_str().expect("utf8"));
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("write");
+    let _ = std::fs::remove_file(&sock);
+    let d = ns.spawn(&["haproxy", "-W", "-db", "-f", path.to_str().expect("utf8")]);
+    wait_until(Duration::from_secs(10), || sock.exists() && pid.exists()).expect("haproxy started");
+    d
+}
+
+/// Starts Keepalived (VRRP only) in `ns` from a generated config, with its
+/// own pid files in `dir` (`ip netns exec` does not separate `/run`) and
+/// the HAProxy pid file of [`paths`]; logs to `dir/keepalived.log`.
+pub fn spawn_keepalived(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
+    let (_, pid) = paths(dir);
+    let conf = generated.replace(haproxy::PID_FILE, pid.to_str().expect("utf8"));
+    let path = dir.join("keepalived.conf");
+    std::fs::write(&path, conf).expect("write");
+    let f = |n: &str| dir.join(n).to_str().expect("utf8").to_string();
+    ns.spawn_logged(
+        &[
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--vrrp",
+            "-f",
+            &f("keepalived.conf"),
+            "-p",
+            &f("k.pid"),
+            "-r",
+            &f("vrrp.pid"),
+            "-c",
+            &f("checkers.pid"),
+            "-b",
+            &f("bfd.pid"),
+        ],
+        &dir.join("keepalived.log"),
+    )
+}
+
+/// The `show stat` line of `backend`/`server` from the HAProxy whose
+/// runtime files are in `dir`.
+pub fn stat_line(dir: &Path, backend: &str, server: &str) -> Option<String> {
+    let (sock, _) = paths(dir);
+    let out = Command::new("socat")
+        .args(["-T1", "-", &format!("UNIX-CONNECT:{}", sock.display())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            if let Some(mut s) = c.stdin.take() {
+                let _ = s.write_all(b"show stat\n");
+            }
+            c.wait_with_output()
+        })
+        .expect("socat");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(&format!("{backend},{server},")))
+        .map(str::to_string)
 }
