@@ -355,6 +355,23 @@ fn pristine_plus(names: &[String], extra: &str) -> Vec<String> {
     v
 }
 
+/// Deletes a pool this test owns by name, with its volumes, whatever its
+/// target path (an interrupted run leaves one behind in /etc/libvirt).
+fn remove_pool(conn: &Connect, name: &str) {
+    let Ok(p) = conn.lookup_storage_pool_by_name(name) else {
+        return;
+    };
+    if p.is_active().expect("pool state") {
+        for v in p.list_volumes().expect("volumes") {
+            if let Ok(v) = p.lookup_storage_vol_by_name(&v) {
+                v.delete(0).expect("delete leftover volume");
+            }
+        }
+        p.destroy().expect("stop leftover pool");
+    }
+    p.undefine().expect("undefine leftover pool");
+}
+
 /// Connects to qemu:///system, starting `libvirtd -d` when no daemon
 /// answers (no init system here; CI is a fresh machine running as root).
 fn system_daemon() -> Connect {
@@ -397,7 +414,11 @@ fn real_daemon_reference_cloud() {
         networks: vec!["fmc-foreign-net".into()],
         domains: vec![],
     };
-    // Leftovers of an interrupted earlier run (this cluster's objects only).
+    // Leftovers of an interrupted earlier run (this cluster's objects only):
+    // its pool may point at an earlier run's (now deleted) temp dir, which
+    // `destroy` rightly refuses to touch as a conflict, so the test removes
+    // the pool it owns by name first.
+    remove_pool(&conn, "fmc-livetest-pool");
     destroy(&conn, &c).expect("destroy leftovers");
     if let Ok(n) = conn.lookup_network_by_name("fmc-foreign-net") {
         n.undefine().expect("old foreign network");
