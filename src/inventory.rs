@@ -13,7 +13,7 @@ struct Inventory {
 #[derive(Serialize, Default)]
 struct Group {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    vars: BTreeMap<String, serde_yaml::Value>,
+    vars: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     hosts: BTreeMap<String, Option<HostVars>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -92,13 +92,13 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
         }
     }
     let mut vars = BTreeMap::new();
-    vars.insert("cluster".into(), cluster.name().to_string().into());
-    vars.insert("domain".into(), cluster.domain().to_string().into());
-    vars.insert("kvm_host".into(), host.address.to_string().into());
+    vars.insert("cluster".into(), cluster.name().to_string());
+    vars.insert("domain".into(), cluster.domain().to_string());
+    vars.insert("kvm_host".into(), host.address.to_string());
     for vip in cluster.vips() {
         vars.insert(
             format!("vip_{}", vip.name.as_str().replace('-', "_")),
-            vip.address.to_string().into(),
+            vip.address.to_string(),
         );
     }
     // Roles are groups; a VM's host vars live once under `all.hosts`
@@ -110,7 +110,7 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
             children,
         },
     };
-    serde_yaml::to_string(&inv).map_err(|e| Error::Render {
+    serde_saphyr::to_string(&inv).map_err(|e| Error::Render {
         what: "ansible inventory".into(),
         message: e.to_string(),
     })

@@ -175,7 +175,7 @@ pub fn agent(cluster: &Cluster, vm: &Vm) -> Result<AgentConfig, Error> {
 }
 
 fn to_yaml<T: Serialize>(what: &str, v: &T) -> Result<String, Error> {
-    let body = serde_yaml::to_string(v).map_err(|e| Error::Yaml {
+    let body = serde_saphyr::to_string(v).map_err(|e| Error::Yaml {
         what: what.into(),
         message: e.to_string(),
     })?;

@@ -93,7 +93,7 @@ struct LonghornSettings {
 }
 
 fn yaml<T: Serialize>(what: &str, v: &T) -> Result<String, Error> {
-    serde_yaml::to_string(v).map_err(|e| Error::Yaml {
+    serde_saphyr::to_string(v).map_err(|e| Error::Yaml {
         what: what.into(),
         message: e.to_string(),
     })

@@ -3,8 +3,8 @@
 //! back from the XML libvirt returns (namespace-aware, so a different prefix
 //! still counts).
 //!
-//! The hash covers the object's desired XML rendered without `<metadata>`
-//! and without `<uuid>`: a live object whose hash equals the desired one is
+//! The hash covers the object's desired XML rendered without `<uuid>` and
+//! with a fixed placeholder as the hash: a live object whose hash equals the desired one is
 //! unchanged, whatever libvirt added to it (addresses, controllers, …).
 //!
 //! Pools and volumes cannot carry metadata (libvirt's `storagepool` and
@@ -39,7 +39,7 @@ pub struct Owner {
     /// Owning cluster.
     #[serde(rename = "@cluster")]
     pub cluster: String,
-    /// `sha256-<hex>` of the object's XML without metadata and uuid.
+    /// `sha256-<hex>` of the object's XML without uuid, hashed with a placeholder here.
     #[serde(rename = "@hash")]
     pub hash: String,
 }
@@ -61,8 +61,15 @@ pub(crate) trait Document: Serialize {
     fn identity(&mut self) -> (&mut Option<String>, &mut Option<Metadata>);
 }
 
-/// Renders `doc` with ownership metadata (hash of the bare document) and,
-/// when redefining an existing object, its `uuid`.
+/// The hash attribute's value while the document is hashed.
+const UNHASHED: &str = "sha256-0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Renders `doc` with ownership metadata and, when redefining an existing
+/// object, its `uuid`.
+///
+/// The hash covers the document rendered without `uuid` and with
+/// [`UNHASHED`] in the hash attribute; the digest then takes the
+/// placeholder's place (same length), so a new object is serialized once.
 pub(crate) fn render<T: Document>(
     cluster: &Cluster,
     mut doc: T,
@@ -71,19 +78,32 @@ pub(crate) fn render<T: Document>(
     {
         let (u, m) = doc.identity();
         *u = None;
-        *m = None;
+        *m = Some(Metadata {
+            owner: Owner {
+                xmlns: NAMESPACE,
+                cluster: cluster.name().to_string(),
+                hash: UNHASHED.to_string(),
+            },
+        });
     }
-    let bare = to_xml(T::ROOT, &doc)?;
-    let (u, m) = doc.identity();
-    *u = uuid.map(str::to_string);
-    *m = Some(Metadata {
-        owner: Owner {
-            xmlns: NAMESPACE,
-            cluster: cluster.name().to_string(),
-            hash: content_hash(&bare),
-        },
-    });
-    to_xml(T::ROOT, &doc)
+    let mut xml = to_xml(T::ROOT, &doc)?;
+    let hash = content_hash(&xml);
+    if let Some(uuid) = uuid {
+        let (u, m) = doc.identity();
+        *u = Some(uuid.to_string());
+        if let Some(m) = m {
+            m.owner.hash = hash;
+        }
+        return to_xml(T::ROOT, &doc);
+    }
+    // The placeholder inside our owner element (names cannot contain the
+    // namespace URI or quotes, so the first match after it is ours).
+    let at = xml
+        .find(NAMESPACE)
+        .and_then(|ns| xml[ns..].find(UNHASHED).map(|p| ns + p))
+        .ok_or_else(|| Error::Serialize(format!("{}: ownership metadata missing", T::ROOT)))?;
+    xml.replace_range(at..at + UNHASHED.len(), &hash);
+    Ok(xml)
 }
 
 /// The ownership element of an object's XML: `Ok(None)` when it has none

@@ -291,8 +291,9 @@ pub trait Service {
 pub struct Contributions<'a> {
     service: &'static str,
     composed: Composed,
-    // Only looked up, never iterated: a HashMap keeps output deterministic.
-    origin: std::collections::HashMap<(String, &'static str, String), &'static str>,
+    // Who claimed what, per node. The outer map is only looked up, never
+    // iterated, so a HashMap keeps output deterministic.
+    origin: std::collections::HashMap<String, BTreeMap<(&'static str, String), &'static str>>,
     problems: Vec<ProvisionError>,
     secrets: &'a mut dyn SecretStore,
 }
@@ -328,19 +329,27 @@ fn safe_unit(n: &str) -> bool {
 
 impl<'a> Contributions<'a> {
     fn claim(&mut self, node: &str, kind: &'static str, item: &str) -> bool {
-        let key = (node.to_string(), kind, item.to_string());
-        if let Some(first) = self.origin.get(&key) {
-            self.problems.push(ProvisionError::Collision {
-                node: node.to_string(),
-                kind,
-                item: item.to_string(),
-                first,
-                second: self.service,
-            });
-            return false;
+        let claims = match self.origin.get_mut(node) {
+            Some(c) => c,
+            None => self.origin.entry(node.to_string()).or_default(),
+        };
+        match claims.entry((kind, item.to_string())) {
+            std::collections::btree_map::Entry::Occupied(first) => {
+                let first = *first.get();
+                self.problems.push(ProvisionError::Collision {
+                    node: node.to_string(),
+                    kind,
+                    item: item.to_string(),
+                    first,
+                    second: self.service,
+                });
+                false
+            }
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(self.service);
+                true
+            }
         }
-        self.origin.insert(key, self.service);
-        true
     }
 
     fn invalid(&mut self, what: &'static str, value: &str, why: &'static str) {
