@@ -291,3 +291,65 @@ fn wireguard_configs_are_accepted_by_wg_and_keys_stay_secret() {
     let kp = wireguard::keypair(wireguard::generate()).expect("key");
     assert!(format!("{kp:?}").contains("<redacted>"));
 }
+
+/// Large role sets are merged into prefixes covering exactly the role's
+/// addresses (no neighbour of another role slips in), and `nft -c` accepts
+/// the result in text and JSON form.
+#[test]
+fn large_address_sets_are_aggregated_exactly() {
+    require("nft");
+    let c = flatcar_microcloud::scale::cloud(2000).expect("valid");
+    let services = flatcar_microcloud::services::all();
+    let refs: Vec<&dyn flatcar_topology::provision::Service> =
+        services.iter().map(|s| s.as_ref()).collect();
+    let composed = flatcar_topology::provision::compose(
+        &c,
+        &refs,
+        &mut flatcar_topology::provision::MemorySecrets::default(),
+    )
+    .expect("compose");
+    let rs = ruleset::build(&c, &composed.flows);
+    let workers: Vec<std::net::Ipv4Addr> = c
+        .with_role(flatcar_topology::Role::Worker)
+        .filter_map(|v| v.primary_address())
+        .collect();
+    let others: Vec<std::net::Ipv4Addr> = c
+        .vms()
+        .iter()
+        .filter(|v| !v.has(flatcar_topology::Role::Worker))
+        .flat_map(|v| v.nics.iter().map(|n| n.address))
+        .collect();
+    let rule = rs
+        .tables
+        .iter()
+        .flat_map(|t| &t.chains)
+        .flat_map(|ch| &ch.rules)
+        .find(|r| {
+            r.comment
+                .as_deref()
+                .is_some_and(|c| c.starts_with("role:load-balancer -> role:worker"))
+        })
+        .expect("lb -> worker rule");
+    let set = rule
+        .matches
+        .iter()
+        .find_map(|m| match m {
+            ruleset::Match::Addr(ruleset::Dir::Destination, ruleset::Op::Eq, nets) => Some(nets),
+            _ => None,
+        })
+        .expect("destination set");
+    assert!(
+        set.len() > ruleset::AGGREGATE_ABOVE && set.len() * 4 < workers.len(),
+        "{} prefixes for {} workers",
+        set.len(),
+        workers.len()
+    );
+    for w in &workers {
+        assert!(set.iter().any(|n| n.contains(w)), "{w} not covered");
+    }
+    for o in &others {
+        assert!(!set.iter().any(|n| n.contains(o)), "{o} wrongly covered");
+    }
+    ruleset::check(&rs).expect("nft -c accepts the JSON form");
+    ruleset::check_text(&rs.to_text()).expect("nft -c accepts the text form");
+}

@@ -664,6 +664,12 @@ pub fn inside(cluster: &Cluster) -> Vec<Ipv4Net> {
     v.into_iter().collect()
 }
 
+/// Address sets with more elements than this are written as the fewest
+/// prefixes covering exactly the same addresses (`ipnet`'s aggregate): a
+/// role of 9,000 workers in contiguous blocks becomes a few hundred
+/// prefixes instead of 9,000 elements. Short sets stay as listed.
+pub const AGGREGATE_ABOVE: usize = 8;
+
 /// The address match of an endpoint: `None` when it stands for no address
 /// (the flow then cannot match anything and is left out).
 fn endpoint_match(cluster: &Cluster, dir: Dir, e: &Endpoint) -> Option<Match> {
@@ -672,7 +678,13 @@ fn endpoint_match(cluster: &Cluster, dir: Dir, e: &Endpoint) -> Option<Match> {
         Some(nets) if nets.is_empty() => None,
         Some(nets) => {
             let set: BTreeSet<Ipv4Net> = nets.into_iter().map(|n| n.trunc()).collect();
-            Some(Match::Addr(dir, Op::Eq, set.into_iter().collect()))
+            let v: Vec<Ipv4Net> = set.into_iter().collect();
+            let v = if v.len() > AGGREGATE_ABOVE {
+                Ipv4Net::aggregate(&v)
+            } else {
+                v
+            };
+            Some(Match::Addr(dir, Op::Eq, v))
         }
     }
 }

@@ -11,33 +11,33 @@ pub const SPEC_VERSION: &str = "3.4.0";
 
 /// Top-level config.
 #[derive(Debug, Serialize)]
-pub struct Config {
+pub struct Config<'a> {
     /// Version header.
     pub ignition: Header,
     /// Users.
     #[serde(skip_serializing_if = "Passwd::is_empty")]
-    pub passwd: Passwd,
+    pub passwd: Passwd<'a>,
     /// Disks, filesystems, files.
-    pub storage: Storage,
+    pub storage: Storage<'a>,
     /// Units.
-    pub systemd: Systemd,
+    pub systemd: Systemd<'a>,
 }
 
 /// `ignition` section.
 #[derive(Debug, Serialize)]
 pub struct Header {
     /// Spec version.
-    pub version: String,
+    pub version: &'static str,
 }
 
 /// `passwd` section.
 #[derive(Debug, Serialize, Default)]
-pub struct Passwd {
+pub struct Passwd<'a> {
     /// Users.
-    pub users: Vec<User>,
+    pub users: Vec<User<'a>>,
 }
 
-impl Passwd {
+impl Passwd<'_> {
     fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
@@ -46,90 +46,90 @@ impl Passwd {
 /// A user.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct User {
+pub struct User<'a> {
     /// Name.
-    pub name: String,
+    pub name: &'a str,
     /// Keys.
-    pub ssh_authorized_keys: Vec<String>,
+    pub ssh_authorized_keys: &'a [String],
 }
 
 /// `storage` section.
 #[derive(Debug, Serialize, Default)]
-pub struct Storage {
+pub struct Storage<'a> {
     /// Disks.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub disks: Vec<Disk>,
+    pub disks: Vec<Disk<'a>>,
     /// Filesystems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub filesystems: Vec<Filesystem>,
+    pub filesystems: Vec<Filesystem<'a>>,
     /// Files.
-    pub files: Vec<FileEntry>,
+    pub files: Vec<FileEntry<'a>>,
 }
 
 /// A disk to partition.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Disk {
+pub struct Disk<'a> {
     /// Device path.
-    pub device: String,
+    pub device: &'a str,
     /// Keep an existing table (never wipe data on re-provisioning).
     pub wipe_table: bool,
     /// Partitions.
-    pub partitions: Vec<Partition>,
+    pub partitions: Vec<Partition<'a>>,
 }
 
 /// A partition.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Partition {
+pub struct Partition<'a> {
     /// Number.
     pub number: u32,
     /// Label.
-    pub label: String,
+    pub label: &'a str,
 }
 
 /// A filesystem.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Filesystem {
+pub struct Filesystem<'a> {
     /// Device path.
     pub device: String,
     /// `ext4`.
-    pub format: String,
+    pub format: &'a str,
     /// Label.
-    pub label: String,
+    pub label: &'a str,
     /// Keep an existing filesystem (data survives re-provisioning).
     pub wipe_filesystem: bool,
 }
 
 /// A file.
 #[derive(Debug, Serialize)]
-pub struct FileEntry {
+pub struct FileEntry<'a> {
     /// Path.
-    pub path: String,
+    pub path: &'a str,
     /// Mode (decimal in JSON).
     pub mode: u32,
     /// Replace what is there.
     pub overwrite: bool,
     /// Owner.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<NameRef>,
+    pub user: Option<NameRef<'a>>,
     /// Contents.
-    pub contents: Resource,
+    pub contents: Resource<'a>,
 }
 
 /// A user reference.
 #[derive(Debug, Serialize)]
-pub struct NameRef {
+pub struct NameRef<'a> {
     /// User name.
-    pub name: String,
+    pub name: &'a str,
 }
 
 /// File contents source.
 #[derive(Debug, Serialize)]
-pub struct Resource {
+pub struct Resource<'a> {
     /// `data:` or `https:` URL.
-    pub source: String,
+    pub source: std::borrow::Cow<'a, str>,
     /// Hash of remote contents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
@@ -144,16 +144,16 @@ pub struct Verification {
 
 /// `systemd` section.
 #[derive(Debug, Serialize, Default)]
-pub struct Systemd {
+pub struct Systemd<'a> {
     /// Units.
-    pub units: Vec<UnitEntry>,
+    pub units: Vec<UnitEntry<'a>>,
 }
 
 /// A unit.
 #[derive(Debug, Serialize)]
-pub struct UnitEntry {
+pub struct UnitEntry<'a> {
     /// Name.
-    pub name: String,
+    pub name: &'a str,
     /// Enable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -162,19 +162,19 @@ pub struct UnitEntry {
     pub mask: bool,
     /// Text.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub contents: Option<String>,
+    pub contents: Option<&'a str>,
     /// Dropins.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub dropins: Vec<Dropin>,
+    pub dropins: Vec<Dropin<'a>>,
 }
 
 /// A dropin.
 #[derive(Debug, Serialize)]
-pub struct Dropin {
+pub struct Dropin<'a> {
     /// File name.
-    pub name: String,
+    pub name: &'a str,
     /// Text.
-    pub contents: String,
+    pub contents: &'a str,
 }
 
 fn data_url(bytes: &[u8]) -> String {
@@ -185,26 +185,26 @@ fn data_url(bytes: &[u8]) -> String {
 }
 
 /// Builds the typed config of a node.
-pub fn config(node: &Node) -> Config {
+pub fn config(node: &Node) -> Config<'_> {
     let mut files: Vec<FileEntry> = node
         .files
         .values()
         .map(|f| FileEntry {
-            path: f.path.clone(),
+            path: &f.path,
             mode: f.mode,
             overwrite: true,
-            user: f.owner.clone().map(|name| NameRef { name }),
+            user: f.owner.as_deref().map(|name| NameRef { name }),
             contents: match &f.contents {
                 Contents::Inline(b) => Resource {
-                    source: data_url(b),
+                    source: data_url(b).into(),
                     verification: None,
                 },
                 Contents::Secret(s) => Resource {
-                    source: data_url(s.expose().as_bytes()),
+                    source: data_url(s.expose().as_bytes()).into(),
                     verification: None,
                 },
                 Contents::Remote { url, sha512 } => Resource {
-                    source: url.clone(),
+                    source: url.as_str().into(),
                     verification: Some(Verification {
                         hash: format!("sha512-{sha512}"),
                     }),
@@ -219,32 +219,32 @@ pub fn config(node: &Node) -> Config {
             .map(|(k, v)| format!("{k} = {v}\n"))
             .collect();
         files.push(FileEntry {
-            path: "/etc/sysctl.d/90-microcloud.conf".into(),
+            path: "/etc/sysctl.d/90-microcloud.conf",
             mode: 0o644,
             overwrite: true,
             user: None,
             contents: Resource {
-                source: data_url(text.as_bytes()),
+                source: data_url(text.as_bytes()).into(),
                 verification: None,
             },
         });
-        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.sort_by(|a, b| a.path.cmp(b.path));
     }
     let mut disks = Vec::new();
     let mut filesystems = Vec::new();
     for d in &node.disks {
         disks.push(Disk {
-            device: d.device.clone(),
+            device: &d.device,
             wipe_table: false,
             partitions: vec![Partition {
                 number: 1,
-                label: d.label.clone(),
+                label: &d.label,
             }],
         });
         filesystems.push(Filesystem {
             device: format!("/dev/disk/by-partlabel/{}", d.label),
-            format: d.format.clone(),
-            label: d.label.clone(),
+            format: &d.format,
+            label: &d.label,
             wipe_filesystem: false,
         });
     }
@@ -252,17 +252,14 @@ pub fn config(node: &Node) -> Config {
         .units
         .values()
         .map(|u| UnitEntry {
-            name: u.name.clone(),
+            name: &u.name,
             enabled: u.enabled,
             mask: u.mask,
-            contents: u.contents.clone(),
+            contents: u.contents.as_deref(),
             dropins: u
                 .dropins
                 .iter()
-                .map(|(name, contents)| Dropin {
-                    name: name.clone(),
-                    contents: contents.clone(),
-                })
+                .map(|(name, contents)| Dropin { name, contents })
                 .collect(),
         })
         .collect();
@@ -270,13 +267,13 @@ pub fn config(node: &Node) -> Config {
         Vec::new()
     } else {
         vec![User {
-            name: node.user.clone(),
-            ssh_authorized_keys: node.ssh_keys.clone(),
+            name: &node.user,
+            ssh_authorized_keys: &node.ssh_keys,
         }]
     };
     Config {
         ignition: Header {
-            version: SPEC_VERSION.into(),
+            version: SPEC_VERSION,
         },
         passwd: Passwd { users },
         storage: Storage {

@@ -250,6 +250,8 @@ pub struct Node {
     pub sysctls: BTreeMap<String, String>,
     /// Data disks.
     pub disks: Vec<DiskSetup>,
+    /// Which service contributed each item (collision bookkeeping, not rendered).
+    claims: BTreeMap<(&'static str, String), &'static str>,
 }
 
 impl Node {
@@ -291,9 +293,9 @@ pub trait Service {
 pub struct Contributions<'a> {
     service: &'static str,
     composed: Composed,
-    // Who claimed what, per node. The outer map is only looked up, never
-    // iterated, so a HashMap keeps output deterministic.
-    origin: std::collections::HashMap<String, BTreeMap<(&'static str, String), &'static str>>,
+    // Who claimed what outside the nodes (zone records, bundle artifacts);
+    // per-node claims live in each Node.
+    origin: BTreeMap<String, BTreeMap<(&'static str, String), &'static str>>,
     problems: Vec<ProvisionError>,
     secrets: &'a mut dyn SecretStore,
 }
@@ -361,6 +363,36 @@ impl<'a> Contributions<'a> {
         });
     }
 
+    /// Node `vm` with `item` of `kind` claimed for the current service;
+    /// `None` (and a problem recorded) when the VM does not exist or another
+    /// service contributed the same item first. One lookup per call.
+    fn claimed(&mut self, vm: &Name, kind: &'static str, item: &str) -> Option<&mut Node> {
+        let service = self.service;
+        let Some(n) = self.composed.nodes.get_mut(vm.as_str()) else {
+            self.problems.push(ProvisionError::UnknownVm {
+                service,
+                vm: vm.to_string(),
+            });
+            return None;
+        };
+        match n.claims.entry((kind, item.to_string())) {
+            std::collections::btree_map::Entry::Occupied(first) => {
+                self.problems.push(ProvisionError::Collision {
+                    node: vm.to_string(),
+                    kind,
+                    item: item.to_string(),
+                    first: first.get(),
+                    second: service,
+                });
+                None
+            }
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(service);
+                Some(n)
+            }
+        }
+    }
+
     fn node(&mut self, vm: &Name) -> Option<&mut Node> {
         if !self.composed.nodes.contains_key(vm.as_str()) {
             self.problems.push(ProvisionError::UnknownVm {
@@ -406,10 +438,7 @@ impl<'a> Contributions<'a> {
                 );
             }
         }
-        if self.node(vm).is_none() || !self.claim(vm.as_str(), "file", &file.path.clone()) {
-            return;
-        }
-        if let Some(n) = self.composed.nodes.get_mut(vm.as_str()) {
+        if let Some(n) = self.claimed(vm, "file", &file.path) {
             n.files.insert(file.path.clone(), file);
         }
     }
@@ -428,11 +457,14 @@ impl<'a> Contributions<'a> {
         if self.node(vm).is_none() {
             return;
         }
-        if unit.contents.is_some() && !self.claim(vm.as_str(), "unit", &unit.name) {
+        if unit.contents.is_some() && self.claimed(vm, "unit", &unit.name).is_none() {
             return;
         }
         for d in unit.dropins.keys() {
-            if !self.claim(vm.as_str(), "dropin", &format!("{}.d/{d}", unit.name)) {
+            if self
+                .claimed(vm, "dropin", &format!("{}.d/{d}", unit.name))
+                .is_none()
+            {
                 return;
             }
         }
@@ -464,20 +496,14 @@ impl<'a> Contributions<'a> {
                 "has characters outside [A-Za-z0-9._-/]",
             );
         }
-        if self.node(vm).is_none() || !self.claim(vm.as_str(), "sysctl", key) {
-            return;
-        }
-        if let Some(n) = self.composed.nodes.get_mut(vm.as_str()) {
+        if let Some(n) = self.claimed(vm, "sysctl", key) {
             n.sysctls.insert(key.into(), value.into());
         }
     }
 
     /// Adds a data disk setup to VM `vm`.
     pub fn disk(&mut self, vm: &Name, disk: DiskSetup) {
-        if self.node(vm).is_none() || !self.claim(vm.as_str(), "disk", &disk.device.clone()) {
-            return;
-        }
-        if let Some(n) = self.composed.nodes.get_mut(vm.as_str()) {
+        if let Some(n) = self.claimed(vm, "disk", &disk.device) {
             n.disks.push(disk);
         }
     }
@@ -549,7 +575,7 @@ pub fn compose(
     let mut out = Contributions {
         service: "base",
         composed: Composed::default(),
-        origin: std::collections::HashMap::new(),
+        origin: BTreeMap::new(),
         problems: Vec::new(),
         secrets,
     };
