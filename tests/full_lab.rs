@@ -488,15 +488,9 @@ fn full_lab_every_claim() {
 
     // The generated ruleset, applied atomically on the host as JSON; its
     // text form is exactly the bundle's file.
-    let services = flatcar_microcloud::services::all();
-    let refs: Vec<&dyn flatcar_topology::provision::Service> =
-        services.iter().map(|s| s.as_ref()).collect();
-    let composed = flatcar_topology::provision::compose(
-        &c,
-        &refs,
-        &mut BundleSecrets::from_bundle_dir(&bundle_dir),
-    )
-    .expect("compose");
+    let composed =
+        flatcar_microcloud::services::compose(&c, &mut BundleSecrets::from_bundle_dir(&bundle_dir))
+            .expect("compose");
     let rs = flatcar_net::ruleset::build(&c, &composed.flows);
     assert_eq!(rs.to_text(), file("host/nftables.nft"));
     flatcar_net::ruleset::apply_with(&rs, "ip", &["netns", "exec", &host.name, "nft"])

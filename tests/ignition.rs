@@ -2,7 +2,7 @@
 //! `ignition-validate` accepts, with its own hostname and addresses.
 
 use flatcar_microcloud::reference::cluster;
-use flatcar_topology::provision::{compose, MemorySecrets};
+use flatcar_topology::provision::MemorySecrets;
 use std::process::Command;
 
 fn validate(json: &str, label: &str) {
@@ -36,10 +36,8 @@ fn validate(json: &str, label: &str) {
 #[test]
 fn every_reference_vm_validates_with_its_hostname_and_address() {
     let c = cluster().expect("valid");
-    let services = flatcar_microcloud::services::all();
-    let refs: Vec<&dyn flatcar_topology::provision::Service> =
-        services.iter().map(|s| s.as_ref()).collect();
-    let composed = compose(&c, &refs, &mut MemorySecrets::default()).expect("composes");
+    let composed =
+        flatcar_microcloud::services::compose(&c, &mut MemorySecrets::default()).expect("composes");
     assert_eq!(composed.nodes.len(), c.vms().len());
     for vm in c.vms() {
         let node = &composed.nodes[vm.name.as_str()];
@@ -78,8 +76,8 @@ fn every_reference_vm_validates_with_its_hostname_and_address() {
     }
     // Deterministic bytes.
     let mut secrets = MemorySecrets::default();
-    let first = compose(&c, &refs, &mut secrets).expect("composes");
-    let again = compose(&c, &refs, &mut secrets).expect("composes");
+    let first = flatcar_microcloud::services::compose(&c, &mut secrets).expect("composes");
+    let again = flatcar_microcloud::services::compose(&c, &mut secrets).expect("composes");
     for (name, node) in &first.nodes {
         assert_eq!(
             node.ignition_json().ok(),

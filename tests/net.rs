@@ -299,12 +299,8 @@ fn wireguard_configs_are_accepted_by_wg_and_keys_stay_secret() {
 fn large_address_sets_are_aggregated_exactly() {
     require("nft");
     let c = flatcar_microcloud::scale::cloud(2000).expect("valid");
-    let services = flatcar_microcloud::services::all();
-    let refs: Vec<&dyn flatcar_topology::provision::Service> =
-        services.iter().map(|s| s.as_ref()).collect();
-    let composed = flatcar_topology::provision::compose(
+    let composed = flatcar_microcloud::services::compose(
         &c,
-        &refs,
         &mut flatcar_topology::provision::MemorySecrets::default(),
     )
     .expect("compose");

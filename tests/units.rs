@@ -5,7 +5,7 @@
 mod support;
 
 use flatcar_microcloud::reference::cluster;
-use flatcar_topology::provision::{compose, Contents, MemorySecrets, Node, Service};
+use flatcar_topology::provision::{Contents, MemorySecrets, Node};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -189,9 +189,8 @@ fn check_networkd(name: &str, path: &str, text: &str) {
 #[test]
 fn every_unit_verifies_and_networkd_parses() {
     let c = cluster().expect("valid");
-    let services = flatcar_microcloud::services::all();
-    let refs: Vec<&dyn Service> = services.iter().map(|s| s.as_ref()).collect();
-    let composed = compose(&c, &refs, &mut MemorySecrets::default()).expect("composes");
+    let composed =
+        flatcar_microcloud::services::compose(&c, &mut MemorySecrets::default()).expect("composes");
     let mut units = 0;
     for (name, node) in &composed.nodes {
         verify_node(name, node);
