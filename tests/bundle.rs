@@ -80,10 +80,19 @@ impl Service for Big {
     }
 }
 
-#[test]
-fn disk_full_leaves_the_previous_bundle_intact() {
+/// Unmounts on drop (also when the test fails).
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A tmpfs of `size` mounted in a fresh temp dir: (dir, unmount guard, mount point).
+fn tmpfs(tag: &str, size: &str) -> (TempDir, Unmount, std::path::PathBuf) {
     require("mount");
-    let tmp = TempDir::new("full");
+    let tmp = TempDir::new(tag);
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir_all(&mnt).expect("mkdir");
     support::run(&[
@@ -91,17 +100,17 @@ fn disk_full_leaves_the_previous_bundle_intact() {
         "-t",
         "tmpfs",
         "-o",
-        "size=512k",
+        &format!("size={size}"),
         "tmpfs",
         mnt.to_str().expect("utf8"),
     ]);
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let guard = Unmount(mnt.clone());
+    (tmp, guard, mnt)
+}
+
+#[test]
+fn disk_full_leaves_the_previous_bundle_intact() {
+    let (_tmp, _guard, mnt) = tmpfs("full", "512k");
     let out = mnt.join("out");
     let c = cluster().expect("valid");
     let small = Bundle::render_with(&c, &[&Big(10)], &mut BundleSecrets::from_bundle_dir(&out))
@@ -355,26 +364,7 @@ fn crash_between_renames_is_recovered() {
 
 #[test]
 fn read_only_target_fails_and_changes_nothing() {
-    require("mount");
-    let tmp = TempDir::new("ro");
-    let mnt = tmp.path().join("mnt");
-    std::fs::create_dir_all(&mnt).expect("mkdir");
-    support::run(&[
-        "mount",
-        "-t",
-        "tmpfs",
-        "-o",
-        "size=8m",
-        "tmpfs",
-        mnt.to_str().expect("utf8"),
-    ]);
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let (_tmp, _guard, mnt) = tmpfs("ro", "8m");
     let out = mnt.join("out");
     let b = render(&out);
     b.write_to(&out).expect("writes");
