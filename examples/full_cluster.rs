@@ -1,8 +1,9 @@
 //! The reference cloud: `cargo run --example full_cluster [-- --out DIR]`.
 //!
 //! Builds the cloud of the design from one builder chain (in
-//! `src/reference.rs`, so tests build the same cloud on test addresses),
-//! prints it, shows the plan against the bundle directory and writes every
+//! `src/reference.rs`, so tests build the same cloud on test addresses), or
+//! loads a model file with `--model cloud.toml` (TOML or JSON, as saved by
+//! `Cluster::save`; same validation), prints it, shows the plan against the bundle directory and writes every
 //! artifact there atomically. Exits non-zero with every problem when the
 //! model is invalid.
 
@@ -16,6 +17,10 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
+    /// Load the cloud from this model file (`.toml` or `.json`) instead of
+    /// building the reference cloud.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
     /// Bundle directory.
     #[arg(long, default_value = "out")]
     out: PathBuf,
@@ -77,12 +82,21 @@ fn libvirt(
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cluster = match flatcar_microcloud::reference::cluster() {
-        Ok(c) => c,
-        Err(problems) => {
-            eprint!("{problems}");
-            return ExitCode::FAILURE;
-        }
+    let cluster = match &args.model {
+        Some(path) => match flatcar_topology::Cluster::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match flatcar_microcloud::reference::cluster() {
+            Ok(c) => c,
+            Err(problems) => {
+                eprint!("{problems}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     print!("{}", cluster.summary());
     println!();

@@ -1,6 +1,6 @@
-//! Plan/apply/destroy against libvirt: in-process `test:///default`, and a
-//! real libvirtd at `qemu:///system` (started here when not running).
-//! Networks and domains are only defined, never started.
+//! Plan/apply/destroy against libvirt's in-process `test:///default`
+//! driver. The real daemon (`qemu:///system`) is exercised through the
+//! example in the root crate's `tests/libvirt_live.rs`.
 #![cfg(feature = "libvirt")]
 
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
@@ -9,8 +9,6 @@ use flatcar_topology::libvirt::apply::{
     Plan, Step,
 };
 use flatcar_topology::{Cluster, Error, GiB, Name, PoolPath};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// The reference cloud on test addresses, with its own cluster and pool.
 fn cloud(cluster: &str, pool: &str, pool_path: &str) -> Cluster {
@@ -353,151 +351,4 @@ fn pristine_plus(names: &[String], extra: &str) -> Vec<String> {
     v.push(extra.to_string());
     v.sort();
     v
-}
-
-/// Deletes a pool this test owns by name, with its volumes, whatever its
-/// target path (an interrupted run leaves one behind in /etc/libvirt).
-fn remove_pool(conn: &Connect, name: &str) {
-    let Ok(p) = conn.lookup_storage_pool_by_name(name) else {
-        return;
-    };
-    if p.is_active().expect("pool state") {
-        for v in p.list_volumes().expect("volumes") {
-            if let Ok(v) = p.lookup_storage_vol_by_name(&v) {
-                v.delete(0).expect("delete leftover volume");
-            }
-        }
-        p.destroy().expect("stop leftover pool");
-    }
-    p.undefine().expect("undefine leftover pool");
-}
-
-/// Connects to qemu:///system, starting `libvirtd -d` when no daemon
-/// answers (no init system here; CI is a fresh machine running as root).
-fn system_daemon() -> Connect {
-    if let Ok(c) = connect("qemu:///system") {
-        return c;
-    }
-    let st = Command::new("libvirtd")
-        .arg("-d")
-        .status()
-        .expect("libvirtd must be installed (Debian libvirt-daemon-system)");
-    assert!(st.success(), "libvirtd -d failed: {st}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match connect("qemu:///system") {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("libvirtd did not answer: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
-/// The reference cloud defined on a real libvirtd: pool (in a temp dir),
-/// base image placeholder, overlays and data disks, networks, domains;
-/// re-plan finds nothing to do; destroy leaves nothing owned and every
-/// foreign object as it was. On this machine libvirtd re-probes QEMU on
-/// every domain definition (/dev/kvm present, KVM unusable): ~50 s each.
-#[test]
-fn real_daemon_reference_cloud() {
-    let conn = system_daemon();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let pool_dir = tmp.path().join("pool");
-    let c = cloud(
-        "fmc-livetest",
-        "fmc-livetest-pool",
-        pool_dir.to_str().expect("utf8"),
-    );
-    let _guard = Cleanup {
-        conn: &conn,
-        clusters: vec![c.clone()],
-        networks: vec!["fmc-foreign-net".into()],
-        domains: vec![],
-    };
-    // Leftovers of an interrupted earlier run (this cluster's objects only):
-    // its pool may point at an earlier run's (now deleted) temp dir, which
-    // `destroy` rightly refuses to touch as a conflict, so the test removes
-    // the pool it owns by name first.
-    remove_pool(&conn, "fmc-livetest-pool");
-    destroy(&conn, &c).expect("destroy leftovers");
-    if let Ok(n) = conn.lookup_network_by_name("fmc-foreign-net") {
-        n.undefine().expect("old foreign network");
-    }
-    conn.define_network_xml(FOREIGN_NET)
-        .expect("foreign network");
-    let foreign_xml = conn
-        .lookup_network_by_name("fmc-foreign-net")
-        .and_then(|n| n.xml_desc(0))
-        .expect("xml");
-    let before = inventory(&conn).expect("inventory");
-
-    let p = plan(&conn, &c).expect("plan");
-    println!("{p}");
-    assert!(p.steps.iter().all(|s| s.action == Action::Create), "{p}");
-    let t = Instant::now();
-    let r = apply_with(&conn, &p, &mut |i, n, s| {
-        println!("  [{i}/{n}] {s} (+{:.0?})", t.elapsed())
-    })
-    .expect("apply");
-    println!(
-        "applied {} changes with {} mutating calls in {:.1?}",
-        p.changes(),
-        r.mutations,
-        t.elapsed()
-    );
-    for vm in c.vms() {
-        assert!(conn.lookup_domain_by_name(vm.name.as_str()).is_ok());
-    }
-    // Nothing was started.
-    for n in c.networks() {
-        let net = conn
-            .lookup_network_by_name(n.name.as_str())
-            .expect("network");
-        assert!(!net.is_active().expect("state"), "{} must not run", n.name);
-    }
-    // The overlay really is a qcow2 backed by the base image.
-    let info = Command::new("qemu-img")
-        .args(["info", "--output=json"])
-        .arg(pool_dir.join("master1-root.qcow2"))
-        .output()
-        .expect("qemu-img (Debian qemu-utils) must be installed");
-    let info = String::from_utf8_lossy(&info.stdout);
-    assert!(
-        info.contains("\"format\": \"qcow2\"") && info.contains(&c.spec().image.volume_name()),
-        "{info}"
-    );
-
-    let p2 = plan(&conn, &c).expect("re-plan");
-    assert_eq!(p2.changes(), 0, "{:#?}", changed(&p2));
-    assert_eq!(apply(&conn, &p2).expect("apply").mutations, 0);
-
-    let d = destroy(&conn, &c).expect("destroy");
-    println!("destroy: {} mutating calls", d.mutations);
-    let after = inventory(&conn).expect("inventory");
-    assert_eq!(after.domains, pristine_minus(&before.domains, &c));
-    assert!(after.networks.contains(&"fmc-foreign-net".to_string()));
-    for n in c.networks() {
-        assert!(!after.networks.contains(&n.name.to_string()), "{after:?}");
-    }
-    assert!(!after.pools.contains(&"fmc-livetest-pool".to_string()));
-    assert_eq!(destroy_plan(&conn, &c).expect("plan").steps, vec![]);
-    assert_eq!(
-        conn.lookup_network_by_name("fmc-foreign-net")
-            .and_then(|n| n.xml_desc(0))
-            .expect("xml"),
-        foreign_xml
-    );
-    let mut rest = before.clone();
-    rest.domains = after.domains.clone();
-    rest.networks.retain(|n| c.network(n).is_none());
-    rest.pools.retain(|p| p != "fmc-livetest-pool");
-    assert_eq!(after, rest, "only this cluster's objects were removed");
-}
-
-fn pristine_minus(names: &[String], c: &Cluster) -> Vec<String> {
-    names
-        .iter()
-        .filter(|n| c.vm(n).is_none())
-        .cloned()
-        .collect()
 }
