@@ -42,9 +42,11 @@ fn example() -> PathBuf {
         .and_then(Path::parent)
         .expect("target dir")
         .join("examples/full_cluster");
+    let help = Command::new(&bin).arg("--help").output();
     assert!(
-        bin.exists(),
-        "{} missing: run with cargo test --features libvirt",
+        help.is_ok_and(|h| String::from_utf8_lossy(&h.stdout).contains("--apply")),
+        "{} is missing or was built without feature libvirt: cargo test builds \
+         examples with the test's features unless a --test filter is given",
         bin.display()
     );
     bin
