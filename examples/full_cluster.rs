@@ -68,8 +68,13 @@ fn libvirt(
         return Ok(true);
     }
     let report = apply::apply(&conn, &plan)?;
+    let what = if destroying {
+        "every object this cluster owns is gone"
+    } else {
+        "networks and domains are defined, not started"
+    };
     println!(
-        "{verb}: {} change(s), {} mutating libvirt call(s); networks and domains are defined, not started; foreign objects untouched",
+        "{verb}: {} change(s), {} mutating libvirt call(s); {what}; foreign objects untouched",
         report.done.len(),
         report.mutations
     );
