@@ -55,14 +55,20 @@ fn soa(origin: &str, ns: &str, body: &str) -> String {
     )
 }
 
-/// The forward zone file of the cluster domain.
-pub fn zone(cluster: &Cluster, extra: &[DnsRecord]) -> String {
-    let domain = cluster.domain().to_string();
-    let ns_name = cluster
+/// Host name of the zones' name server: the first DNS node, or the KVM
+/// host when no VM has the DNS role.
+fn name_server(cluster: &Cluster) -> String {
+    cluster
         .with_role(Role::Dns)
         .next()
         .map(|v| v.name.to_string())
-        .unwrap_or_else(|| cluster.host().name.to_string());
+        .unwrap_or_else(|| cluster.host().name.to_string())
+}
+
+/// The forward zone file of the cluster domain.
+pub fn zone(cluster: &Cluster, extra: &[DnsRecord]) -> String {
+    let domain = cluster.domain().to_string();
+    let ns_name = name_server(cluster);
     let mut body = String::new();
     for (name, addr) in records(cluster, extra) {
         let _ = writeln!(body, "{name:<24} IN A {addr}");
@@ -88,11 +94,7 @@ pub fn reverse_zone_name(net: Ipv4Net) -> Option<String> {
 /// Reverse zones (zone name → file) with a PTR per VM NIC, VIP and host.
 pub fn reverse_zones(cluster: &Cluster) -> BTreeMap<String, String> {
     let domain = cluster.domain().to_string();
-    let ns_name = cluster
-        .with_role(Role::Dns)
-        .next()
-        .map(|v| v.name.to_string())
-        .unwrap_or_else(|| cluster.host().name.to_string());
+    let ns_name = name_server(cluster);
     let mut out = BTreeMap::new();
     for net in cluster.networks() {
         let Some(zone) = reverse_zone_name(net.cidr) else {

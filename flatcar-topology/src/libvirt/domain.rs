@@ -206,9 +206,9 @@ struct RngBackend {
     path: &'static str,
 }
 
-fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
-    let pool = cluster.host().pool.name.to_string();
-    let mut disks = vec![Disk {
+/// A virtio qcow2 disk backed by `volume` in `pool`.
+fn volume_disk(pool: &str, volume: String, dev: String, serial: Option<String>) -> Disk {
+    Disk {
         kind: "volume",
         device: "disk",
         driver: Driver {
@@ -217,35 +217,30 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
             discard: "unmap",
         },
         source: DiskSource {
-            pool: pool.clone(),
-            volume: volume::root_volume(vm),
+            pool: pool.to_string(),
+            volume,
         },
-        target: DiskTarget {
-            dev: "vda".into(),
-            bus: "virtio",
-        },
-        serial: None,
-    }];
+        target: DiskTarget { dev, bus: "virtio" },
+        serial,
+    }
+}
+
+fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
+    let pool = cluster.host().pool.name.to_string();
+    let mut disks = vec![volume_disk(
+        &pool,
+        volume::root_volume(vm),
+        "vda".into(),
+        None,
+    )];
     for (i, d) in vm.data_disks.iter().enumerate() {
-        disks.push(Disk {
-            kind: "volume",
-            device: "disk",
-            driver: Driver {
-                name: "qemu",
-                kind: "qcow2",
-                discard: "unmap",
-            },
-            source: DiskSource {
-                pool: pool.clone(),
-                volume: volume::data_volume(vm, d),
-            },
-            target: DiskTarget {
-                dev: disk_dev(i + 1),
-                bus: "virtio",
-            },
-            // Ignition finds it at /dev/disk/by-id/virtio-<name>.
-            serial: Some(d.name.to_string()),
-        });
+        // Ignition finds it at /dev/disk/by-id/virtio-<name>.
+        disks.push(volume_disk(
+            &pool,
+            volume::data_volume(vm, d),
+            disk_dev(i + 1),
+            Some(d.name.to_string()),
+        ));
     }
     let interface = cluster
         .nics(vm)
