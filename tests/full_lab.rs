@@ -33,10 +33,10 @@ mod support;
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
 use flatcar_microcloud::{Bundle, BundleSecrets};
 use flatcar_topology::{Cluster, Role};
+use lb_lab::connect;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,20 +60,6 @@ fn routes_from_networkd(ns: &Netns, c: &Cluster, vm: &str, dev: &str) {
         .find_map(|l| l.strip_prefix("Gateway="))
         .expect("default gateway");
     ns.ip(&["route", "add", "default", "via", gw, "dev", dev]);
-}
-
-/// One TCP connection from namespace `ns` (by name); what the server said.
-fn connect(ns: &str, addr: Ipv4Addr, port: u16, timeout: Duration) -> Option<String> {
-    assert_test_addr(addr);
-    let secs = format!("{:.3}", timeout.as_secs_f64());
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "socat", "-u", &format!("-T{secs}")])
-        .arg(format!("TCP:{addr}:{port},connect-timeout={secs}"))
-        .arg("STDOUT")
-        .output()
-        .expect("socat");
-    let t = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !t.is_empty()).then_some(t)
 }
 
 fn open(from: &Netns, addr: Ipv4Addr, port: u16) -> Option<String> {
@@ -510,10 +496,7 @@ fn full_lab_every_claim() {
     let web = c.vip("web").expect("web vip").address;
     let holders = |addr: Ipv4Addr| -> Vec<String> {
         lbs.iter()
-            .filter(|lb| {
-                let out = node(lb).try_exec(&["ip", "-4", "-o", "addr", "show"]);
-                String::from_utf8_lossy(&out.stdout).contains(&format!(" {addr}/"))
-            })
+            .filter(|lb| lb_lab::holds(node(lb), addr))
             .cloned()
             .collect()
     };

@@ -229,28 +229,14 @@ impl Lab {
     pub fn holders(&self, addr: Ipv4Addr) -> Vec<String> {
         self.lbs
             .iter()
-            .filter(|lb| {
-                let out = lb.ns.try_exec(&["ip", "-4", "-o", "addr", "show"]);
-                String::from_utf8_lossy(&out.stdout).contains(&format!(" {addr}/"))
-            })
+            .filter(|lb| holds(&lb.ns, addr))
             .map(|lb| lb.name.clone())
             .collect()
     }
 
     /// One TCP connection from the client; returns the backend's name.
     pub fn connect(&self, addr: Ipv4Addr, port: u16, timeout: Duration) -> Option<String> {
-        assert_test_addr(addr);
-        let secs = format!("{:.3}", timeout.as_secs_f64());
-        // -u: only read from the connection (sending nothing, no early FIN).
-        let out = self.client.try_exec(&[
-            "socat",
-            "-u",
-            &format!("-T{secs}"),
-            &format!("TCP:{addr}:{port},connect-timeout={secs}"),
-            "STDOUT",
-        ]);
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (out.status.success() && !text.is_empty()).then_some(text)
+        connect(&self.client.name, addr, port, timeout)
     }
 
     /// HAProxy's view of `backend`/`server` on LB `i` (`UP`, `DOWN`, …).
@@ -364,4 +350,26 @@ pub fn stat_line(dir: &Path, backend: &str, server: &str) -> Option<String> {
         .lines()
         .find(|l| l.starts_with(&format!("{backend},{server},")))
         .map(str::to_string)
+}
+
+/// Whether `addr` is configured on an interface in `ns` (a VIP holder).
+pub fn holds(ns: &Netns, addr: Ipv4Addr) -> bool {
+    let out = ns.try_exec(&["ip", "-4", "-o", "addr", "show"]);
+    String::from_utf8_lossy(&out.stdout).contains(&format!(" {addr}/"))
+}
+
+/// One TCP connection from namespace `ns` (by name, so probing threads can
+/// use it); what the server said, if it answered within `timeout`.
+pub fn connect(ns: &str, addr: Ipv4Addr, port: u16, timeout: Duration) -> Option<String> {
+    assert_test_addr(addr);
+    let secs = format!("{:.3}", timeout.as_secs_f64());
+    // -u: only read from the connection (sending nothing, no early FIN).
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "socat", "-u", &format!("-T{secs}")])
+        .arg(format!("TCP:{addr}:{port},connect-timeout={secs}"))
+        .arg("STDOUT")
+        .output()
+        .expect("socat");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }
