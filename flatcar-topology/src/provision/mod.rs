@@ -329,29 +329,41 @@ fn safe_unit(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '\\' | ':'))
 }
 
+/// Claims `item` of `kind` on `node` for `service` in `claims`; a second
+/// claim of the same item is recorded as a collision naming both services.
+fn record_claim(
+    claims: &mut BTreeMap<(&'static str, String), &'static str>,
+    problems: &mut Vec<ProvisionError>,
+    service: &'static str,
+    node: &str,
+    kind: &'static str,
+    item: &str,
+) -> bool {
+    match claims.entry((kind, item.to_string())) {
+        std::collections::btree_map::Entry::Occupied(first) => {
+            problems.push(ProvisionError::Collision {
+                node: node.to_string(),
+                kind,
+                item: item.to_string(),
+                first: first.get(),
+                second: service,
+            });
+            false
+        }
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(service);
+            true
+        }
+    }
+}
+
 impl<'a> Contributions<'a> {
     fn claim(&mut self, node: &str, kind: &'static str, item: &str) -> bool {
         let claims = match self.origin.get_mut(node) {
             Some(c) => c,
             None => self.origin.entry(node.to_string()).or_default(),
         };
-        match claims.entry((kind, item.to_string())) {
-            std::collections::btree_map::Entry::Occupied(first) => {
-                let first = *first.get();
-                self.problems.push(ProvisionError::Collision {
-                    node: node.to_string(),
-                    kind,
-                    item: item.to_string(),
-                    first,
-                    second: self.service,
-                });
-                false
-            }
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(self.service);
-                true
-            }
-        }
+        record_claim(claims, &mut self.problems, self.service, node, kind, item)
     }
 
     fn invalid(&mut self, what: &'static str, value: &str, why: &'static str) {
@@ -375,22 +387,15 @@ impl<'a> Contributions<'a> {
             });
             return None;
         };
-        match n.claims.entry((kind, item.to_string())) {
-            std::collections::btree_map::Entry::Occupied(first) => {
-                self.problems.push(ProvisionError::Collision {
-                    node: vm.to_string(),
-                    kind,
-                    item: item.to_string(),
-                    first: first.get(),
-                    second: service,
-                });
-                None
-            }
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(service);
-                Some(n)
-            }
-        }
+        record_claim(
+            &mut n.claims,
+            &mut self.problems,
+            service,
+            vm.as_str(),
+            kind,
+            item,
+        )
+        .then_some(n)
     }
 
     fn node(&mut self, vm: &Name) -> Option<&mut Node> {
