@@ -62,6 +62,15 @@ fn routes_from_networkd(ns: &Netns, c: &Cluster, vm: &str, dev: &str) {
     ns.ip(&["route", "add", "default", "via", gw, "dev", dev]);
 }
 
+/// The `server:` URL of a generated K3s config as address and port
+/// (`None` for the first server, which has none).
+fn join_target(config: &str) -> Option<(Ipv4Addr, u16)> {
+    let url = config.lines().find_map(|l| l.strip_prefix("server: "))?;
+    let host_port = url.trim().trim_matches(['"', '\'']).strip_prefix("https://")?;
+    let (host, port) = host_port.rsplit_once(':')?;
+    Some((host.parse().ok()?, port.parse().ok()?))
+}
+
 fn open(from: &Netns, addr: Ipv4Addr, port: u16) -> Option<String> {
     connect(&from.name, addr, port, Duration::from_millis(1500))
 }
@@ -238,10 +247,17 @@ fn full_lab_every_claim() {
         let mut daemons = Vec::new();
         let me = vm.primary_address().expect("address");
         daemons.push(listen(&n, me, 22, &format!("{}-ssh", vm.name)));
-        for vip in c.vips() {
-            for port in vip.ports.iter().filter(|p| vm.has(p.role)) {
-                daemons.push(listen(&n, me, c.backend_port(port).get(), vm.name.as_str()));
-            }
+        // One listener per backend port (several VIPs may share one, e.g.
+        // the API on the LAN VIP and on the k8s-internal VIP).
+        let ports: std::collections::BTreeSet<u16> = c
+            .vips()
+            .iter()
+            .flat_map(|vip| vip.ports.iter())
+            .filter(|p| vm.has(p.role))
+            .map(|p| c.backend_port(p).get())
+            .collect();
+        for port in ports {
+            daemons.push(listen(&n, me, port, vm.name.as_str()));
         }
         if vm.has(Role::Storage) {
             daemons.push(listen(&n, me, 2049, vm.name.as_str()));
@@ -502,9 +518,9 @@ fn full_lab_every_claim() {
     };
     let first_lb = vec![lbs[0].clone()];
     wait_until(Duration::from_secs(10), || {
-        holders(api) == first_lb && holders(web) == first_lb
+        c.vips().iter().all(|v| holders(v.address) == first_lb)
     })
-    .expect("lb1 holds both VIPs");
+    .expect("lb1 holds every VIP");
     wait_until(Duration::from_secs(10), || {
         open(&lanc, api, 6443).is_some_and(|b| b.starts_with("master"))
     })
@@ -514,9 +530,22 @@ fn full_lab_every_claim() {
     })
     .expect("etcd cluster formed");
 
-    let mut rows: Vec<(String, &str, bool, bool)> = Vec::new();
-    let mut check = |what: &str, from: &'static str, expect: bool, got: bool| {
-        rows.push((what.to_string(), from, expect, got))
+    // Each K3s node's join URL, read from its generated config in the bundle.
+    let joiners: Vec<(String, Ipv4Addr, u16)> = c
+        .vms()
+        .iter()
+        .filter_map(|vm| {
+            let path = bundle_dir.join(format!("k3s/{}/config.yaml", vm.name));
+            let text = std::fs::read_to_string(path).ok()?;
+            let (addr, port) = join_target(&text)?;
+            Some((vm.name.to_string(), addr, port))
+        })
+        .collect();
+    assert_eq!(joiners.len(), 6, "every K3s node but the first joins");
+
+    let mut rows: Vec<(String, String, bool, bool)> = Vec::new();
+    let mut check = |what: &str, from: &str, expect: bool, got: bool| {
+        rows.push((what.to_string(), from.to_string(), expect, got))
     };
     let is = |got: Option<String>, prefix: &str| got.is_some_and(|g| g.starts_with(prefix));
     let m1 = c.vm("master1").expect("vm").primary_address().expect("a");
@@ -759,6 +788,17 @@ fn full_lab_every_claim() {
         true,
         is(open(&lanc, api, 6443), "master"),
     );
+    // Claim: every joining node reaches the API along an allowed, symmetric
+    // path: its real join URL (`server:` of its generated K3s config), from
+    // its own namespace, with the host's ruleset and no br_netfilter.
+    for (vm, addr, port) in &joiners {
+        check(
+            &format!("k3s join {addr}:{port} (no br_netfilter)"),
+            vm,
+            true,
+            is(open(node(vm), *addr, *port), "master"),
+        );
+    }
     host.sysctl("net.bridge.bridge-nf-call-iptables", "1");
     // Time: master1 (NAT) syncs with the infra node.
     let synced = wait_until(Duration::from_secs(30), || {
@@ -801,7 +841,7 @@ fn full_lab_every_claim() {
     }
     let second_lb = vec![lbs[1].clone()];
     let moved = wait_until(Duration::from_secs(5), || {
-        holders(api) == second_lb && holders(web) == second_lb
+        c.vips().iter().all(|v| holders(v.address) == second_lb)
     });
     std::thread::sleep(Duration::from_secs(3));
     let log = prober.finish();
@@ -839,7 +879,18 @@ fn full_lab_every_claim() {
             ok,
         );
     }
-    check("both VIPs moved to lb2", "-", true, moved.is_some());
+    check("every VIP moved to lb2", "-", true, moved.is_some());
+    // The join path survives the crash: the same URLs, now through lb2.
+    host.sysctl("net.bridge.bridge-nf-call-iptables", "0");
+    for (vm, addr, port) in &joiners {
+        check(
+            &format!("k3s join {addr}:{port} (on lb2, no br_nf)"),
+            vm,
+            true,
+            is(open(node(vm), *addr, *port), "master"),
+        );
+    }
+    host.sysctl("net.bridge.bridge-nf-call-iptables", "1");
     // The security claims hold with lb2 holding the VIPs.
     check(
         "api VIP :6443 (on lb2)",
