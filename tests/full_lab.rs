@@ -66,7 +66,10 @@ fn routes_from_networkd(ns: &Netns, c: &Cluster, vm: &str, dev: &str) {
 /// (`None` for the first server, which has none).
 fn join_target(config: &str) -> Option<(Ipv4Addr, u16)> {
     let url = config.lines().find_map(|l| l.strip_prefix("server: "))?;
-    let host_port = url.trim().trim_matches(['"', '\'']).strip_prefix("https://")?;
+    let host_port = url
+        .trim()
+        .trim_matches(['"', '\''])
+        .strip_prefix("https://")?;
     let (host, port) = host_port.rsplit_once(':')?;
     Some((host.parse().ok()?, port.parse().ok()?))
 }

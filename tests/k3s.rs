@@ -17,7 +17,7 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
     let mut init = 0;
     for vm in c.with_role(Role::Master) {
         let text = config::render(&c, vm).expect("renders").expect("server");
-        config::check_keys(&c, &text, true).expect("only keys K3s accepts");
+        config::check_keys(&c, vm.name.as_str(), &text, true).expect("only keys K3s accepts");
         let v = yaml(&text);
         if v["cluster-init"] == true {
             init += 1;
@@ -54,7 +54,7 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
     assert_eq!(agents.len(), 4);
     for vm in agents {
         let text = config::render(&c, vm).expect("renders").expect("agent");
-        config::check_keys(&c, &text, false).expect("only keys K3s accepts");
+        config::check_keys(&c, vm.name.as_str(), &text, false).expect("only keys K3s accepts");
         let v = yaml(&text);
         assert_eq!(v["server"], "https://192.168.0.10:6443");
         assert_eq!(v.get("cluster-init"), None);
@@ -77,11 +77,49 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
 
 #[test]
 fn unknown_keys_are_caught() {
-    let v = yaml("server: x\ncluster-init: true\nno-such-key: 1\n");
-    assert_eq!(keys::unknown_keys(&v, true), ["no-such-key"]);
+    let v = "# c\nserver: x\ncluster-init: true\nno-such-key: 1\nnode-label:\n- a=b\n";
+    assert_eq!(keys::unknown_keys(v, true), ["no-such-key"]);
     assert_eq!(
-        keys::unknown_keys(&v, false),
+        keys::unknown_keys(v, false),
         ["cluster-init", "no-such-key"]
+    );
+}
+
+/// The check is part of rendering: every config goes through
+/// `to_checked_yaml`, and a config with a key K3s does not know is an
+/// error that names the key (and a server-only key in an agent config too).
+#[test]
+fn rendering_rejects_a_key_k3s_does_not_accept_and_names_it() {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct Typo {
+        server: String,
+        node_lable: Vec<String>,
+    }
+    let c = cluster().expect("valid");
+    let typo = Typo {
+        server: "https://192.168.0.10:6443".into(),
+        node_lable: vec!["a=b".into()],
+    };
+    let err = config::to_checked_yaml(&c, "worker1", &typo, false).expect_err("unknown key");
+    assert!(
+        matches!(&err, flatcar_k3s::Error::UnknownKeys { keys, .. } if keys == &["node-lable"]),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("node-lable") && msg.contains("worker1"),
+        "{msg}"
+    );
+    // A server's config rendered as an agent's: its server-only keys are named.
+    let m2 = c.vm("master2").expect("master2");
+    let server = config::server(&c, m2).expect("config");
+    let err = config::to_checked_yaml(&c, "master2", &server, false).expect_err("agent keys");
+    assert!(err.to_string().contains("tls-san"), "{err}");
+    // What `render` returns is exactly the checked text.
+    assert_eq!(
+        config::render(&c, m2).expect("renders"),
+        Some(config::to_checked_yaml(&c, "master2", &server, true).expect("server keys"))
     );
 }
 
