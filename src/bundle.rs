@@ -195,10 +195,14 @@ Layout:
 - `libvirt/`                   pool, volume, network and domain XML (`virsh define` order: pool, volumes, networks, domains)
 - `host/`                      the KVM host's nftables ruleset and WireGuard endpoint
 - `lb/`, `dns/`, `ntp/`, `k3s/`, `vpn/`  reference copies of service configs and client configs
+- `router/`                    the LAN router's port forwards: a table and an nftables DNAT ruleset
 - `inventory/hosts.yml`        Ansible inventory (groups by role)
 - `terraform/main.tf.json`     the same VMs for the dmacvicar/libvirt Terraform provider
 - `diagram/cloud.dot`, `.mmd`  the cloud as Graphviz and Mermaid
 - `secrets/`                   generated secrets (0600); keep them, re-renders reuse them
+
+Rendering again into this directory keeps every DNS zone's SOA serial while
+the zone is unchanged and raises it by one when it changed.
 
 Deploy: copy `vms/<vm>/ignition.json` to the path in each domain's fw_cfg
 entry (the storage pool), apply `host/nftables.nft` with `nft -f`, then

@@ -18,8 +18,14 @@
 //! - infra serves the generated zones with `named` (CoreDNS is not packaged
 //!   here; same zone files) and time with `chronyd` from the generated
 //!   server config; master1 syncs with the generated client config.
-//! - An "internet" namespace behind the LAN router, a LAN client and a VPN
-//!   client (laptop config from the bundle) dialing the endpoint.
+//! - An "internet" namespace behind the LAN router, which runs the bundle's
+//!   port-forward ruleset (`router/nftables.nft`: public 8080/2052 to the web
+//!   VIP, nothing else in); rows marked "internet (no router)" send from the
+//!   router's WAN address past that ruleset, so they judge the host's ruleset
+//!   alone. A LAN client and a VPN client (laptop config from the bundle)
+//!   dialing the endpoint.
+//! - Every K3s node dials its real join URL (`server:` of its generated
+//!   config) without br_netfilter, before and after lb1 crashes.
 //!
 //! Then lb1 crashes (links down, every process SIGKILLed) while a LAN client
 //! keeps connecting to both VIPs; master1 dies and leaves HAProxy's
@@ -76,6 +82,20 @@ fn join_target(config: &str) -> Option<(Ipv4Addr, u16)> {
 
 fn open(from: &Netns, addr: Ipv4Addr, port: u16) -> Option<String> {
     connect(&from.name, addr, port, Duration::from_millis(1500))
+}
+
+/// One TCP connection from `from` with source address `src` (one of its
+/// own); what the server said, if it answered within 1.5 s.
+fn open_from(from: &Netns, src: Ipv4Addr, addr: Ipv4Addr, port: u16) -> Option<String> {
+    assert_test_addr(addr);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &from.name, "socat", "-u", "-T1.5"])
+        .arg(format!("TCP:{addr}:{port},bind={src},connect-timeout=1.5"))
+        .arg("STDOUT")
+        .output()
+        .expect("socat");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }
 
 fn listen(ns: &Netns, bind: Ipv4Addr, port: u16, reply: &str) -> Daemon {
@@ -207,9 +227,22 @@ fn full_lab_every_claim() {
     veth(&router, "eth0", &host, "rtr0");
     enslave(&host, "rtr0", lan.bridge.as_str());
     router.addr("eth0", lan.gateway, lan.cidr.prefix_len());
+    // The router's WAN side is named as the model names it, and it runs the
+    // bundle's port-forward ruleset: the internet reaches the web VIP only
+    // through the forwarded public ports.
+    let wan = c.router().expect("router in the model").wan.to_string();
+    let wan_addr = ip("198.18.200.1");
     let inet = ns("inet");
-    veth(&router, "eth1", &inet, "eth0");
-    router.addr("eth1", ip("198.18.200.1"), 24);
+    veth(&router, &wan, &inet, "eth0");
+    router.addr(&wan, wan_addr, 24);
+    router.exec(&[
+        "nft",
+        "-f",
+        bundle_dir
+            .join("router/nftables.nft")
+            .to_str()
+            .expect("utf8"),
+    ]);
     inet.addr("eth0", ip("198.18.200.2"), 24);
     inet.ip(&["route", "add", "default", "via", "198.18.200.1"]);
     router.sysctl("net.ipv4.ip_forward", "1");
@@ -560,6 +593,20 @@ fn full_lab_every_claim() {
         .primary_address()
         .expect("a");
     let lb1_lan = c.vm(&lbs[0]).expect("vm").primary_address().expect("a");
+    // Internet-side packets that skip the router's forward chain (sent by
+    // the router itself from its WAN address): what the host's ruleset
+    // alone lets in from the internet side.
+    let past_router = |addr: Ipv4Addr, port: u16| open_from(&router, wan_addr, addr, port);
+    // The router's port forwards (public port -> web VIP port).
+    let forwards = flatcar_net::router::forwards(&c);
+    let public_for = |port: u16| {
+        forwards
+            .iter()
+            .find(|f| f.address == web && f.port == port)
+            .map(|f| f.public)
+            .expect("a forward to the web VIP port")
+    };
+    let (pub80, pub443) = (public_for(80), public_for(443));
     let ingress = c.k3s().ingress.web.get();
 
     // Claim: the Kubernetes API only from the LAN or through the VPN.
@@ -577,15 +624,15 @@ fn full_lab_every_claim() {
     );
     check(
         "api VIP :6443",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, api, 6443).is_some(),
+        past_router(api, 6443).is_some(),
     );
     check(
         "master1 :6443 (direct)",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, m1, 6443).is_some(),
+        past_router(m1, 6443).is_some(),
     );
     check(
         "master1 :6443 (direct)",
@@ -620,9 +667,9 @@ fn full_lab_every_claim() {
     );
     check(
         "host :22",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, host_addr, 22).is_some(),
+        past_router(host_addr, 22).is_some(),
     );
     let k8s_gw = c.network("k8s").expect("k8s").gateway;
     check(
@@ -631,18 +678,50 @@ fn full_lab_every_claim() {
         false,
         open(node("master1"), k8s_gw, 22).is_some(),
     );
+    // Claim: the internet reaches the web VIP only through the router's
+    // port forwards (bundle: router/nftables.nft), never directly.
+    check(
+        &format!("router :{pub80} -> web VIP :80 -> worker"),
+        "internet",
+        true,
+        is(open(&inet, wan_addr, pub80), "worker"),
+    );
+    check(
+        &format!("router :{pub443} -> web VIP :443 -> worker"),
+        "internet",
+        true,
+        is(open(&inet, wan_addr, pub443), "worker"),
+    );
+    check(
+        "web VIP :80 (direct, not forwarded)",
+        "internet",
+        false,
+        open(&inet, web, 80).is_some(),
+    );
+    check(
+        "api VIP :6443 (direct)",
+        "internet",
+        false,
+        open(&inet, api, 6443).is_some(),
+    );
+    check(
+        "router :6443 (no such forward)",
+        "internet",
+        false,
+        open(&inet, wan_addr, 6443).is_some(),
+    );
     // Claim: web traffic enters only via the web VIP.
     check(
         "web VIP :80 -> worker",
-        "internet",
+        "internet (no router)",
         true,
-        is(open(&inet, web, 80), "worker"),
+        is(past_router(web, 80), "worker"),
     );
     check(
         "web VIP :443 -> worker",
-        "internet",
+        "internet (no router)",
         true,
-        is(open(&inet, web, 443), "worker"),
+        is(past_router(web, 443), "worker"),
     );
     check(
         "web VIP :80 -> worker",
@@ -652,9 +731,9 @@ fn full_lab_every_claim() {
     );
     check(
         "worker1 ingress port (direct)",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, w1, ingress).is_some(),
+        past_router(w1, ingress).is_some(),
     );
     check(
         "worker1 ingress port (direct)",
@@ -677,9 +756,9 @@ fn full_lab_every_claim() {
     );
     check(
         "master1 :22",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, m1, 22).is_some(),
+        past_router(m1, 22).is_some(),
     );
     check(
         "postgresql1 :5432 (k8s->infra)",
@@ -695,9 +774,9 @@ fn full_lab_every_claim() {
     );
     check(
         "postgresql1 :5432",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, db1, 5432).is_some(),
+        past_router(db1, 5432).is_some(),
     );
     check(
         "storage1 nfs :2049",
@@ -707,9 +786,9 @@ fn full_lab_every_claim() {
     );
     check(
         "storage1 nfs :2049",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, st1, 2049).is_some(),
+        past_router(st1, 2049).is_some(),
     );
     let seen = open(node("master1"), ip("198.18.200.2"), 8080);
     check(
@@ -775,15 +854,21 @@ fn full_lab_every_claim() {
     host.sysctl("net.bridge.bridge-nf-call-iptables", "0");
     check(
         "api VIP :6443 (no br_netfilter)",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, api, 6443).is_some(),
+        past_router(api, 6443).is_some(),
     );
     check(
         "web VIP :80 (no br_netfilter)",
+        "internet (no router)",
+        true,
+        is(past_router(web, 80), "worker"),
+    );
+    check(
+        &format!("router :{pub80} -> web VIP :80 (no br_netfilter)"),
         "internet",
         true,
-        is(open(&inet, web, 80), "worker"),
+        is(open(&inet, wan_addr, pub80), "worker"),
     );
     check(
         "api VIP :6443 (no br_netfilter)",
@@ -897,9 +982,9 @@ fn full_lab_every_claim() {
     // The security claims hold with lb2 holding the VIPs.
     check(
         "api VIP :6443 (on lb2)",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, api, 6443).is_some(),
+        past_router(api, 6443).is_some(),
     );
     check(
         "api VIP :6443 (on lb2)",
@@ -909,9 +994,16 @@ fn full_lab_every_claim() {
     );
     check(
         "web VIP :443 (on lb2)",
+        "internet (no router)",
+        true,
+        is(past_router(web, 443), "worker"),
+    );
+
+    check(
+        &format!("router :{pub443} -> web VIP :443 (on lb2)"),
         "internet",
         true,
-        is(open(&inet, web, 443), "worker"),
+        is(open(&inet, wan_addr, pub443), "worker"),
     );
 
     // Claim: a master dying is taken out of HAProxy's rotation.

@@ -23,7 +23,7 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
             init += 1;
             assert!(v.get("server").is_none());
         } else {
-            assert_eq!(v["server"], "https://192.168.0.10:6443", "{}", vm.name);
+            assert_eq!(v["server"], "https://10.17.4.10:6443", "{}", vm.name);
         }
         let sans: Vec<&str> = v["tls-san"]
             .as_sequence()
@@ -56,7 +56,7 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
         let text = config::render(&c, vm).expect("renders").expect("agent");
         config::check_keys(&c, vm.name.as_str(), &text, false).expect("only keys K3s accepts");
         let v = yaml(&text);
-        assert_eq!(v["server"], "https://192.168.0.10:6443");
+        assert_eq!(v["server"], "https://10.17.4.10:6443");
         assert_eq!(v.get("cluster-init"), None);
         if vm.has(Role::Storage) {
             assert_eq!(v["node-taint"][0], "microcloud.dev/storage=true:NoSchedule");
@@ -227,4 +227,59 @@ fn exports_follow_shares() {
     assert!(flows.iter().any(|f| f
         .to_string()
         .contains("role:master -> role:master tcp/2379-2380,6443")));
+}
+
+/// Nodes on the k8s network join through the API VIP on that network (held
+/// by the load balancers' k8s NICs), so request and answer stay on one
+/// bridge; every API VIP is on the serving certificate, by address and name.
+#[test]
+fn nodes_join_through_the_api_vip_on_their_own_network() {
+    let c = cluster().expect("valid");
+    let internal = c.vip("api-internal").expect("internal API VIP");
+    assert_eq!(internal.network.as_str(), "k8s");
+    let url = format!("https://{}:6443", internal.address);
+    for vm in c
+        .vms()
+        .iter()
+        .filter(|v| v.roles.iter().any(|r| r.is_k3s_node()))
+    {
+        assert_eq!(
+            config::join_vip(&c, vm).expect("join vip").name.as_str(),
+            "api-internal",
+            "{}",
+            vm.name
+        );
+        let text = config::render(&c, vm).expect("renders").expect("k3s node");
+        let v = yaml(&text);
+        if !config::is_first_server(&c, vm) {
+            assert_eq!(v["server"], url.as_str(), "{}", vm.name);
+        }
+        if vm.has(Role::Master) {
+            let sans: Vec<&str> = v["tls-san"]
+                .as_sequence()
+                .expect("sans")
+                .iter()
+                .filter_map(|s| s.as_str())
+                .collect();
+            assert_eq!(
+                sans,
+                [
+                    "192.168.0.10",
+                    "api.microcloud.home.arpa",
+                    "10.17.4.10",
+                    "api-internal.microcloud.home.arpa"
+                ]
+            );
+        }
+    }
+    // The join flows name the VIP the nodes use.
+    let joins: Vec<String> = flatcar_k3s::flows(&c)
+        .iter()
+        .filter(|f| f.why.as_ref().is_some_and(|w| w.as_str() == "k3s-join"))
+        .map(|f| f.to.to_string())
+        .collect();
+    assert!(
+        !joins.is_empty() && joins.iter().all(|t| t == "vip:api-internal"),
+        "{joins:?}"
+    );
 }

@@ -8,14 +8,27 @@ use flatcar_microcloud::reference::cluster;
 use flatcar_topology::provision::{compose, Contents, MemorySecrets};
 use flatcar_topology::{Preempt, Spec};
 use std::process::Command;
-use support::{require, TempDir};
+use support::{require, unique, Netns, TempDir};
 
 fn check(tool: &str, args: &[&str], text: &str, label: &str) {
+    check_in(None, tool, args, text, label)
+}
+
+/// Runs `tool args… file` (inside namespace `ns` when given) and asserts it
+/// accepts `text` without a warning.
+fn check_in(ns: Option<&Netns>, tool: &str, args: &[&str], text: &str, label: &str) {
     require(tool);
     let tmp = TempDir::new("lbchk");
     let path = tmp.path().join(label);
     std::fs::write(&path, text).expect("write");
-    let mut cmd = Command::new(tool);
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name, tool]);
+            c
+        }
+        None => Command::new(tool),
+    };
     for a in args {
         cmd.arg(a);
     }
@@ -42,11 +55,28 @@ fn real_tools_accept_both_load_balancers() {
     let c = cluster().expect("valid");
     for name in ["lb1", "lb2"] {
         let vm = c.vm(name).expect("lb");
+        // Keepalived checks that the interfaces exist: a namespace with the
+        // VM's NIC names (the LAN one and the k8s one of the internal VIP).
+        let ns = Netns::new(&unique("lbk"));
+        for (i, nic) in c.nics(vm).iter().enumerate() {
+            let peer = format!("peer{i}");
+            ns.ip(&[
+                "link",
+                "add",
+                nic.ifname.as_str(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+            ]);
+        }
         for settings in [Settings::default(), Settings::hand_written()] {
             let h = haproxy::render(&c, vm, &settings).expect("haproxy");
             check("haproxy", &["-c", "-f"], &h, &format!("{name}-haproxy.cfg"));
             let k = keepalived::render(&c, vm, &settings).expect("keepalived");
-            check(
+            check_in(
+                Some(&ns),
                 "keepalived",
                 &["-t", "-f"],
                 &k,
@@ -70,7 +100,8 @@ fn frontends_bind_only_vips_and_backends_follow_the_model() {
         [
             "bind 192.168.0.10:6443",
             "bind 192.168.0.14:80",
-            "bind 192.168.0.14:443"
+            "bind 192.168.0.14:443",
+            "bind 10.17.4.10:6443"
         ]
     );
     assert!(!h.contains("0.0.0.0") && !h.contains("*:"));
@@ -103,8 +134,10 @@ fn frontends_bind_only_vips_and_backends_follow_the_model() {
 fn vrrp_instances_follow_holders_and_preemption() {
     let c = cluster().expect("valid");
     let ids = keepalived::router_ids(&c).expect("ids");
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len(), 3);
     assert_ne!(ids["api"], ids["web"]);
+    assert_ne!(ids["api"], ids["api-internal"]);
+    assert_ne!(ids["web"], ids["api-internal"]);
     assert_eq!(
         keepalived::router_ids(&c).expect("ids"),
         ids,
@@ -112,10 +145,14 @@ fn vrrp_instances_follow_holders_and_preemption() {
     );
     let k1 = keepalived::render(&c, c.vm("lb1").expect("lb1"), &Settings::default()).expect("k");
     let k2 = keepalived::render(&c, c.vm("lb2").expect("lb2"), &Settings::default()).expect("k");
-    assert_eq!(k1.matches("priority 200").count(), 2);
-    assert_eq!(k2.matches("priority 150").count(), 2);
+    assert_eq!(k1.matches("priority 200").count(), 3);
+    assert_eq!(k2.matches("priority 150").count(), 3);
     assert!(k1.contains("unicast_src_ip 192.168.0.11") && k1.contains("        192.168.0.12\n"));
     assert!(k1.contains("192.168.0.10/24 dev eth0") && k1.contains("192.168.0.14/24 dev eth0"));
+    // The internal API VIP: its own instance on the k8s NIC, peers on k8s.
+    assert!(k1.contains("vrrp_instance vip_api_internal {"), "{k1}");
+    assert!(k1.contains("unicast_src_ip 10.17.4.11") && k1.contains("        10.17.4.12\n"));
+    assert!(k1.contains("10.17.4.10/24 dev eth1"), "{k1}");
     assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.1"));
     assert!(k1.contains("preempt_delay 5"));
     assert!(!k1.contains("auth_pass") && !k1.contains("notify"));
