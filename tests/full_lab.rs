@@ -1061,14 +1061,14 @@ fn full_lab_every_claim() {
     );
 
     println!(
-        "\n{:<48} {:<16} {:<8} {:<8}",
+        "\n{:<48} {:<20} {:<8} {:<8}",
         "claim / target", "from", "expect", "result"
     );
     for (what, from, expect, got) in &rows {
         let e = if *expect { "open" } else { "closed" };
         let g = if *got { "open" } else { "closed" };
         println!(
-            "{what:<48} {from:<16} {e:<8} {g:<8}{}",
+            "{what:<48} {from:<20} {e:<8} {g:<8}{}",
             if expect == got { "" } else { "  <-- VIOLATED" }
         );
     }
