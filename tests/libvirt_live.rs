@@ -11,7 +11,7 @@
 mod support;
 
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
-use flatcar_topology::libvirt::apply::{connect, destroy, destroy_plan, inventory, Connect};
+use flatcar_libvirt::apply::{connect, destroy, destroy_plan, inventory, Connect};
 use flatcar_topology::{Cluster, Name, PoolPath};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 #![cfg(feature = "libvirt")]
 
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
-use flatcar_topology::libvirt::apply::{
+use flatcar_libvirt::apply::{
     apply, apply_with, connect, destroy, destroy_plan, inventory, plan, Action, Connect, Kind,
     Plan, Step,
 };

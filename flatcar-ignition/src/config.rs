@@ -1,7 +1,7 @@
 //! Ignition v3 rendering with serde types (no hand-built JSON).
 
-use super::{Contents, Node};
 use crate::Error;
+use flatcar_topology::provision::{Contents, Node};
 use base64::Engine;
 use serde::Serialize;
 
@@ -287,8 +287,10 @@ pub fn config(node: &Node) -> Config<'_> {
 
 /// Renders a node as pretty JSON with a trailing newline.
 pub fn render(node: &Node) -> Result<String, Error> {
-    let mut s =
-        serde_json::to_string_pretty(&config(node)).map_err(|e| Error::Serialize(e.to_string()))?;
+    let mut s = serde_json::to_string_pretty(&config(node)).map_err(|source| Error::Json {
+        hostname: node.hostname.clone(),
+        source,
+    })?;
     s.push('\n');
     Ok(s)
 }
