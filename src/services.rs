@@ -1,7 +1,7 @@
 //! Every service of the cloud, in the order they contribute.
 
 use flatcar_net::coredns::PreviousZone;
-use flatcar_topology::provision::{self, Composed, SecretStore, Service};
+use flatcar_topology::provision::{Composed, SecretStore, Service};
 use flatcar_topology::Cluster;
 use std::collections::BTreeMap;
 
@@ -44,5 +44,5 @@ pub fn compose(
 ) -> Result<Composed, flatcar_topology::Error> {
     let services = all();
     let refs: Vec<&dyn Service> = services.iter().map(|s| s.as_ref()).collect();
-    provision::compose(cluster, &refs, secrets)
+    flatcar_ignition::compose(cluster, &refs, secrets)
 }

@@ -1,90 +1,12 @@
-//! flatcar-lb on the reference cloud: the real `haproxy -c` and
-//! `keepalived -t` accept the generated files; one source of truth for ports.
+//! flatcar-lb on the reference cloud: frontends, backends, VRRP instances
+//! and contributions follow the model; one source of truth for ports. (The
+//! real `haproxy -c` and `keepalived -t` are the live target `lb_tools.rs`.)
 
-mod support;
-
+use flatcar_ignition::compose;
 use flatcar_lb::{haproxy, keepalived, LoadBalancers, Settings};
 use flatcar_microcloud::reference::cluster;
-use flatcar_topology::provision::{compose, Contents, MemorySecrets};
+use flatcar_topology::provision::{Contents, MemorySecrets};
 use flatcar_topology::{Preempt, Spec};
-use std::process::Command;
-use support::{require, unique, Netns, TempDir};
-
-fn check(tool: &str, args: &[&str], text: &str, label: &str) {
-    check_in(None, tool, args, text, label)
-}
-
-/// Runs `tool args… file` (inside namespace `ns` when given) and asserts it
-/// accepts `text` without a warning.
-fn check_in(ns: Option<&Netns>, tool: &str, args: &[&str], text: &str, label: &str) {
-    require(tool);
-    let tmp = TempDir::new("lbchk");
-    let path = tmp.path().join(label);
-    std::fs::write(&path, text).expect("write");
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", &ns.name, tool]);
-            c
-        }
-        None => Command::new(tool),
-    };
-    for a in args {
-        cmd.arg(a);
-    }
-    let out = cmd.arg(&path).output().expect(tool);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !said.to_lowercase().contains("warn"),
-        "{tool} warned about {label}: {said}\n{text}"
-    );
-    assert!(
-        out.status.success(),
-        "{tool} rejected {label}: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[test]
-fn real_tools_accept_both_load_balancers() {
-    let c = cluster().expect("valid");
-    for name in ["lb1", "lb2"] {
-        let vm = c.vm(name).expect("lb");
-        // Keepalived checks that the interfaces exist: a namespace with the
-        // VM's NIC names (the LAN one and the k8s one of the internal VIP).
-        let ns = Netns::new(&unique("lbk"));
-        for (i, nic) in c.nics(vm).iter().enumerate() {
-            let peer = format!("peer{i}");
-            ns.ip(&[
-                "link",
-                "add",
-                nic.ifname.as_str(),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer,
-            ]);
-        }
-        for settings in [Settings::default(), Settings::hand_written()] {
-            let h = haproxy::render(&c, vm, &settings).expect("haproxy");
-            check("haproxy", &["-c", "-f"], &h, &format!("{name}-haproxy.cfg"));
-            let k = keepalived::render(&c, vm, &settings).expect("keepalived");
-            check_in(
-                Some(&ns),
-                "keepalived",
-                &["-t", "-f"],
-                &k,
-                &format!("{name}-keepalived.conf"),
-            );
-        }
-    }
-}
 
 #[test]
 fn frontends_bind_only_vips_and_backends_follow_the_model() {

@@ -125,29 +125,15 @@ pub const SERVER_KEYS: &[&str] = &[
     "node-label",
 ];
 
-/// The top-level keys of a K3s config file in block style, as rendered
-/// here (`key: value` or `key:` followed by an indented or `- ` list):
-/// lines that start in the first column and are neither comments, list
-/// items nor document markers. No YAML parser needed for a flat mapping.
-pub fn top_level_keys(config: &str) -> Vec<&str> {
-    config
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with([' ', '\t', '#', '-']) && !l.starts_with("..."))
-        .map(|l| l.split_once(':').map_or(l, |(k, _)| k).trim())
-        .collect()
-}
-
-/// Whether K3s accepts `key` in a server (`server`) or agent config.
-pub fn accepts(key: &str, server: bool) -> bool {
-    AGENT_KEYS.contains(&key) || (server && SERVER_KEYS.contains(&key))
-}
-
-/// Top-level keys of `config` (a K3s config file) that K3s would reject,
-/// in file order.
-pub fn unknown_keys(config: &str, server: bool) -> Vec<String> {
-    top_level_keys(config)
-        .into_iter()
-        .filter(|k| !accepts(k, server))
+/// The keys among `keys` (a config's top-level keys) that K3s would reject.
+///
+/// ```
+/// let bad = flatcar_k3s::keys::unknown_keys(["token", "cluster-init", "no-such-key"], false);
+/// assert_eq!(bad, ["cluster-init", "no-such-key"]);
+/// ```
+pub fn unknown_keys<'a>(keys: impl IntoIterator<Item = &'a str>, server: bool) -> Vec<String> {
+    keys.into_iter()
+        .filter(|k| !(AGENT_KEYS.contains(k) || (server && SERVER_KEYS.contains(k))))
         .map(str::to_string)
         .collect()
 }
