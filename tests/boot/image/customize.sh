@@ -35,9 +35,17 @@ for d in sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband
          fs/ocfs2 fs/gfs2 fs/ceph fs/smb fs/cifs fs/ntfs3 fs/nilfs2 fs/jfs fs/reiserfs fs/f2fs; do
     rm -rf "${mods:?}/$d"
 done
+# NICs: the generated domains use virtio; Intel's e1000/e1000e (QEMU's
+# defaults) stay, other physical, USB and WWAN NICs go.
 for d in "$mods"/drivers/net/ethernet/*; do
     [ "$(basename "$d")" = intel ] || rm -rf "$d"
 done
+for d in "$mods"/drivers/net/ethernet/intel/*; do
+    case $(basename "$d") in e1000|e1000e) ;; *) rm -rf "$d" ;; esac
+done
+rm -rf "$mods/drivers/net/usb" "$mods/drivers/net/wwan" "$mods/drivers/net/ieee802154" \
+       "$mods/drivers/net/hamradio" "$mods/drivers/net/fddi" "$mods/drivers/net/arcnet" \
+       "$mods/drivers/net/plip" "$mods/drivers/net/slip" "$mods/drivers/net/appletalk"
 in_root depmod "$kver"
 
 # Flatcar's core user (uid/gid 500) and the groups Flatcar has.
