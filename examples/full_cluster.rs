@@ -105,6 +105,9 @@ fn main() -> ExitCode {
     };
     print!("{}", cluster.summary());
     println!();
+    println!("bring-up order at first boot (each stage starts once the ones before it run):");
+    print!("{}", cluster.bring_up());
+    println!();
     #[cfg(feature = "libvirt")]
     match libvirt(&args, &cluster) {
         Ok(true) => return ExitCode::SUCCESS,

@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod bringup;
 mod builder;
 mod cluster;
 mod error;

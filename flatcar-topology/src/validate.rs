@@ -29,6 +29,17 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     v.flows();
     v.shares();
     v.admin();
+    // The bring-up graph only means something for an otherwise sound model.
+    if v.out.is_empty() {
+        if let Err(blocked) = crate::bringup::plan(spec) {
+            v.out.extend(blocked.into_iter().map(|b| Problem::BringUp {
+                vm: b.vm.to_string(),
+                daemon: b.daemon,
+                need: b.need,
+                why: b.why,
+            }));
+        }
+    }
     v.out
 }
 
