@@ -216,6 +216,7 @@ impl Bundle {
             })?,
             false,
         );
+        b.add("host/playbook.yml", crate::host::playbook(cluster), false);
         for (path, a) in &composed.artifacts {
             b.add(path, a.contents.clone(), a.secret);
         }

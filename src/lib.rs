@@ -8,9 +8,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admin_key;
 pub mod bundle;
 pub mod diagram;
 mod error;
+pub mod host;
 pub mod inventory;
 pub mod reference;
 pub mod scale;

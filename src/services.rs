@@ -9,6 +9,7 @@ pub fn all() -> Vec<Box<dyn Service>> {
         Box::new(flatcar_lb::LoadBalancers::default()),
         Box::new(flatcar_k3s::K3sCluster),
         Box::new(flatcar_net::NetServices::default()),
+        Box::new(flatcar_db::Postgres),
     ]
 }
 

@@ -130,6 +130,7 @@ fn a_vm_without_egress_cannot_pull_its_image() {
         if egress {
             c.allow(&nat, Endpoint::Internet, Proto::Any, &[]);
         }
+        c.ssh_key(flatcar_microcloud::reference::PLACEHOLDER_ADMIN_KEY);
         c.build()
     };
     let text = build(false).expect_err("no egress").to_string();

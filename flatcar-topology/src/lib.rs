@@ -18,6 +18,7 @@
 //!         .nic(&k8s, 21 + i as u32));
 //! }
 //! c.vip("api", &lan, 10, |v| v.tcp(6443, Role::Master, 6443).holders([&lb1]));
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let cluster = c.build().expect("valid");
 //! assert_eq!(cluster.vip("api").map(|v| v.address), Some(host!(LAN, 10)));
 //! assert_eq!(cluster.vm("master1").and_then(|v| v.address_on("k8s")), Some(ipv4!("198.18.4.21")));
@@ -58,6 +59,7 @@ mod network;
 mod port;
 pub mod problem;
 pub mod provision;
+pub mod reboot;
 mod role;
 mod secret;
 mod services;
