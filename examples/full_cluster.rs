@@ -3,7 +3,7 @@
 //! Builds the cloud of the design from one builder chain (in
 //! `src/reference.rs`, so tests build the same cloud on test addresses), or
 //! loads a model file with `--model cloud.toml` (TOML or JSON, as saved by
-//! `Cluster::save`; same validation), prints it, shows the plan against the bundle directory and writes every
+//! `model::save`; same validation), prints it, shows the plan against the bundle directory and writes every
 //! artifact there atomically. Exits non-zero with every problem when the
 //! model is invalid.
 
@@ -44,10 +44,12 @@ struct Args {
     /// (in the current network namespace): print the plan, then replace the
     /// project's nftables tables in one atomic transaction (other tables
     /// stay) and bring up the WireGuard endpoint. Needs root.
+    #[cfg(feature = "live")]
     #[arg(long)]
     apply_host: bool,
     /// WireGuard backend for --apply-host: `kernel`, or `userspace`
     /// (wireguard-go) where the kernel module is missing.
+    #[cfg(feature = "live")]
     #[arg(long, default_value = "kernel", value_name = "BACKEND")]
     wg_backend: String,
     /// Remove every libvirt object this cluster owns at this URI.
@@ -61,9 +63,9 @@ struct Args {
 #[cfg(feature = "libvirt")]
 fn libvirt(
     args: &Args,
-    cluster: &flatcar_topology::Cluster,
-) -> Result<bool, flatcar_topology::Error> {
-    use flatcar_topology::libvirt::apply;
+    cluster: &flatcar_microcloud::topology::Cluster,
+) -> Result<bool, flatcar_microcloud::libvirt::Error> {
+    use flatcar_microcloud::libvirt::apply;
     let (uri, destroying) = match (&args.apply, &args.destroy) {
         (_, Some(uri)) => (uri, true),
         (Some(uri), None) => (uri, false),
@@ -82,7 +84,7 @@ fn libvirt(
         println!("nothing changes");
         return Ok(true);
     }
-    let report = apply::apply(&conn, &plan)?;
+    let report = apply_with_bar(&conn, &plan)?;
     let what = if destroying {
         "every object this cluster owns is gone"
     } else {
@@ -100,6 +102,35 @@ fn libvirt(
     Ok(true)
 }
 
+/// Applies `plan`, drawing a progress bar on stderr for multi-object plans
+/// (hidden when stderr is not a terminal) from the library's progress callback.
+#[cfg(feature = "libvirt")]
+fn apply_with_bar(
+    conn: &flatcar_microcloud::libvirt::apply::Connect,
+    plan: &flatcar_microcloud::libvirt::apply::Plan,
+) -> Result<flatcar_microcloud::libvirt::apply::Report, flatcar_microcloud::libvirt::Error> {
+    let total = plan.changes();
+    let bar = (total > 1).then(|| {
+        let b = indicatif::ProgressBar::new(total as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let r = flatcar_microcloud::libvirt::apply::apply_with(conn, plan, &mut |i, _, s| {
+        if let Some(b) = &bar {
+            b.set_position(i.saturating_sub(1) as u64);
+            b.set_message(s.to_string());
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    r
+}
+
+#[cfg(feature = "live")]
 /// `--apply-host`: the plan, then nftables (one transaction, our tables
 /// only), then the WireGuard endpoint.
 fn apply_host(
@@ -123,9 +154,12 @@ fn apply_host(
     if let (Some(wg), Some(vpn)) = (&plan.wireguard, cluster.vpn()) {
         use flatcar_net::wireguard;
         let key = |name: &str, s: &mut BundleSecrets| {
-            s.get_or_create(name, &|| Ok(wireguard::generate()))
-                .map_err(|e| e.to_string())
-                .and_then(|k| wireguard::keypair(k).map_err(|e| e.to_string()))
+            s.get_or_create(name, &|| {
+                wireguard::generate()
+                    .map_err(|e| flatcar_topology::Error::service("flatcar-net", e))
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|k| wireguard::keypair(k).map_err(|e| e.to_string()))
         };
         let endpoint = key(wireguard::ENDPOINT_SECRET, secrets)?;
         let mut peers = Vec::new();
@@ -133,10 +167,10 @@ fn apply_host(
             peers.push((p.clone(), key(&wireguard::peer_secret(p), secrets)?));
         }
         let backend = match args.wg_backend.as_str() {
-            "userspace" => wireguard_control::Backend::Userspace,
-            _ => wireguard_control::Backend::Kernel,
+            "userspace" => wireguard::Backend::Userspace,
+            _ => wireguard::Backend::Kernel,
         };
-        if matches!(backend, wireguard_control::Backend::Kernel) {
+        if matches!(backend, wireguard::Backend::Kernel) {
             let link = std::process::Command::new("ip")
                 .args(["link", "add", &wg.interface, "type", "wireguard"])
                 .status()
@@ -202,7 +236,7 @@ fn main() -> ExitCode {
     };
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let cluster = match &args.model {
-        Some(path) => match flatcar_topology::Cluster::load(path) {
+        Some(path) => match flatcar_microcloud::model::load(path) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());
@@ -281,6 +315,7 @@ fn main() -> ExitCode {
         "diagram: {0}/diagram/cloud.dot (dot -Tsvg), {0}/diagram/cloud.mmd (Mermaid)",
         args.out.display()
     );
+    #[cfg(feature = "live")]
     if args.apply_host {
         if let Err(e) = apply_host(&args, &cluster, &mut secrets) {
             eprintln!("error: --apply-host: {e}");

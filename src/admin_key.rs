@@ -29,9 +29,9 @@ fn public_blob(public: &[u8; 32]) -> Vec<u8> {
 }
 
 fn key_error(message: &str) -> Error {
-    Error::Secret {
+    Error::SecretStore {
         name: SECRET_NAME.into(),
-        message: message.into(),
+        source: message.into(),
     }
 }
 
@@ -140,8 +140,8 @@ pub fn public_key(private: &Secret) -> Result<SshKey, Error> {
 pub fn generate(comment: &str) -> Result<Secret, Error> {
     let mut seed = [0u8; 32];
     let mut check = [0u8; 4];
-    getrandom::getrandom(&mut seed).map_err(|_| key_error("no randomness"))?;
-    getrandom::getrandom(&mut check).map_err(|_| key_error("no randomness"))?;
+    getrandom::getrandom(&mut seed).map_err(Error::Random)?;
+    getrandom::getrandom(&mut check).map_err(Error::Random)?;
     Ok(Secret::new(private_pem(
         &seed,
         u32::from_be_bytes(check),

@@ -7,7 +7,6 @@ use crate::Error;
 use flatcar_net::ruleset::{Family, Ruleset};
 use flatcar_topology::{Cluster, VpnEndpoint};
 use std::fmt;
-use std::process::Command;
 
 /// What applying the host part would do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,25 +106,29 @@ impl fmt::Display for HostPlan {
     }
 }
 
+#[cfg(feature = "live")]
 /// The tables that exist now, from `nft list tables` (run by `nft`, e.g.
 /// `["ip", "netns", "exec", "NS", "nft"]` inside a namespace).
 pub fn existing_tables(nft: &[&str]) -> Result<Vec<String>, Error> {
-    let (program, args) = nft.split_first().ok_or_else(|| Error::Render {
-        what: "host plan".into(),
-        message: "no nft command".into(),
+    let (program, args) = nft.split_first().ok_or_else(|| Error::Host {
+        step: "nft list tables",
+        source: "no nft command".into(),
     })?;
-    let out = Command::new(program)
+    let out = std::process::Command::new(program)
         .args(args)
         .args(["list", "tables"])
         .output()
-        .map_err(|e| Error::Io {
-            path: program.to_string(),
-            message: e.to_string(),
+        .map_err(|source| Error::Io {
+            path: program.into(),
+            source,
         })?;
     if !out.status.success() {
-        return Err(Error::Render {
-            what: "nft list tables".into(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        return Err(Error::Host {
+            step: "nft list tables",
+            source: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .to_string()
+                .into(),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout)
@@ -135,17 +138,18 @@ pub fn existing_tables(nft: &[&str]) -> Result<Vec<String>, Error> {
         .collect())
 }
 
+#[cfg(feature = "live")]
 /// Applies `ruleset` in one transaction with `nft` (see [`existing_tables`]
 /// for `nft`): only our tables are added, deleted and defined; if `nft`
 /// rejects anything, nothing changes.
 pub fn apply_ruleset(ruleset: &Ruleset, nft: &[&str]) -> Result<(), Error> {
-    let (program, args) = nft.split_first().ok_or_else(|| Error::Render {
-        what: "host ruleset".into(),
-        message: "no nft command".into(),
+    let (program, args) = nft.split_first().ok_or_else(|| Error::Host {
+        step: "nftables",
+        source: "no nft command".into(),
     })?;
-    flatcar_net::ruleset::apply_with(ruleset, program, args).map_err(|e| Error::Render {
-        what: "host nftables ruleset".into(),
-        message: e.to_string(),
+    flatcar_net::ruleset::apply_with(ruleset, program, args).map_err(|e| Error::Host {
+        step: "nftables",
+        source: Box::new(e),
     })
 }
 

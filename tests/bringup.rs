@@ -2,10 +2,10 @@
 //! every VM resolves and syncs time before the cloud's own DNS/NTP run, and
 //! a model whose infra VM resolves only through itself is rejected.
 
+use flatcar_microcloud::ignition::base;
 use flatcar_microcloud::reference::{cluster, cluster_with, AddressPlan};
 use flatcar_topology::bringup::{Daemon, Need, Resolver, TimeSource};
 use flatcar_topology::problem::Problem;
-use flatcar_topology::provision::base;
 
 fn position(order: &flatcar_topology::bringup::BringUp, vm: &str, d: Daemon) -> usize {
     order

@@ -57,10 +57,11 @@ fn apply_host_in_a_namespace_replaces_only_our_tables_and_brings_up_wireguard() 
     let out = tmp.path().join("out");
     // The reference cloud on test addresses (198.18.0.0/15), as a model file.
     let model = tmp.path().join("cloud.toml");
-    flatcar_microcloud::reference::cluster_with(&flatcar_microcloud::reference::AddressPlan::test())
-        .expect("valid")
-        .save(&model)
-        .expect("saves");
+    let test_cloud = flatcar_microcloud::reference::cluster_with(
+        &flatcar_microcloud::reference::AddressPlan::test(),
+    )
+    .expect("valid");
+    flatcar_microcloud::model::save(&test_cloud, &model).expect("saves");
     let run = |label: &str| -> String {
         let o = Command::new("ip")
             .args(["netns", "exec", &ns.name])

@@ -2,6 +2,7 @@
 //! bundle of the reference cloud: PostgreSQL, NFS, Longhorn, SSH keys,
 //! agent token, API readiness checks, coordinated reboots.
 
+use flatcar_microcloud::ignition::IgnitionJson;
 use flatcar_microcloud::reference::{cluster, cluster_with, AddressPlan, PLACEHOLDER_ADMIN_KEY};
 use flatcar_microcloud::{Bundle, BundleSecrets};
 use flatcar_topology::provision::{Contents, MemorySecrets};
@@ -265,7 +266,7 @@ fn the_example_key_is_ed25519_and_reused() {
 fn assert_coordinated(c: &Cluster) {
     let plan = reboot::plan(c.spec());
     let when = |vm: &str| -> Option<String> {
-        let conf = flatcar_topology::provision::base::update_conf(&plan[vm]);
+        let conf = flatcar_microcloud::ignition::base::update_conf(&plan[vm]);
         conf.lines()
             .find_map(|l| l.strip_prefix("LOCKSMITHD_REBOOT_WINDOW_START="))
             .map(|s| s.trim_matches('"').to_string())

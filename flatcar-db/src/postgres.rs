@@ -2,7 +2,7 @@
 
 use crate::Error;
 use flatcar_topology::provision::{
-    base::systemd_escape_path, random_hex, Contributions, File, Service, Unit,
+    random_hex, systemd_escape_path, Contributions, File, Service, Unit,
 };
 use flatcar_topology::{Cluster, DataDisk, Endpoint, Error as TopologyError, Proto, Role, Vm};
 use std::collections::BTreeSet;
@@ -143,7 +143,7 @@ impl Service for Postgres {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let err = |e: Error| TopologyError::Serialize(format!("flatcar-db: {e}"));
+        let err = |e: Error| TopologyError::service("flatcar-db", e);
         let dbs: Vec<&Vm> = cluster.with_role(Role::Database).collect();
         if dbs.is_empty() {
             return Ok(());

@@ -204,7 +204,7 @@ fn share_mounts(cluster: &Cluster, out: &mut Contributions<'_>) {
                 Unit::enabled(
                     &format!(
                         "{}.mount",
-                        flatcar_topology::provision::base::systemd_escape_path(&mount)
+                        flatcar_topology::provision::systemd_escape_path(&mount)
                     ),
                     format!(
                         "[Unit]\nDescription=NFS share {name} from the storage node\nWants=network-online.target\nAfter=network-online.target\n\n[Mount]\nWhat={server}:/srv/nfs/{name}\nWhere={mount}\nType=nfs\nOptions=rw,hard,noatime,_netdev\n\n[Install]\nWantedBy=remote-fs.target\n",
@@ -251,7 +251,7 @@ impl Service for K3sCluster {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let err = |e: crate::Error| TopologyError::Serialize(format!("flatcar-k3s: {e}"));
+        let err = |e: crate::Error| TopologyError::service("flatcar-k3s", e);
         let version = cluster.k3s().version.as_str();
         let nodes: Vec<_> = cluster
             .vms()
