@@ -3,7 +3,6 @@
 //! one atomic transaction that replaces only the tables this project owns),
 //! and the same steps as an Ansible playbook (`host/playbook.yml`).
 
-use crate::Error;
 use flatcar_net::ruleset::{Family, Ruleset};
 use flatcar_topology::{Cluster, VpnEndpoint};
 use std::fmt;
@@ -109,7 +108,8 @@ impl fmt::Display for HostPlan {
 #[cfg(feature = "live")]
 /// The tables that exist now, from `nft list tables` (run by `nft`, e.g.
 /// `["ip", "netns", "exec", "NS", "nft"]` inside a namespace).
-pub fn existing_tables(nft: &[&str]) -> Result<Vec<String>, Error> {
+pub fn existing_tables(nft: &[&str]) -> Result<Vec<String>, crate::Error> {
+    use crate::Error;
     let (program, args) = nft.split_first().ok_or_else(|| Error::Host {
         step: "nft list tables",
         source: "no nft command".into(),
@@ -142,7 +142,8 @@ pub fn existing_tables(nft: &[&str]) -> Result<Vec<String>, Error> {
 /// Applies `ruleset` in one transaction with `nft` (see [`existing_tables`]
 /// for `nft`): only our tables are added, deleted and defined; if `nft`
 /// rejects anything, nothing changes.
-pub fn apply_ruleset(ruleset: &Ruleset, nft: &[&str]) -> Result<(), Error> {
+pub fn apply_ruleset(ruleset: &Ruleset, nft: &[&str]) -> Result<(), crate::Error> {
+    use crate::Error;
     let (program, args) = nft.split_first().ok_or_else(|| Error::Host {
         step: "nftables",
         source: "no nft command".into(),

@@ -240,7 +240,13 @@ fn full_lab_every_claim() {
         daemons.push(listen(&n, me, 22, &format!("{}-ssh", vm.name)));
         for vip in c.vips() {
             for port in vip.ports.iter().filter(|p| vm.has(p.role)) {
-                daemons.push(listen(&n, me, c.backend_port(port).get(), vm.name.as_str()));
+                let bp = c.backend_port(port).get();
+                daemons.push(if port.role == Role::Master {
+                    // HAProxy checks the API over HTTPS /readyz.
+                    lb_lab::spawn_api_standin(&n, Some(me), bp, vm.name.as_str())
+                } else {
+                    listen(&n, me, bp, vm.name.as_str())
+                });
             }
         }
         if vm.has(Role::Storage) {

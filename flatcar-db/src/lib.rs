@@ -12,6 +12,7 @@
 //! c.vm("db1", |v| v.role(Role::Database).data_disk("pgdata", GiB(20)).nic(&lan, 14));
 //! c.vm("app1", |v| v.role(Role::Worker).nic(&lan, 21));
 //! c.allow(Role::Worker, Role::Database, Proto::Tcp, &[5432]);
+//! c.dns("demo.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]); // an upstream resolver for first boot
 //! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let cluster = c.build().expect("valid");
 //! let hba = flatcar_db::pg_hba(&cluster);

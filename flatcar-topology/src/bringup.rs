@@ -17,6 +17,7 @@
 //! let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
 //! c.dns("demo.home.arpa", &[]); // no upstream resolver: infra's only resolver is itself
 //! c.vm("infra", |vm| vm.role(Role::Dns).nic(&lan, 30));
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let text = c.build().unwrap_err().to_string();
 //! assert!(text.contains("infra resolves through itself before CoreDNS runs"), "{text}");
 //! ```
