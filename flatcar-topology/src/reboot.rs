@@ -101,10 +101,13 @@ impl fmt::Display for Reboot {
     }
 }
 
+/// A failure group: its name and who is a member.
+type Group = (&'static str, fn(&Vm) -> bool);
+
 /// The failure groups of `spec`: name → members (model order), groups with
 /// fewer than two members left out.
 pub fn failure_groups(spec: &Spec) -> BTreeMap<&'static str, Vec<&Vm>> {
-    let groups: [(&'static str, fn(&Vm) -> bool); 5] = [
+    let groups: [Group; 5] = [
         ("etcd", |v| v.has(Role::Master)),
         ("load-balancers", |v| v.has(Role::LoadBalancer)),
         ("longhorn-replicas", |v| {
