@@ -155,3 +155,42 @@ fn ansible_playbook_syntax_check_accepts_the_host_playbook() {
         String::from_utf8_lossy(&out.stdout).trim()
     );
 }
+
+#[test]
+fn ssh_keygen_reads_the_generated_admin_key() {
+    require("ssh-keygen");
+    let tmp = TempDir::new("adminkey");
+    let mut secrets = flatcar_microcloud::BundleSecrets::from_bundle_dir(tmp.path());
+    let public = flatcar_microcloud::admin_key::load_or_generate(&mut secrets, "admin@microcloud")
+        .expect("key");
+    let c = flatcar_microcloud::reference::cluster_for(
+        &flatcar_microcloud::reference::AddressPlan::test(),
+        &[public.as_str()],
+    )
+    .expect("valid");
+    let b = flatcar_microcloud::Bundle::render(&c, &mut secrets).expect("renders");
+    let out = tmp.path().join("out");
+    b.write_to(&out).expect("writes");
+    let key = out
+        .join("secrets")
+        .join(flatcar_microcloud::admin_key::SECRET_NAME);
+    let derived = Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(
+        derived.status.success(),
+        "{}",
+        String::from_utf8_lossy(&derived.stderr)
+    );
+    let line = String::from_utf8_lossy(&derived.stdout);
+    // OpenSSH derives the same public key (and comment) from our private key file.
+    assert_eq!(line.trim(), public.as_str());
+    for vm in c.vms() {
+        let ign = std::fs::read_to_string(out.join(format!("vms/{}/ignition.json", vm.name)))
+            .expect("ignition");
+        assert!(ign.contains(public.as_str()), "{}", vm.name);
+    }
+}
