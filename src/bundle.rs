@@ -252,6 +252,7 @@ impl Bundle {
             flatcar_net::ruleset::render_json(cluster, &composed.flows)?,
             false,
         );
+        b.add("host/playbook.yml", crate::host::playbook(cluster), false);
         for (path, a) in &composed.artifacts {
             b.add(path, a.contents.clone(), a.secret);
         }

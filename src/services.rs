@@ -22,6 +22,7 @@ pub fn all_after(previous_zones: BTreeMap<String, PreviousZone>) -> Vec<Box<dyn 
             previous_zones,
             ..flatcar_net::NetServices::default()
         }),
+        Box::new(flatcar_db::Postgres),
     ]
 }
 

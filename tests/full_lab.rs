@@ -285,15 +285,20 @@ fn full_lab_every_claim() {
         daemons.push(listen(&n, me, 22, &format!("{}-ssh", vm.name)));
         // One listener per backend port (several VIPs may share one, e.g.
         // the API on the LAN VIP and on the k8s-internal VIP).
-        let ports: std::collections::BTreeSet<u16> = c
+        let ports: std::collections::BTreeMap<u16, bool> = c
             .vips()
             .iter()
             .flat_map(|vip| vip.ports.iter())
             .filter(|p| vm.has(p.role))
-            .map(|p| c.backend_port(p).get())
+            .map(|p| (c.backend_port(p).get(), p.role == Role::Master))
             .collect();
-        for port in ports {
-            daemons.push(listen(&n, me, port, vm.name.as_str()));
+        for (port, api) in ports {
+            daemons.push(if api {
+                // HAProxy checks the API over HTTPS /readyz.
+                lb_lab::spawn_api_standin(&n, Some(me), port, vm.name.as_str())
+            } else {
+                listen(&n, me, port, vm.name.as_str())
+            });
         }
         if vm.has(Role::Storage) {
             daemons.push(listen(&n, me, 2049, vm.name.as_str()));

@@ -233,7 +233,7 @@ fn exports_follow_shares() {
     let c = cluster().expect("valid");
     let e = flatcar_k3s::exports(&c);
     assert!(
-        e.contains("/srv/nfs/pgdata 10.17.3.14/32(rw,sync,no_subtree_check,root_squash)"),
+        e.contains("/srv/nfs/pgbackup 10.17.3.14/32(rw,sync,no_subtree_check,all_squash,anonuid=2049,anongid=2049)"),
         "{e}"
     );
     assert!(e.contains("/srv/nfs/shared 10.17.4.24/32("), "{e}");

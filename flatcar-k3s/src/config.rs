@@ -7,6 +7,20 @@ use serde::Serialize;
 
 /// Where the token file lives on every node (0600, from the secret store).
 pub const TOKEN_FILE: &str = "/etc/rancher/k3s/token";
+/// The agent join token (0600): servers accept it for agents only, agents
+/// join with it; a leaked agent token cannot join a server to etcd.
+pub const AGENT_TOKEN_FILE: &str = "/etc/rancher/k3s/agent-token";
+/// Secret-store name of the agent token: the server token's name + `-agent`.
+pub fn agent_token_secret(cluster: &Cluster) -> String {
+    format!("{}-agent", cluster.k3s().token)
+}
+/// kube-apiserver arguments of every server: anonymous requests are
+/// authenticated as `system:anonymous`, and Kubernetes' default RBAC binding
+/// `system:public-info-viewer` authorizes them for `/healthz`, `/livez`,
+/// `/readyz` and `/version` only — so the load balancers can check
+/// `/readyz` without credentials and nothing else is open (K3s disables
+/// anonymous auth by default, and a bare check sees 401 on every server).
+pub const APISERVER_ARGS: &[&str] = &["anonymous-auth=true"];
 /// Where the config lives.
 pub const CONFIG_FILE: &str = "/etc/rancher/k3s/config.yaml";
 
@@ -22,6 +36,10 @@ pub struct ServerConfig {
     pub server: Option<String>,
     /// The join token, by file.
     pub token_file: String,
+    /// The separate token agents join with, by file.
+    pub agent_token_file: String,
+    /// kube-apiserver arguments ([`APISERVER_ARGS`]).
+    pub kube_apiserver_arg: Vec<String>,
     /// Node name (the VM name).
     pub node_name: String,
     /// The VM's address.
@@ -60,7 +78,7 @@ pub struct ServerConfig {
 pub struct AgentConfig {
     /// The API VIP on the agent's own network.
     pub server: String,
-    /// The join token, by file.
+    /// The agent token ([`AGENT_TOKEN_FILE`]), by file.
     pub token_file: String,
     /// Node name.
     pub node_name: String,
@@ -145,6 +163,23 @@ fn labels(vm: &Vm) -> Vec<String> {
     l
 }
 
+/// The taint that keeps application pods off a dedicated storage node.
+pub const STORAGE_TAINT: &str = "microcloud.dev/storage=true:NoSchedule";
+/// The taint that keeps application pods off unschedulable masters.
+pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane=true:NoSchedule";
+
+/// The taints of `vm` (`key=value:Effect`), as written to `node-taint`.
+pub fn taints(cluster: &Cluster, vm: &Vm) -> Vec<String> {
+    let mut t = Vec::new();
+    if vm.has(Role::Master) && !cluster.k3s().masters_schedulable {
+        t.push(CONTROL_PLANE_TAINT.to_string());
+    }
+    if vm.has(Role::Storage) && !vm.has(Role::Worker) && !vm.has(Role::Master) {
+        t.push(STORAGE_TAINT.to_string());
+    }
+    t
+}
+
 /// Config of master `vm`.
 pub fn server(cluster: &Cluster, vm: &Vm) -> Result<ServerConfig, Error> {
     let k = cluster.k3s();
@@ -161,6 +196,8 @@ pub fn server(cluster: &Cluster, vm: &Vm) -> Result<ServerConfig, Error> {
             Some(join_url(cluster, vm)?)
         },
         token_file: TOKEN_FILE.into(),
+        agent_token_file: AGENT_TOKEN_FILE.into(),
+        kube_apiserver_arg: APISERVER_ARGS.iter().map(|a| a.to_string()).collect(),
         node_name: vm.name.to_string(),
         node_ip: ip.clone(),
         advertise_address: ip,
@@ -189,11 +226,7 @@ pub fn server(cluster: &Cluster, vm: &Vm) -> Result<ServerConfig, Error> {
         etcd_snapshot_schedule_cron: k.etcd_snapshots.schedule.as_str().into(),
         etcd_snapshot_retention: k.etcd_snapshots.retention,
         node_label: labels(vm),
-        node_taint: if k.masters_schedulable {
-            Vec::new()
-        } else {
-            vec!["node-role.kubernetes.io/control-plane=true:NoSchedule".into()]
-        },
+        node_taint: taints(cluster, vm),
     })
 }
 
@@ -201,16 +234,12 @@ pub fn server(cluster: &Cluster, vm: &Vm) -> Result<ServerConfig, Error> {
 pub fn agent(cluster: &Cluster, vm: &Vm) -> Result<AgentConfig, Error> {
     Ok(AgentConfig {
         server: join_url(cluster, vm)?,
-        token_file: TOKEN_FILE.into(),
+        token_file: AGENT_TOKEN_FILE.into(),
         node_name: vm.name.to_string(),
         node_ip: address(vm)?,
         flannel_iface: "eth0".into(),
         node_label: labels(vm),
-        node_taint: if vm.has(Role::Storage) && !vm.has(Role::Worker) {
-            vec!["microcloud.dev/storage=true:NoSchedule".into()]
-        } else {
-            Vec::new()
-        },
+        node_taint: taints(cluster, vm),
     })
 }
 

@@ -243,6 +243,19 @@ pub enum Problem {
         /// Why.
         why: &'static str,
     },
+    /// A first-boot need that no earlier step meets: a cycle, a VM that
+    /// depends on itself, or a need nothing provides (see [`crate::bringup`]).
+    #[error("vm {vm:?}: {daemon} needs {need} at first boot, {why}")]
+    BringUp {
+        /// The VM whose daemon cannot start.
+        vm: String,
+        /// The daemon.
+        daemon: crate::bringup::Daemon,
+        /// The unmet need.
+        need: crate::bringup::Need,
+        /// Why, naming the provider it waits for.
+        why: String,
+    },
     /// Some rule about a single element.
     #[error("{element}: {rule}")]
     Rule {

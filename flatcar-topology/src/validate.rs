@@ -30,6 +30,23 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     v.shares();
     v.admin();
     v.router();
+    for (group, a, b) in crate::reboot::conflicts(spec) {
+        v.out.push(rule(
+            Element::Vm(b.clone()),
+            format!("reboots in the same window as {a:?}, both in failure group {group} (more members than the {} weekly windows)", crate::reboot::WINDOWS),
+        ));
+    }
+    // The bring-up graph only means something for an otherwise sound model.
+    if v.out.is_empty() {
+        if let Err(blocked) = crate::bringup::plan(spec) {
+            v.out.extend(blocked.into_iter().map(|b| Problem::BringUp {
+                vm: b.vm.to_string(),
+                daemon: b.daemon,
+                need: b.need,
+                why: b.why,
+            }));
+        }
+    }
     v.out
 }
 
@@ -628,6 +645,12 @@ impl<'a> Validator<'a> {
         if self.spec.admin.user.as_str() == "root" {
             self.out
                 .push(rule(Element::Admin, "the admin user must not be root"));
+        }
+        if self.spec.admin.ssh_keys.is_empty() && !self.spec.vms.is_empty() {
+            self.out.push(rule(
+                Element::Admin,
+                "no SSH key: nobody could log in to any VM (add one with ssh_key(\"ssh-ed25519 …\"); the example generates one into secrets/)",
+            ));
         }
     }
 }

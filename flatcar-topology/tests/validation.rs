@@ -36,6 +36,10 @@ fn builder() -> flatcar_topology::ClusterBuilder {
         v.peer("laptop", 2, |p| p.keepalive(25))
     });
     c.allow(Endpoint::Vpn, Endpoint::Lan, Proto::Any, &[]);
+    c.allow(&k8s, Endpoint::Internet, Proto::Any, &[]);
+    c.ssh_key(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin",
+    );
     c
 }
 

@@ -27,6 +27,8 @@
 //! let mut c = Cluster::builder("demo", HostBuilder::new("kvm1"));
 //! let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
 //! c.vm("web1", |vm| vm.role(Role::Worker).nic(&lan, 21));
+//! c.dns("demo.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]); // an upstream resolver for first boot
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let cluster = c.build().expect("valid");
 //! let mut secrets = MemorySecrets::default();
 //! let out = Composed::from_services(&cluster, &[&Motd, &Motd], &mut secrets).expect_err("collision");
@@ -81,6 +83,25 @@ pub enum ProvisionError {
         /// Why.
         why: &'static str,
     },
+}
+
+/// systemd path escaping for unit names (`/var/mnt/pg-data` →
+/// `var-mnt-pg\x2ddata`): the name of the `.mount` unit for a mount point.
+pub fn systemd_escape_path(path: &str) -> String {
+    use std::fmt::Write;
+    let trimmed = path.trim_matches('/');
+    let mut out = String::new();
+    for (i, c) in trimmed.chars().enumerate() {
+        match c {
+            '/' => out.push('-'),
+            '.' if i == 0 => out.push_str("\\x2e"),
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '.' => out.push(c),
+            c => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+        }
+    }
+    out
 }
 
 /// File contents.
