@@ -37,6 +37,9 @@ fn builder() -> flatcar_topology::ClusterBuilder {
     });
     c.allow(Endpoint::Vpn, Endpoint::Lan, Proto::Any, &[]);
     c.allow(&k8s, Endpoint::Internet, Proto::Any, &[]);
+    // An upstream resolver the nodes reach through their internet flow
+    // (the bring-up graph needs one for K3s at first boot).
+    c.dns("t.home.arpa", &["198.18.200.53".parse().expect("address")]);
     c.ssh_key(
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin",
     );
@@ -301,6 +304,7 @@ fn unknown_network_reference() {
 #[test]
 fn flows_refer_to_existing_things() {
     let mut s = spec();
+    let i = s.flows.len();
     s.flows.push(flatcar_topology::Flow {
         from: Endpoint::Vm(n("ghost")),
         to: Endpoint::Vip(n("nope")),
@@ -313,7 +317,7 @@ fn flows_refer_to_existing_things() {
         matches!(
             p,
             Problem::UnknownVm {
-                element: Element::Flow(1),
+                element: Element::Flow(i),
                 ..
             }
         )
@@ -322,7 +326,7 @@ fn flows_refer_to_existing_things() {
         matches!(
             p,
             Problem::UnknownVip {
-                element: Element::Flow(1),
+                element: Element::Flow(i),
                 ..
             }
         )
@@ -331,7 +335,7 @@ fn flows_refer_to_existing_things() {
         matches!(
             p,
             Problem::Rule {
-                element: Element::Flow(1),
+                element: Element::Flow(i),
                 ..
             }
         )
@@ -417,6 +421,11 @@ fn with_router(
             .holders([&lb])
     });
     c.allow(Endpoint::Internet, &web, Proto::Tcp, &[80, 443]);
+    c.allow(&k8s, Endpoint::Internet, Proto::Any, &[]);
+    c.dns("t.home.arpa", &["198.18.200.53".parse().expect("address")]);
+    c.ssh_key(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin",
+    );
     f(&mut c, &web, &inner);
     c.build()
 }
