@@ -849,6 +849,8 @@ impl ClusterBuilder {
     /// let web = c.vip("web", &lan, 14, |v| v.ingress(80, Role::Worker, BackendPort::IngressWeb).holders([&lb]));
     /// c.allow(Endpoint::Internet, &web, Proto::Tcp, &[80]);
     /// c.router("wan", |r| r.forward(8080, &web, 80));
+    /// c.dns("demo.home.arpa", &["198.18.200.53".parse().expect("address")]);
+    /// c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
     /// let cluster = c.build().expect("valid");
     /// assert_eq!(cluster.router().expect("router").forwards[0].public.get(), 8080);
     /// ```
