@@ -49,6 +49,7 @@ mod file;
 mod flow;
 pub mod fsutil;
 mod host;
+mod image;
 mod k3s;
 pub mod libvirt;
 mod mac;
@@ -63,6 +64,7 @@ mod services;
 mod size;
 mod spec;
 mod summary;
+pub mod text;
 pub mod validate;
 
 /// What hostile input is rejected, where, and why (a table checked by `tests/hostile.rs`).
@@ -80,7 +82,8 @@ pub use cluster::{Backend, Cluster, NicView};
 pub use error::Error;
 pub use file::Format;
 pub use flow::{Endpoint, Flow, Proto};
-pub use host::{KvmHost, PathError, PoolPath, StoragePool};
+pub use host::{KvmHost, PathError, PoolPath, StoragePool, SYSTEM_DIRS};
+pub use image::{ImageRef, ImageRefError};
 pub use k3s::{Cron, EtcdSnapshots, Flannel, Ingress, K3s, K3sSettingError, K3sVersion, NfsShare};
 pub use mac::{MacAddr, MacError};
 pub use name::{DomainName, Name, NameError};
@@ -101,3 +104,5 @@ pub use vpn::{DialAddr, DialHost, Vpn, VpnEndpoint, VpnPeer};
 #[doc(hidden)]
 pub use ipnet as __ipnet;
 pub use ipnet::Ipv4Net;
+#[doc(hidden)]
+pub use serde as __serde;
