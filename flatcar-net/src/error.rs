@@ -14,8 +14,10 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// A WireGuard key could not be parsed (the key itself is never shown).
-    #[error("WireGuard key {0:?} is not valid base64 of 32 bytes")]
+    /// A WireGuard key could not be parsed (the key itself is never shown):
+    /// names the secret it was read from (`secrets/<name>` in a bundle), or
+    /// the public key.
+    #[error("WireGuard key {0} is not valid base64 of 32 bytes")]
     Key(String),
     /// Applying a WireGuard config to an interface failed.
     #[error("WireGuard interface {interface}: {message}")]

@@ -101,15 +101,15 @@ impl Service for NetServices {
         // WireGuard.
         if let Some(vpn) = cluster.vpn() {
             let endpoint = wireguard::keypair(
-                out.secret(wireguard::ENDPOINT_SECRET, &|| Ok(wireguard::generate()))?,
+                &wireguard::ENDPOINT_SECRET,
+                out.secret(&wireguard::ENDPOINT_SECRET, &|| Ok(wireguard::generate()))?,
             )
             .map_err(werr)?;
             let mut peers = Vec::new();
             for p in &vpn.peers {
-                let kp = wireguard::keypair(
-                    out.secret(&wireguard::peer_secret(p), &|| Ok(wireguard::generate()))?,
-                )
-                .map_err(werr)?;
+                let id = wireguard::peer_secret(p);
+                let kp = wireguard::keypair(&id, out.secret(&id, &|| Ok(wireguard::generate()))?)
+                    .map_err(werr)?;
                 if let Some(text) = wireguard::peer_config(cluster, p, &kp, &endpoint) {
                     out.artifact(&format!("vpn/{}.conf", p.name), text, true);
                 }

@@ -2,7 +2,7 @@
 //! `wg-quick` config, and applying the endpoint config to a live interface.
 
 use crate::Error;
-use flatcar_topology::{Cluster, DialHost, Secret, VpnPeer};
+use flatcar_topology::{Cluster, DialHost, Secret, SecretId, VpnPeer};
 use ipnet::Ipv4Net;
 use std::fmt::Write;
 use wireguard_control::{Backend, DeviceUpdate, InterfaceName, Key, PeerConfigBuilder};
@@ -30,21 +30,23 @@ pub fn generate() -> Secret {
     Secret::new(Key::generate_private().to_base64())
 }
 
-/// The key pair of a stored private key.
-pub fn keypair(private: Secret) -> Result<KeyPair, Error> {
-    let key = Key::from_base64(private.expose()).map_err(|_| Error::Key("<redacted>".into()))?;
+/// The key pair of the private key stored as secret `id` (named in the
+/// error if the stored key is not a key).
+pub fn keypair(id: &SecretId, private: Secret) -> Result<KeyPair, Error> {
+    let key = Key::from_base64(private.expose())
+        .map_err(|_| Error::Key(format!("in secret {}", crate::shown_id(id))))?;
     Ok(KeyPair {
         public: key.get_public().to_base64(),
         private,
     })
 }
 
-/// Secret name of the endpoint's key.
-pub const ENDPOINT_SECRET: &str = "wg-endpoint";
+/// The secret of the endpoint's key.
+pub const ENDPOINT_SECRET: SecretId = SecretId::WgEndpoint;
 
-/// Secret name of a peer's key.
-pub fn peer_secret(peer: &VpnPeer) -> String {
-    format!("wg-{}", peer.name)
+/// The secret of a peer's key (its own, whatever the peer is named).
+pub fn peer_secret(peer: &VpnPeer) -> SecretId {
+    SecretId::WgPeer(peer.name.clone())
 }
 
 /// What a peer routes into the tunnel: the LAN, every network and the VPN.
@@ -141,14 +143,23 @@ pub fn apply(
     let name: InterfaceName = ifname
         .parse()
         .map_err(|_| err("invalid interface name".into()))?;
-    let key =
-        Key::from_base64(endpoint.private.expose()).map_err(|_| Error::Key("<redacted>".into()))?;
+    let key = Key::from_base64(endpoint.private.expose()).map_err(|_| {
+        Error::Key(format!(
+            "in secret {}",
+            crate::shown_id(&SecretId::WgEndpoint)
+        ))
+    })?;
     let mut update = DeviceUpdate::new()
         .set_private_key(key)
         .set_listen_port(vpn.listen_port.get())
         .replace_peers();
     for (p, kp) in peers {
-        let public = Key::from_base64(&kp.public).map_err(|_| Error::Key(kp.public.clone()))?;
+        let public = Key::from_base64(&kp.public).map_err(|_| {
+            Error::Key(format!(
+                "public key {}",
+                flatcar_topology::text::shown(&kp.public)
+            ))
+        })?;
         let mut b = PeerConfigBuilder::new(&public).add_allowed_ip(p.address.into(), 32);
         if let Some(e) = &p.endpoint {
             if let DialHost::Ip(a) = e.host {

@@ -8,8 +8,8 @@ pub enum Error {
     /// The description breaks rules; every problem is listed.
     #[error("{0}")]
     Invalid(Problems),
-    /// A file could not be parsed.
-    #[error("{format} syntax or type error at line {line}, column {column}: {message}")]
+    /// A file is not well-formed TOML or JSON.
+    #[error("{format} syntax error at line {line}, column {column}: {message}")]
     Parse {
         /// `TOML` or `JSON`.
         format: &'static str,
@@ -17,7 +17,26 @@ pub enum Error {
         line: usize,
         /// 1-based column (0 if unknown).
         column: usize,
-        /// The parser's message.
+        /// The parser's message, escaped and shortened.
+        message: String,
+    },
+    /// A well-formed file has a field the model rejects: an invalid value (a
+    /// bad name, a subnet with host bits), a wrong type, an unknown,
+    /// missing or duplicate field. Names the field by its path.
+    #[error("{format} {kind} in {field} at line {line}, column {column}: {message}")]
+    Field {
+        /// `TOML` or `JSON`.
+        format: &'static str,
+        /// `invalid value`, `wrong type`, `unknown field`, `missing field`
+        /// or `duplicate field`.
+        kind: &'static str,
+        /// Path of the field (`vms[3].name`), or `the top level`.
+        field: String,
+        /// 1-based line (0 if unknown).
+        line: usize,
+        /// 1-based column (0 if unknown).
+        column: usize,
+        /// Why, escaped and shortened.
         message: String,
     },
     /// The description could not be serialized.

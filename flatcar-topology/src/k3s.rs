@@ -149,8 +149,10 @@ pub struct K3s {
     /// Pinned release.
     pub version: K3sVersion,
     /// Pod CIDR; must not overlap any network of the model.
+    #[serde(with = "crate::addr::subnet")]
     pub cluster_cidr: Ipv4Net,
     /// Service CIDR; must not overlap any network of the model.
+    #[serde(with = "crate::addr::subnet")]
     pub service_cidr: Ipv4Net,
     /// Where Traefik's entry points are exposed.
     pub ingress: Ingress,
@@ -162,17 +164,49 @@ pub struct K3s {
     pub flannel: Flannel,
     /// etcd snapshots.
     pub etcd_snapshots: EtcdSnapshots,
-    /// Secret holding the cluster join token.
-    #[serde(default = "default_token")]
-    pub token: Name,
+    /// The secret holding the cluster join token: always
+    /// [`SecretId::K3sToken`](crate::SecretId::K3sToken), written
+    /// `"k3s-token"` (kept so files saved earlier load; any other name is
+    /// rejected, since it could only point at another secret).
+    #[serde(default)]
+    pub token: K3sToken,
+}
+
+/// The K3s join token's secret, as written in files: only `"k3s-token"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct K3sToken;
+
+impl K3sToken {
+    /// Its secret.
+    pub fn id(&self) -> crate::SecretId {
+        crate::SecretId::K3sToken
+    }
+}
+
+impl TryFrom<String> for K3sToken {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "k3s-token" {
+            Ok(K3sToken)
+        } else {
+            Err(format!(
+                "{}{} is not \"k3s-token\": the join token is its own secret and cannot name another",
+                crate::text::INVALID_VALUE,
+                crate::text::shown(&s)
+            ))
+        }
+    }
+}
+
+impl From<K3sToken> for String {
+    fn from(_: K3sToken) -> String {
+        "k3s-token".into()
+    }
 }
 
 fn default_flannel() -> Flannel {
     Flannel::Vxlan
-}
-
-fn default_token() -> Name {
-    Name::unchecked("k3s-token")
 }
 
 impl Default for K3s {
@@ -191,7 +225,7 @@ impl Default for K3s {
                 schedule: Cron::unchecked("0 */6 * * *"),
                 retention: 10,
             },
-            token: default_token(),
+            token: K3sToken,
         }
     }
 }

@@ -84,14 +84,16 @@ pub use file::Format;
 pub use flow::{Endpoint, Flow, Proto};
 pub use host::{KvmHost, PathError, PoolPath, StoragePool, SYSTEM_DIRS};
 pub use image::{ImageRef, ImageRefError};
-pub use k3s::{Cron, EtcdSnapshots, Flannel, Ingress, K3s, K3sSettingError, K3sVersion, NfsShare};
+pub use k3s::{
+    Cron, EtcdSnapshots, Flannel, Ingress, K3s, K3sSettingError, K3sToken, K3sVersion, NfsShare,
+};
 pub use mac::{MacAddr, MacError};
 pub use name::{DomainName, Name, NameError};
 pub use network::{DhcpRange, IfName, IfNameError, Network, NetworkKind};
 pub use port::{Port, PortError, PortRange};
 pub use problem::{Element, Problem, Problems};
 pub use role::Role;
-pub use secret::Secret;
+pub use secret::{Secret, SecretId};
 pub use services::{Dns, Ntp};
 pub use size::{GiB, MiB};
 pub use spec::Spec;

@@ -74,6 +74,7 @@ pub struct Network {
     /// LAN or NAT.
     pub kind: NetworkKind,
     /// The subnet.
+    #[serde(with = "crate::addr::subnet")]
     pub cidr: Ipv4Net,
     /// Default gateway for VMs on this network: the LAN router, or the host's
     /// address on a NAT network's bridge.

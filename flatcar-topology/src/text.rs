@@ -217,14 +217,24 @@ macro_rules! validated_string {
         impl<'de> $crate::__serde::Deserialize<'de> for $name {
             fn deserialize<D: $crate::__serde::Deserializer<'de>>(d: D) -> ::core::result::Result<Self, D::Error> {
                 let s = <::std::string::String as $crate::__serde::Deserialize>::deserialize(d)?;
+                let shown = $crate::text::shown(&s);
                 $name::new(s).map_err(|e| {
-                    <D::Error as $crate::__serde::de::Error>::custom(
-                        ::core::format_args!("{}{}", $crate::text::INVALID_VALUE, e),
-                    )
+                    <D::Error as $crate::__serde::de::Error>::custom($crate::text::invalid_value(&shown, &e))
                 })
             }
         }
     };
+}
+
+/// The message of a rejected value: `invalid value: "text" why`, quoting the
+/// (escaped, shortened) text unless the error already does.
+pub fn invalid_value(shown: &str, e: &dyn std::fmt::Display) -> String {
+    let why = e.to_string();
+    if why.contains(shown) {
+        format!("{INVALID_VALUE}{why}")
+    } else {
+        format!("{INVALID_VALUE}{shown} {why}")
+    }
 }
 
 /// How a deserializer error of a validated value starts (serde's own wording

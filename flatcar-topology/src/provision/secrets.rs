@@ -1,34 +1,34 @@
 //! Secret stores: generate once, keep, never print.
 
-use crate::{Error, Name, Secret};
+use crate::{Error, Secret, SecretId};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Where generated secrets live between runs.
 pub trait SecretStore {
-    /// The secret `name`; generated with `generate` and stored if absent.
+    /// The secret `id`; generated with `generate` and stored if absent.
     fn get_or_create(
         &mut self,
-        name: &str,
+        id: &SecretId,
         generate: &dyn Fn() -> Result<Secret, Error>,
     ) -> Result<Secret, Error>;
 }
 
 /// An in-memory store (tests, one-shot renders).
 #[derive(Debug, Default)]
-pub struct MemorySecrets(BTreeMap<String, Secret>);
+pub struct MemorySecrets(BTreeMap<SecretId, Secret>);
 
 impl SecretStore for MemorySecrets {
     fn get_or_create(
         &mut self,
-        name: &str,
+        id: &SecretId,
         generate: &dyn Fn() -> Result<Secret, Error>,
     ) -> Result<Secret, Error> {
-        if let Some(s) = self.0.get(name) {
+        if let Some(s) = self.0.get(id) {
             return Ok(s.clone());
         }
         let s = generate()?;
-        self.0.insert(name.into(), s.clone());
+        self.0.insert(id.clone(), s.clone());
         Ok(s)
     }
 }
@@ -49,19 +49,21 @@ impl DirSecrets {
 impl SecretStore for DirSecrets {
     fn get_or_create(
         &mut self,
-        name: &str,
+        id: &SecretId,
         generate: &dyn Fn() -> Result<Secret, Error>,
     ) -> Result<Secret, Error> {
         let err = |message: String| Error::Secret {
-            name: name.to_string(),
+            name: id.file_name(),
             message,
         };
-        Name::new(name).map_err(|e| err(format!("invalid secret name: {e}")))?;
-        let path = self.dir.join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(s) => return Ok(Secret::new(s.trim_end_matches('\n'))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
+        let path = self.dir.join(id.file_name());
+        let legacy = id.legacy_file_name().map(|n| self.dir.join(n));
+        for p in std::iter::once(&path).chain(legacy.as_ref()) {
+            match std::fs::read_to_string(p) {
+                Ok(s) => return Ok(Secret::new(s.trim_end_matches('\n'))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(format!("cannot read {}: {e}", p.display()))),
+            }
         }
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| err(format!("cannot create {}: {e}", self.dir.display())))?;
@@ -99,10 +101,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let mut s = DirSecrets::new(&dir);
         let a = s
-            .get_or_create("k3s-token", &|| random_hex(32))
+            .get_or_create(&SecretId::K3sToken, &|| random_hex(32))
             .expect("generates");
         let b = DirSecrets::new(&dir)
-            .get_or_create("k3s-token", &|| random_hex(32))
+            .get_or_create(&SecretId::K3sToken, &|| random_hex(32))
             .expect("reads");
         assert_eq!(a, b);
         assert_eq!(a.expose().len(), 64);
@@ -115,10 +117,7 @@ mod tests {
                 .mode();
             assert_eq!(m & 0o777, 0o600);
         }
-        let e = s
-            .get_or_create("../x", &|| random_hex(1))
-            .expect_err("bad name");
-        assert!(!e.to_string().contains('\n'));
+        assert!(SecretId::service("x", "../x").is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
