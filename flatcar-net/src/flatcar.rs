@@ -6,7 +6,7 @@
 
 use crate::{chrony, coredns as dns, wireguard};
 use flatcar_topology::provision::{Contributions, File, Service, Unit};
-use flatcar_topology::{Cluster, Error as TopologyError, Role, VpnEndpoint};
+use flatcar_topology::{Cluster, Error as TopologyError, ImageRef, Role, VpnEndpoint};
 
 /// CoreDNS image, pinned by its index digest (the digest of
 /// `coredns/coredns:1.11.3` as pinned by several public repositories; not
@@ -26,22 +26,22 @@ pub const CHRONY_CONF: &str = "/etc/chrony/chrony.conf";
 /// WireGuard, CoreDNS and Chrony.
 #[derive(Debug, Clone)]
 pub struct NetServices {
-    /// CoreDNS image reference (with digest).
-    pub coredns_image: String,
-    /// Chrony image reference (with digest).
-    pub chrony_image: String,
+    /// CoreDNS image reference (pinned by digest).
+    pub coredns_image: ImageRef,
+    /// Chrony image reference (pinned by digest).
+    pub chrony_image: ImageRef,
 }
 
 impl Default for NetServices {
     fn default() -> Self {
         NetServices {
-            coredns_image: COREDNS_IMAGE.into(),
-            chrony_image: CHRONY_IMAGE.into(),
+            coredns_image: ImageRef::new(COREDNS_IMAGE).expect("COREDNS_IMAGE is valid (tested)"),
+            chrony_image: ImageRef::new(CHRONY_IMAGE).expect("CHRONY_IMAGE is valid (tested)"),
         }
     }
 }
 
-fn coredns_unit(image: &str) -> String {
+fn coredns_unit(image: &ImageRef) -> String {
     format!(
         "[Unit]
 Description=CoreDNS for the cluster zone (flatcar-microcloud)
@@ -63,7 +63,7 @@ WantedBy=multi-user.target
     )
 }
 
-fn chrony_unit(image: &str) -> String {
+fn chrony_unit(image: &ImageRef) -> String {
     format!(
         "[Unit]
 Description=Chrony NTP server for the cluster (flatcar-microcloud)
@@ -217,5 +217,17 @@ impl Service for NetServices {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    #[test]
+    fn pinned_images_are_valid_references() {
+        for i in [super::COREDNS_IMAGE, super::CHRONY_IMAGE] {
+            assert!(flatcar_topology::ImageRef::new(i).is_ok(), "{i}");
+        }
+        let n = super::NetServices::default();
+        assert_eq!(n.chrony_image.as_str(), super::CHRONY_IMAGE);
     }
 }

@@ -128,7 +128,8 @@ impl Service for Token {
         "token"
     }
     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
-        let s = out.secret("tok", &|| Ok(Secret::new("s3cr3t-value")))?;
+        let id = flatcar_topology::SecretId::service("probe", "tok").expect("valid");
+        let s = out.secret(&id, &|| Ok(Secret::new("s3cr3t-value")))?;
         out.file(&cluster.vms()[0].name, File::secret("/etc/tok", 0o644, s));
         Ok(())
     }
