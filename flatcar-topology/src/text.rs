@@ -49,13 +49,11 @@ pub fn clean(s: &str, max_chars: usize) -> String {
 
 fn escape(s: &str, max_chars: usize, quotes: bool) -> String {
     let mut out = String::new();
-    let mut n = 0;
-    for ch in s.chars() {
+    for (n, ch) in s.chars().enumerate() {
         if n == max_chars {
             out.push('…');
             return out;
         }
-        n += 1;
         if quotes && (ch == '"' || ch == '\\') {
             out.push('\\');
             out.push(ch);
@@ -187,6 +185,25 @@ macro_rules! validated_string {
         impl ::core::convert::AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl ::core::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl ::core::cmp::PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl ::core::cmp::PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
             }
         }
 
