@@ -74,11 +74,15 @@ fn ruleset_text_and_json_pass_nft_check() {
     // A rule nft refuses is reported with nft's own words.
     let mut bad = r.clone();
     bad.tables[0].chains[0].rules.push(ruleset::Rule {
-        matches: vec![],
-        verdict: ruleset::Verdict::Masquerade,
+        matches: vec![ruleset::Match::Addr(
+            ruleset::Dir::Source,
+            ruleset::Op::Eq,
+            vec![],
+        )],
+        verdict: ruleset::Verdict::Accept,
         comment: None,
     });
-    let e = ruleset::check(&bad).expect_err("masquerade in a filter chain");
+    let e = ruleset::check(&bad).expect_err("an empty address set");
     println!("{e}");
     assert!(e.to_string().contains("nft rejected"), "{e}");
     assert!(ruleset::check_text(&bad.to_text()).is_err());
