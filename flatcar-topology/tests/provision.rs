@@ -67,6 +67,19 @@ fn two_services_writing_one_path_is_an_error_naming_both() {
         "{err}"
     );
     assert!(err.to_string().contains("/etc/x.conf"), "{err}");
+    // One service twice is named once, as twice (not "alpha and alpha").
+    let err = compose(
+        &c,
+        &[
+            &Writes("alpha", "/etc/x.conf"),
+            &Writes("alpha", "/etc/x.conf"),
+        ],
+        &mut MemorySecrets::default(),
+    )
+    .expect_err("collision")
+    .to_string();
+    assert!(err.contains("contributed twice by alpha"), "{err}");
+    assert!(!err.contains("alpha and alpha"), "{err}");
     // Different dropins for the same unit do not collide.
     compose(
         &c,

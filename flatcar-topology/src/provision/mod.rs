@@ -48,7 +48,7 @@ use std::net::Ipv4Addr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProvisionError {
     /// Two services (or one, twice) wrote the same item.
-    #[error("{node}: {kind} {item:?} is contributed by both {first} and {second}")]
+    #[error("{}: {kind} {} is contributed {}", crate::text::shown(.node), crate::text::shown(.item), contributors(.first, .second))]
     Collision {
         /// VM name, or `bundle` for artifacts.
         node: String,
@@ -62,7 +62,7 @@ pub enum ProvisionError {
         second: &'static str,
     },
     /// A contribution names a VM that does not exist.
-    #[error("service {service}: vm {vm:?} does not exist")]
+    #[error("service {service}: vm {} does not exist", crate::text::shown(.vm))]
     UnknownVm {
         /// The service.
         service: &'static str,
@@ -70,7 +70,7 @@ pub enum ProvisionError {
         vm: String,
     },
     /// A path, unit name, sysctl or URL is not acceptable.
-    #[error("service {service}: {what} {value:?} {why}")]
+    #[error("service {service}: {what} {} {why}", crate::text::shown(.value))]
     Invalid {
         /// The service.
         service: &'static str,
@@ -327,6 +327,16 @@ fn safe_unit(n: &str) -> bool {
         && n.len() < 256
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '\\' | ':'))
+}
+
+/// Who contributed a colliding item: two services, or one service twice
+/// (never "both flatcar-net and flatcar-net").
+fn contributors(first: &str, second: &str) -> String {
+    if first == second {
+        format!("twice by {first}")
+    } else {
+        format!("by both {first} and {second}")
+    }
 }
 
 /// Claims `item` of `kind` on `node` for `service` in `claims`; a second
