@@ -3,7 +3,8 @@
 
 use crate::error::io;
 use crate::Error;
-use flatcar_topology::provision::{compose, Service};
+use flatcar_ignition::{compose, IgnitionJson};
+use flatcar_topology::provision::Service;
 use flatcar_topology::{Cluster, Format, Secret, SecretId};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -208,12 +209,7 @@ impl Bundle {
         );
         b.add(
             "host/nftables.json",
-            flatcar_net::ruleset::render_json(cluster, &composed.flows).map_err(|e| {
-                Error::Render {
-                    what: "host/nftables.json".into(),
-                    message: e.to_string(),
-                }
-            })?,
+            flatcar_net::ruleset::render_json(cluster, &composed.flows)?,
             false,
         );
         for (path, a) in &composed.artifacts {
@@ -324,10 +320,7 @@ impl Bundle {
         let name = dir
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::Io {
-                path: dir.display().to_string(),
-                message: "not a directory name".into(),
-            })?;
+            .ok_or_else(|| Error::NotADirectory(dir.to_path_buf()))?;
         std::fs::create_dir_all(parent).map_err(io(parent))?;
         recover(parent, name, dir)?;
         let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));

@@ -2,6 +2,9 @@
 //! save the model file, load it, print the summary, render, plan and write
 //! the whole bundle.
 
+#[path = "../benches/common/scale.rs"]
+#[allow(dead_code)]
+mod scale;
 mod support;
 
 use flatcar_microcloud::{Bundle, BundleSecrets};
@@ -12,10 +15,11 @@ use support::TempDir;
 fn ten_thousand_vms_load_print_plan_and_write() {
     let tmp = TempDir::new("scale-model");
     let model = tmp.path().join("cloud.json");
-    flatcar_microcloud::scale::cloud(10_000)
+    let text = scale::cloud(10_000)
         .expect("valid")
-        .save(&model)
-        .expect("saves");
+        .to_string_as(flatcar_topology::Format::Json)
+        .expect("json");
+    std::fs::write(&model, text).expect("saves");
     let c = Cluster::load(&model).expect("loads");
     assert_eq!(c.vms().len(), 10_000);
     let summary = c.summary();

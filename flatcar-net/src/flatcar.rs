@@ -97,19 +97,24 @@ impl Service for NetServices {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let werr = |e: crate::Error| TopologyError::Serialize(format!("flatcar-net: {e}"));
+        let werr = |e: crate::Error| TopologyError::service("flatcar-net", e);
         // WireGuard.
         if let Some(vpn) = cluster.vpn() {
             let endpoint = wireguard::keypair(
                 &wireguard::ENDPOINT_SECRET,
-                out.secret(&wireguard::ENDPOINT_SECRET, &|| Ok(wireguard::generate()))?,
+                out.secret(&wireguard::ENDPOINT_SECRET, &|| {
+                    wireguard::generate().map_err(werr)
+                })?,
             )
             .map_err(werr)?;
             let mut peers = Vec::new();
             for p in &vpn.peers {
                 let id = wireguard::peer_secret(p);
-                let kp = wireguard::keypair(&id, out.secret(&id, &|| Ok(wireguard::generate()))?)
-                    .map_err(werr)?;
+                let kp = wireguard::keypair(
+                    &id,
+                    out.secret(&id, &|| wireguard::generate().map_err(werr))?,
+                )
+                .map_err(werr)?;
                 if let Some(text) = wireguard::peer_config(cluster, p, &kp, &endpoint) {
                     out.artifact(&format!("vpn/{}.conf", p.name), text, true);
                 }

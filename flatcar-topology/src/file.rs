@@ -1,5 +1,6 @@
-//! Loading and saving the document form (TOML, JSON) with the same
-//! validation as the builder.
+//! The document form (TOML, JSON): parsed from and rendered to strings with
+//! the same validation as the builder. Loading a file only reads; writing
+//! files is the caller's (the facade writes atomically).
 
 use crate::{Cluster, Error, Spec};
 use std::path::Path;
@@ -19,7 +20,7 @@ impl Format {
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Ok(Format::Toml),
             Some("json") => Ok(Format::Json),
-            _ => Err(Error::UnknownFormat(path.display().to_string())),
+            _ => Err(Error::UnknownFormat(path.to_path_buf())),
         }
     }
 }
@@ -64,13 +65,12 @@ fn parse_toml(text: &str) -> Result<Spec, Error> {
         |span: Option<std::ops::Range<usize>>| span.map_or((0, 0), |s| line_col(text, s.start));
     // Syntax first (well-formed TOML, no duplicate keys), so what remains is
     // about the fields.
-    if let Err(e) = text.parse::<toml::Table>() {
-        let (line, column) = at(e.span());
-        return Err(Error::Parse {
-            format: "TOML",
+    if let Err(source) = text.parse::<toml::Table>() {
+        let (line, column) = at(source.span());
+        return Err(Error::Toml {
             line,
             column,
-            message: crate::text::clean(e.message(), MESSAGE_MAX),
+            source,
         });
     }
     serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
@@ -84,27 +84,27 @@ fn parse_toml(text: &str) -> Result<Spec, Error> {
             line,
             column,
             message: crate::text::clean(inner.message(), MESSAGE_MAX),
+            source: Box::new(inner),
         }
     })
 }
 
 fn parse_json(text: &str) -> Result<Spec, Error> {
-    let syntax = |e: &serde_json::Error| Error::Parse {
-        format: "JSON",
-        line: e.line(),
-        column: e.column(),
-        message: crate::text::clean(&e.to_string(), MESSAGE_MAX),
+    let syntax = |source: serde_json::Error| Error::Json {
+        line: source.line(),
+        column: source.column(),
+        source,
     };
     let mut de = serde_json::Deserializer::from_str(text);
     let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = field_path(e.path());
         let inner = e.into_inner();
         if inner.is_data() {
-            let message = inner.to_string();
+            let text = inner.to_string();
             // serde_json appends " at line L column C"; the variant says it.
-            let message = message
+            let message = text
                 .rsplit_once(" at line ")
-                .map_or(message.as_str(), |(m, _)| m);
+                .map_or(text.as_str(), |(m, _)| m);
             Error::Field {
                 format: "JSON",
                 kind: field_kind(message),
@@ -112,12 +112,13 @@ fn parse_json(text: &str) -> Result<Spec, Error> {
                 line: inner.line(),
                 column: inner.column(),
                 message: crate::text::clean(message, MESSAGE_MAX),
+                source: Box::new(inner),
             }
         } else {
-            syntax(&inner)
+            syntax(inner)
         }
     })?;
-    de.end().map_err(|e| syntax(&e))?;
+    de.end().map_err(syntax)?;
     Ok(spec)
 }
 
@@ -145,15 +146,13 @@ impl Cluster {
     /// Renders the description in `format`. Loading the result gives an equal cluster.
     pub fn to_string_as(&self, format: Format) -> Result<String, Error> {
         match format {
-            Format::Toml => {
-                toml::to_string(self.spec()).map_err(|e| Error::Serialize(e.to_string()))
-            }
+            Format::Toml => toml::to_string(self.spec()).map_err(Error::TomlWrite),
             Format::Json => serde_json::to_string_pretty(self.spec())
                 .map(|mut s| {
                     s.push('\n');
                     s
                 })
-                .map_err(|e| Error::Serialize(e.to_string())),
+                .map_err(Error::JsonWrite),
         }
     }
 
@@ -161,18 +160,11 @@ impl Cluster {
     pub fn load(path: impl AsRef<Path>) -> Result<Cluster, Error> {
         let path = path.as_ref();
         let format = Format::from_path(path)?;
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
         })?;
         Cluster::from_str_as(&text, format)
-    }
-
-    /// Saves to a `.toml` or `.json` file atomically (temporary file + rename).
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let path = path.as_ref();
-        let text = self.to_string_as(Format::from_path(path)?)?;
-        crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)
     }
 }
 

@@ -439,7 +439,8 @@ fn errors_escape_and_shorten_echoed_input_and_name_the_field() {
     assert!(is_clean(&shown) && shown.contains("vms[0].name"), "{shown}");
     // A syntax error is one.
     let e = Cluster::from_str_as("name = \n", Format::Toml).expect_err("syntax");
-    assert!(matches!(e, Error::Parse { .. }), "{e}");
+    assert!(matches!(e, Error::Toml { .. }), "{e}");
+    assert!(e.to_string().starts_with("TOML syntax error"), "{e}");
     // Collisions name two distinct entries.
     let mut v = spec();
     v["vpn"]["peers"][1]["name"] = v["vpn"]["peers"][0]["name"].clone();
