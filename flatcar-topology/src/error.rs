@@ -44,7 +44,7 @@ pub enum Error {
     /// bad name, a subnet with host bits), a wrong type, an unknown, missing
     /// or duplicate field. Names the field by its path; the parser's error
     /// is the source, its message is shown escaped and shortened.
-    #[error("{format} {kind} in {field} at line {line}, column {column}: {}", crate::text::clean(&.message, 400))]
+    #[error("{format} {kind} in {field} at line {line}, column {column}: {}", crate::text::clean(.message, 400))]
     Field {
         /// `TOML` or `JSON`.
         format: &'static str,
