@@ -35,6 +35,23 @@ struct Args {
     #[cfg(feature = "libvirt")]
     #[arg(long, value_name = "URI")]
     apply: Option<String>,
+    /// Authorize this SSH public key line for the admin user (repeatable).
+    /// Without one, an ed25519 key pair is generated once into
+    /// `<out>/secrets/admin-ssh-ed25519` (0600) and reused.
+    #[arg(long, value_name = "KEY")]
+    ssh_key: Vec<String>,
+    /// After writing the bundle, apply the KVM host's part on this machine
+    /// (in the current network namespace): print the plan, then replace the
+    /// project's nftables tables in one atomic transaction (other tables
+    /// stay) and bring up the WireGuard endpoint. Needs root.
+    #[cfg(feature = "live")]
+    #[arg(long)]
+    apply_host: bool,
+    /// WireGuard backend for --apply-host: `kernel`, or `userspace`
+    /// (wireguard-go) where the kernel module is missing.
+    #[cfg(feature = "live")]
+    #[arg(long, default_value = "kernel", value_name = "BACKEND")]
+    wg_backend: String,
     /// Remove every libvirt object this cluster owns at this URI.
     #[cfg(feature = "libvirt")]
     #[arg(long, value_name = "URI")]
@@ -113,8 +130,111 @@ fn apply_with_bar(
     r
 }
 
+#[cfg(feature = "live")]
+/// `--apply-host`: the plan, then nftables (one transaction, our tables
+/// only), then the WireGuard endpoint.
+fn apply_host(
+    args: &Args,
+    cluster: &flatcar_topology::Cluster,
+    secrets: &mut BundleSecrets,
+) -> Result<(), String> {
+    use flatcar_microcloud::host;
+    use flatcar_topology::provision::SecretStore;
+    let composed =
+        flatcar_microcloud::services::compose(cluster, secrets).map_err(|e| e.to_string())?;
+    let ruleset = flatcar_net::ruleset::build(cluster, &composed.flows);
+    let existing = host::existing_tables(&["nft"]).map_err(|e| e.to_string())?;
+    let plan = host::plan(cluster, &ruleset, &existing);
+    print!("{plan}");
+    host::apply_ruleset(&ruleset, &["nft"]).map_err(|e| e.to_string())?;
+    println!(
+        "nftables: applied {} table(s) in one transaction",
+        plan.tables.len()
+    );
+    if let (Some(wg), Some(vpn)) = (&plan.wireguard, cluster.vpn()) {
+        use flatcar_net::wireguard;
+        let key = |id: &flatcar_topology::SecretId, s: &mut BundleSecrets| {
+            s.get_or_create(id, &|| {
+                wireguard::generate()
+                    .map_err(|e| flatcar_topology::Error::service("flatcar-net", e))
+            })
+            .map_err(|e| e.to_string())
+            .and_then(|k| wireguard::keypair(id, k).map_err(|e| e.to_string()))
+        };
+        let endpoint = key(&wireguard::ENDPOINT_SECRET, secrets)?;
+        let mut peers = Vec::new();
+        for p in &vpn.peers {
+            peers.push((p.clone(), key(&wireguard::peer_secret(p), secrets)?));
+        }
+        let backend = match args.wg_backend.as_str() {
+            "userspace" => wireguard::Backend::Userspace,
+            _ => wireguard::Backend::Kernel,
+        };
+        if matches!(backend, wireguard::Backend::Kernel) {
+            let link = std::process::Command::new("ip")
+                .args(["link", "add", &wg.interface, "type", "wireguard"])
+                .status()
+                .map_err(|e| format!("ip: {e}"))?;
+            if !link.success() {
+                println!(
+                    "wireguard: ip link add {} failed (exists, or no kernel module)",
+                    wg.interface
+                );
+            }
+        }
+        wireguard::apply(&wg.interface, backend, cluster, &endpoint, &peers)
+            .map_err(|e| e.to_string())?;
+        for cmd in [
+            vec![
+                "addr",
+                "replace",
+                wg.address.as_str(),
+                "dev",
+                wg.interface.as_str(),
+            ],
+            vec!["link", "set", wg.interface.as_str(), "up"],
+        ] {
+            let ok = std::process::Command::new("ip")
+                .args(&cmd)
+                .status()
+                .map_err(|e| format!("ip: {e}"))?;
+            if !ok.success() {
+                return Err(format!("ip {} failed", cmd.join(" ")));
+            }
+        }
+        println!(
+            "wireguard: {} up at {}, listening on {}, {} peer(s)",
+            wg.interface,
+            wg.address,
+            wg.port,
+            peers.len()
+        );
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    let mut secrets = BundleSecrets::from_bundle_dir(&args.out);
+    let keys: Vec<String> = if args.ssh_key.is_empty() && args.model.is_none() {
+        match flatcar_microcloud::admin_key::load_or_generate(&mut secrets, "admin@microcloud") {
+            Ok(k) => {
+                println!(
+                    "admin SSH key: {}/secrets/{} (log in with ssh -i)",
+                    args.out.display(),
+                    flatcar_microcloud::admin_key::SECRET_NAME
+                );
+                vec![k.as_str().to_string()]
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        args.ssh_key.clone()
+    };
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let cluster = match &args.model {
         Some(path) => match flatcar_microcloud::model::load(path) {
             Ok(c) => c,
@@ -123,7 +243,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        None => match flatcar_microcloud::reference::cluster() {
+        None => match flatcar_microcloud::reference::cluster_for(
+            &flatcar_microcloud::reference::AddressPlan::reference(),
+            &key_refs,
+        ) {
             Ok(c) => c,
             Err(problems) => {
                 eprint!("{problems}");
@@ -132,6 +255,9 @@ fn main() -> ExitCode {
         },
     };
     print!("{}", cluster.summary());
+    println!();
+    println!("bring-up order at first boot (each stage starts once the ones before it run):");
+    print!("{}", cluster.bring_up());
     println!();
     #[cfg(feature = "libvirt")]
     match libvirt(&args, &cluster) {
@@ -142,7 +268,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let mut secrets = BundleSecrets::from_bundle_dir(&args.out);
     let bundle = match Bundle::render(&cluster, &mut secrets) {
         Ok(b) => b,
         Err(e) => {
@@ -190,5 +315,12 @@ fn main() -> ExitCode {
         "diagram: {0}/diagram/cloud.dot (dot -Tsvg), {0}/diagram/cloud.mmd (Mermaid)",
         args.out.display()
     );
+    #[cfg(feature = "live")]
+    if args.apply_host {
+        if let Err(e) = apply_host(&args, &cluster, &mut secrets) {
+            eprintln!("error: --apply-host: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
 }

@@ -35,6 +35,15 @@ pub enum Error {
     /// The Ansible inventory could not be written as YAML.
     #[error("cannot render inventory/hosts.yml: {0}")]
     Inventory(#[source] serde_saphyr::ser::Error),
+    /// Applying the host's part (`--apply-host`) failed at `step`.
+    #[error("host {step}: {source}")]
+    Host {
+        /// What was being done (`nft list tables`, `nftables`, …).
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The Terraform export could not be written as JSON.
     #[error("cannot render terraform/main.tf.json: {0}")]
     Terraform(#[source] serde_json::Error),

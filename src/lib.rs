@@ -17,9 +17,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod admin_key;
 pub mod bundle;
 pub mod diagram;
 mod error;
+pub mod host;
 pub mod inventory;
 pub mod model;
 pub mod reference;
@@ -29,6 +31,8 @@ pub mod terraform;
 pub use bundle::{Bundle, BundleSecrets, Plan};
 pub use error::Error;
 
+/// PostgreSQL on the database VMs.
+pub use flatcar_db as db;
 /// Provisioning: Ignition v3, the base service, the on-disk secret store.
 pub use flatcar_ignition as ignition;
 /// K3s servers, agents, manifests.

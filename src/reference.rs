@@ -61,14 +61,30 @@ impl AddressPlan {
     }
 }
 
-/// The reference cloud on the design's addresses.
+/// The admin key of [`cluster`] and [`cluster_with`]: a real ed25519 public
+/// key whose private half was discarded when it was made, so the clouds that
+/// tests and docs build validate (validation requires an admin key) and
+/// nobody can log in with it. Real bundles use [`cluster_for`] with the
+/// user's key; the example generates one into `secrets/` when none is given.
+pub const PLACEHOLDER_ADMIN_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU placeholder-private-half-discarded";
+
+/// The reference cloud on the design's addresses (with [`PLACEHOLDER_ADMIN_KEY`]).
 pub fn cluster() -> Result<Cluster, Problems> {
     cluster_with(&AddressPlan::reference())
 }
 
-/// The reference cloud on `plan`'s addresses.
+/// The reference cloud on `plan`'s addresses (with [`PLACEHOLDER_ADMIN_KEY`]).
 pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
+    cluster_for(plan, &[PLACEHOLDER_ADMIN_KEY])
+}
+
+/// The reference cloud on `plan`'s addresses, with `admin_keys` (public key
+/// lines) authorized for the admin user on every VM.
+pub fn cluster_for(plan: &AddressPlan, admin_keys: &[&str]) -> Result<Cluster, Problems> {
     let mut c = Cluster::builder("microcloud", HostBuilder::new("kvm1").uplink("eno1"));
+    for key in admin_keys {
+        c.ssh_key(key);
+    }
     c.image(Channel::Stable, "4081.2.0")
         .dns("microcloud.home.arpa", &plan.forwarders)
         .ntp(&["0.flatcar.pool.ntp.org", "1.flatcar.pool.ntp.org"])
@@ -107,6 +123,7 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
             .vcpus(2)
             .memory(MiB::gib(1))
             .root_disk(GiB(20))
+            .data_disk("pgdata", GiB(40))
             .nic(&infra, 14)
     });
     for (i, name) in ["master1", "master2", "master3"].into_iter().enumerate() {
@@ -146,6 +163,12 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
             .ingress(443, Role::Worker, BackendPort::IngressWebsecure)
             .holders([&lb1, &lb2])
     });
+    // The same API on the k8s network, held by the same load balancers on
+    // their k8s NICs: the nodes join through it, so request and answer stay
+    // on the k8s bridge (a symmetric path the host never routes).
+    c.vip("api-internal", &k8s, 10, |v| {
+        v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2])
+    });
 
     // VPN on the physical host.
     c.vpn(plan.vpn, |v| {
@@ -180,7 +203,13 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
         .allow(&k8s, Endpoint::Internet, Proto::Any, &[])
         .allow(&infra, Endpoint::Internet, Proto::Any, &[]);
 
-    c.share("pgdata", [Endpoint::Role(Role::Database)])
+    // The LAN router (not managed) forwards public ports to the web VIP.
+    c.router("wan", |r| {
+        r.forward(8080, &web, 80).forward(2052, &web, 443)
+    });
+
+    // PostgreSQL keeps its data on its own disk; the share takes its dumps.
+    c.share("pgbackup", [Endpoint::Role(Role::Database)])
         .share("shared", [Endpoint::Role(Role::Worker)]);
 
     c.build()

@@ -66,6 +66,8 @@ pub fn cloud(n: usize) -> Result<Cluster, Problems> {
                 .nic(net, host);
             if role == Role::Storage {
                 v.data_disk("data", GiB(100))
+            } else if role == Role::Database {
+                v.data_disk("pgdata", GiB(40))
             } else {
                 v
             }
@@ -84,5 +86,8 @@ pub fn cloud(n: usize) -> Result<Cluster, Problems> {
         k.cluster_cidr("10.42.0.0/16".parse().unwrap_or(lan_net))
             .service_cidr("10.43.0.0/16".parse().unwrap_or(lan_net))
     });
+    c.ssh_key(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin",
+    );
     c.build()
 }

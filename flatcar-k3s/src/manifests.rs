@@ -82,6 +82,71 @@ struct NodePort {
 #[serde(rename_all = "camelCase")]
 struct LonghornValues {
     default_settings: LonghornSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longhorn_manager: Option<Tolerating>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longhorn_driver: Option<Tolerating>,
+}
+
+#[derive(Serialize)]
+struct Tolerating {
+    tolerations: Vec<Toleration>,
+}
+
+/// A Kubernetes toleration of one taint.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Toleration {
+    /// Taint key.
+    pub key: String,
+    /// `Equal` (with a value) or `Exists`.
+    pub operator: &'static str,
+    /// Taint value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    pub effect: String,
+}
+
+impl Toleration {
+    /// Parses a K3s `node-taint` (`key=value:Effect` or `key:Effect`).
+    pub fn of_taint(taint: &str) -> Option<Toleration> {
+        let (kv, effect) = taint.rsplit_once(':')?;
+        let (key, value) = match kv.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (kv, None),
+        };
+        Some(Toleration {
+            key: key.to_string(),
+            operator: if value.is_some() { "Equal" } else { "Exists" },
+            value,
+            effect: effect.to_string(),
+        })
+    }
+
+    /// Longhorn's `taintToleration` setting form (`key=value:Effect`).
+    fn setting(&self) -> String {
+        match &self.value {
+            Some(v) => format!("{}={v}:{}", self.key, self.effect),
+            None => format!("{}:{}", self.key, self.effect),
+        }
+    }
+}
+
+/// The tolerations Longhorn needs: one per distinct taint of the nodes that
+/// hold Longhorn replicas (workers and storage nodes), derived from the same
+/// taints K3s puts on them — whatever taint the storage node has, Longhorn
+/// runs there.
+pub fn longhorn_tolerations(cluster: &Cluster) -> Vec<Toleration> {
+    let mut t: Vec<Toleration> = cluster
+        .vms()
+        .iter()
+        .filter(|v| v.has(flatcar_topology::Role::Worker) || v.has(flatcar_topology::Role::Storage))
+        .flat_map(|v| crate::config::taints(cluster, v))
+        .filter_map(|taint| Toleration::of_taint(&taint))
+        .collect();
+    t.sort();
+    t.dedup();
+    t
 }
 
 #[derive(Serialize)]
@@ -90,6 +155,8 @@ struct LonghornSettings {
     default_data_path: &'static str,
     create_default_disk_labeled_nodes: bool,
     default_replica_count: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    taint_toleration: Option<String>,
 }
 
 fn yaml<T: Serialize>(what: &str, v: &T) -> Result<String, Error> {
@@ -146,12 +213,27 @@ pub fn longhorn(cluster: &Cluster) -> Result<String, Error> {
         .filter(|v| v.has(flatcar_topology::Role::Worker) || v.has(flatcar_topology::Role::Storage))
         .count()
         .clamp(1, 3) as u8;
+    let tolerations = longhorn_tolerations(cluster);
+    let tolerating = || {
+        (!tolerations.is_empty()).then(|| Tolerating {
+            tolerations: tolerations.clone(),
+        })
+    };
     let values = LonghornValues {
         default_settings: LonghornSettings {
             default_data_path: LONGHORN_DATA_PATH,
             create_default_disk_labeled_nodes: true,
             default_replica_count: replicas,
+            taint_toleration: (!tolerations.is_empty()).then(|| {
+                tolerations
+                    .iter()
+                    .map(Toleration::setting)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
         },
+        longhorn_manager: tolerating(),
+        longhorn_driver: tolerating(),
     };
     yaml(
         "longhorn",
@@ -171,5 +253,170 @@ pub fn longhorn(cluster: &Cluster) -> Result<String, Error> {
                 values_content: yaml("longhorn values", &values)?,
             },
         },
+    )
+}
+
+/// FLUO (Flatcar Linux Update Operator) image. Upstream publishes no digest
+/// we could verify here: pinned by tag, listed as unverified.
+pub const FLUO_IMAGE: &str = "ghcr.io/flatcar/flatcar-linux-update-operator:v0.9.0";
+/// Namespace FLUO runs in.
+pub const FLUO_NAMESPACE: &str = "reboot-coordinator";
+
+/// FLUO: the update-agent DaemonSet on every K3s node (tolerating every
+/// taint the model puts on them) and the update-operator Deployment, which
+/// drains a node before rebooting it and reboots one node at a time, only
+/// inside [`flatcar_topology::reboot::FLUO_WINDOW`]. Locksmithd is masked on
+/// K3s nodes, so FLUO is their only reboot manager.
+pub fn fluo(cluster: &Cluster) -> String {
+    let mut taints: Vec<Toleration> = cluster
+        .vms()
+        .iter()
+        .flat_map(|v| crate::config::taints(cluster, v))
+        .filter_map(|t| Toleration::of_taint(&t))
+        .collect();
+    taints.sort();
+    taints.dedup();
+    let mut tolerations = String::new();
+    for t in &taints {
+        tolerations.push_str(&format!(
+            "        - key: {}\n          operator: {}\n{}          effect: {}\n",
+            t.key,
+            t.operator,
+            t.value
+                .as_ref()
+                .map(|v| format!("          value: \"{v}\"\n"))
+                .unwrap_or_default(),
+            t.effect
+        ));
+    }
+    let tolerations = if tolerations.is_empty() {
+        String::new()
+    } else {
+        format!("      tolerations:\n{tolerations}")
+    };
+    let (start, length) = flatcar_topology::reboot::FLUO_WINDOW;
+    format!(
+        "# Generated by flatcar-microcloud: FLUO reboots K3s nodes one at a time, drained.
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {ns}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: flatcar-update
+  namespace: {ns}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: flatcar-update
+rules:
+  - apiGroups: [\"\"]
+    resources: [nodes]
+    verbs: [get, list, watch, update]
+  - apiGroups: [\"\"]
+    resources: [configmaps]
+    verbs: [create, get, update, list, watch]
+  - apiGroups: [\"\"]
+    resources: [events]
+    verbs: [create, watch]
+  - apiGroups: [\"\"]
+    resources: [pods]
+    verbs: [get, list, delete]
+  - apiGroups: [\"\"]
+    resources: [pods/eviction]
+    verbs: [create]
+  - apiGroups: [apps]
+    resources: [daemonsets]
+    verbs: [get]
+  - apiGroups: [coordination.k8s.io]
+    resources: [leases]
+    verbs: [create, get, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: flatcar-update
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: flatcar-update
+subjects:
+  - kind: ServiceAccount
+    name: flatcar-update
+    namespace: {ns}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: flatcar-linux-update-operator
+  namespace: {ns}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: flatcar-linux-update-operator
+  template:
+    metadata:
+      labels:
+        app: flatcar-linux-update-operator
+    spec:
+      serviceAccountName: flatcar-update
+{tolerations}      containers:
+        - name: update-operator
+          image: {image}
+          command:
+            - /bin/update-operator
+            - --reboot-window-start={start}
+            - --reboot-window-length={length}
+          env:
+            - name: POD_NAMESPACE
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.namespace
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: flatcar-linux-update-agent
+  namespace: {ns}
+spec:
+  selector:
+    matchLabels:
+      app: flatcar-linux-update-agent
+  template:
+    metadata:
+      labels:
+        app: flatcar-linux-update-agent
+    spec:
+      serviceAccountName: flatcar-update
+{tolerations}      containers:
+        - name: update-agent
+          image: {image}
+          command: [/bin/update-agent]
+          env:
+            - name: UPDATE_AGENT_NODE
+              valueFrom:
+                fieldRef:
+                  fieldPath: spec.nodeName
+            - name: POD_NAMESPACE
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.namespace
+          volumeMounts:
+            - {{name: var-run-dbus, mountPath: /var/run/dbus}}
+            - {{name: etc-flatcar, mountPath: /etc/flatcar}}
+            - {{name: usr-share-flatcar, mountPath: /usr/share/flatcar}}
+            - {{name: etc-os-release, mountPath: /etc/os-release}}
+      volumes:
+        - {{name: var-run-dbus, hostPath: {{path: /var/run/dbus}}}}
+        - {{name: etc-flatcar, hostPath: {{path: /etc/flatcar}}}}
+        - {{name: usr-share-flatcar, hostPath: {{path: /usr/share/flatcar}}}}
+        - {{name: etc-os-release, hostPath: {{path: /etc/os-release}}}}
+",
+        ns = FLUO_NAMESPACE,
+        image = FLUO_IMAGE,
     )
 }

@@ -12,6 +12,9 @@ pub const STATS_SOCKET: &str = "/run/haproxy/admin.sock";
 /// Pid file (tracked by Keepalived).
 pub const PID_FILE: &str = "/run/haproxy/haproxy.pid";
 
+/// The K3s API's readiness endpoint, checked over HTTPS on every master.
+pub const API_CHECK_PATH: &str = "/readyz";
+
 /// Process-wide connection limit (needs ~2 fds per connection; the
 /// container gets `--ulimit nofile=65536`).
 pub const MAXCONN: u32 = 8_000;
@@ -99,8 +102,31 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
                     "roundrobin"
                 }
             );
+            // The K3s API is checked for readiness over HTTPS, not just for an
+            // open port: a server whose etcd or apiserver is not ready leaves
+            // the rotation. K3s's serving certificate is issued by the cluster
+            // CA created at first boot, so the check does not verify it (the
+            // data path is TCP passthrough: clients verify the real
+            // certificate). `/readyz` answers anonymous requests because the
+            // servers run with `anonymous-auth=true`, which Kubernetes' default
+            // RBAC (`system:public-info-viewer`) limits to the health and
+            // version endpoints.
+            let api = port.role == flatcar_topology::Role::Master;
+            if api {
+                let _ = writeln!(s, "    option httpchk GET {API_CHECK_PATH}");
+                let _ = writeln!(s, "    http-check expect status 200");
+            }
+            let check = if api {
+                "check check-ssl verify none"
+            } else {
+                "check"
+            };
             for b in cluster.backends(vip, port) {
-                let _ = writeln!(s, "    server {} {}:{} check", b.vm.name, b.address, b.port);
+                let _ = writeln!(
+                    s,
+                    "    server {} {}:{} {check}",
+                    b.vm.name, b.address, b.port
+                );
             }
         }
     }

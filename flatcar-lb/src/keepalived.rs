@@ -168,6 +168,11 @@ mod tests {
                 v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2])
             });
         }
+        c.dns(
+            "ids.home.arpa",
+            &[std::net::Ipv4Addr::new(198, 18, 250, 53)],
+        );
+        c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
         c.build().expect("valid")
     }
 

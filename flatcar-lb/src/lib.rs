@@ -27,6 +27,8 @@
 //!     c.vm(&format!("master{i}"), |v| v.role(Role::Master).nic(&lan, 20 + i));
 //! }
 //! c.vip("api", &lan, 10, |v| v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2]));
+//! c.dns("demo.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]); // an upstream resolver for first boot
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let cluster = c.build().expect("valid");
 //! let lb1 = cluster.vm("lb1").expect("lb1");
 //! let cfg = flatcar_lb::haproxy::render(&cluster, lb1, &Default::default()).expect("renders");

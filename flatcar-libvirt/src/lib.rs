@@ -11,6 +11,8 @@
 //! let mut c = Cluster::builder("demo", HostBuilder::new("kvm1"));
 //! let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.bridge("br0").host_at(40));
 //! c.vm("web1", |vm| vm.role(Role::Worker).nic(&lan, 21));
+//! c.dns("demo.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]); // an upstream resolver for first boot
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let cluster = c.build().expect("valid");
 //! let docs = flatcar_libvirt::documents(&cluster).expect("renders");
 //! let (path, kind, xml) = docs.last().expect("a domain");

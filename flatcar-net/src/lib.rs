@@ -13,6 +13,8 @@
 //! let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
 //! c.vm("infra", |v| v.roles([Role::Dns, Role::Ntp]).nic(&lan, 30));
 //! c.allow(Endpoint::Lan, Endpoint::Host, Proto::Tcp, &[22]);
+//! c.dns("demo.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]); // an upstream resolver for first boot
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let cluster = c.build().expect("valid");
 //!
 //! // The host ruleset: a typed value, rendered as text and as JSON.
@@ -38,6 +40,7 @@ pub mod chrony;
 pub mod coredns;
 mod error;
 mod flatcar;
+pub mod router;
 pub mod ruleset;
 pub mod wireguard;
 

@@ -138,6 +138,21 @@ impl Cluster {
         self.spec.vips.iter().find(|v| v.name.as_str() == name)
     }
 
+    /// The first-boot bring-up order (validation has proved it exists).
+    pub fn bring_up(&self) -> crate::bringup::BringUp {
+        crate::bringup::plan(&self.spec).unwrap_or_default()
+    }
+
+    /// The resolvers of `vm` in `DNS=` order (see [`crate::bringup::resolvers`]).
+    pub fn resolvers(&self, vm: &Vm) -> Vec<crate::bringup::Resolver> {
+        crate::bringup::resolvers(&self.spec, vm)
+    }
+
+    /// The time sources of `vm` in order (see [`crate::bringup::time_sources`]).
+    pub fn time_sources(&self, vm: &Vm) -> Vec<crate::bringup::TimeSource> {
+        crate::bringup::time_sources(&self.spec, vm)
+    }
+
     /// The VIP that serves the K3s API (a port served by role master), if any.
     pub fn api_vip(&self) -> Option<&Vip> {
         self.spec
@@ -176,6 +191,11 @@ impl Cluster {
     /// The VPN, if any.
     pub fn vpn(&self) -> Option<&Vpn> {
         self.spec.vpn.as_ref()
+    }
+
+    /// The LAN router's port forwards, if the model has any.
+    pub fn router(&self) -> Option<&crate::LanRouter> {
+        self.spec.router.as_ref()
     }
 
     /// The DNS domain.

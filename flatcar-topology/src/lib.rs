@@ -21,6 +21,9 @@
 //!         .nic(&k8s, 21 + i as u32));
 //! }
 //! c.vip("api", &lan, 10, |v| v.tcp(6443, Role::Master, 6443).holders([&lb1]));
+//! c.dns("demo.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]); // an upstream resolver for first boot
+//! c.allow(&k8s, flatcar_topology::Endpoint::Internet, flatcar_topology::Proto::Any, &[]); // egress for image pulls
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let cluster = c.build().expect("valid");
 //! assert_eq!(cluster.vip("api").map(|v| v.address), Some(host!(LAN, 10)));
 //! assert_eq!(cluster.vm("master1").and_then(|v| v.address_on("k8s")), Some(ipv4!("198.18.4.21")));
@@ -45,6 +48,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod bringup;
 mod builder;
 mod cluster;
 mod error;
@@ -59,7 +63,9 @@ mod network;
 mod port;
 pub mod problem;
 pub mod provision;
+pub mod reboot;
 mod role;
+mod router;
 mod secret;
 mod services;
 mod size;
@@ -76,8 +82,8 @@ mod vm;
 mod vpn;
 
 pub use builder::{
-    ClusterBuilder, HostBuilder, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder, VipBuilder,
-    VipRef, VmBuilder, VmRef, VpnBuilder,
+    ClusterBuilder, HostBuilder, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder, RouterBuilder,
+    VipBuilder, VipRef, VmBuilder, VmRef, VpnBuilder,
 };
 pub use cluster::{Backend, Cluster, NicView};
 pub use error::{BoxError, Error};
@@ -94,6 +100,7 @@ pub use network::{DhcpRange, IfName, IfNameError, Network, NetworkKind};
 pub use port::{Port, PortError, PortRange};
 pub use problem::{Element, Problem, Problems};
 pub use role::Role;
+pub use router::{LanRouter, PortForward};
 pub use secret::{Secret, SecretId};
 pub use services::{Dns, Ntp};
 pub use size::{GiB, MiB};

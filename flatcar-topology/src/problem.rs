@@ -55,6 +55,8 @@ pub enum Element {
         /// Position in the list.
         index: usize,
     },
+    /// The LAN router (its port forwards).
+    Router,
 }
 
 impl fmt::Display for Element {
@@ -78,6 +80,7 @@ impl fmt::Display for Element {
             Element::Dns => f.write_str("dns"),
             Element::Admin => f.write_str("admin"),
             Element::Entry { list, index } => write!(f, "{list}[{index}]"),
+            Element::Router => f.write_str("lan router"),
         }
     }
 }
@@ -250,6 +253,19 @@ pub enum Problem {
         vm: String,
         /// Why.
         why: &'static str,
+    },
+    /// A first-boot need that no earlier step meets: a cycle, a VM that
+    /// depends on itself, or a need nothing provides (see [`crate::bringup`]).
+    #[error("vm {vm:?}: {daemon} needs {need} at first boot, {why}")]
+    BringUp {
+        /// The VM whose daemon cannot start.
+        vm: String,
+        /// The daemon.
+        daemon: crate::bringup::Daemon,
+        /// The unmet need.
+        need: crate::bringup::Need,
+        /// Why, naming the provider it waits for.
+        why: String,
     },
     /// Some rule about a single element.
     #[error("{element}: {}", crate::text::clean(.rule, 400))]

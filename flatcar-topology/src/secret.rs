@@ -57,6 +57,12 @@ impl fmt::Display for Secret {
 pub enum SecretId {
     /// The K3s cluster join token (`k3s-token`).
     K3sToken,
+    /// The K3s agent join token (`k3s-token-agent`).
+    K3sAgentToken,
+    /// The admin's SSH private key (`admin-ssh-ed25519`).
+    AdminSshKey,
+    /// The PostgreSQL superuser password (`postgres-password`).
+    PostgresPassword,
     /// The WireGuard endpoint's private key (`wg-endpoint`).
     WgEndpoint,
     /// A VPN peer's private key (`wg-peer-<peer>`).
@@ -84,6 +90,9 @@ impl SecretId {
     pub fn file_name(&self) -> String {
         match self {
             SecretId::K3sToken => "k3s-token".into(),
+            SecretId::K3sAgentToken => "k3s-token-agent".into(),
+            SecretId::AdminSshKey => "admin-ssh-ed25519".into(),
+            SecretId::PostgresPassword => "postgres-password".into(),
             SecretId::WgEndpoint => "wg-endpoint".into(),
             SecretId::WgPeer(p) => format!("wg-peer-{p}"),
             SecretId::Service { service, name } => format!("{service}.{name}"),

@@ -44,6 +44,24 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     v.dns_names();
     v.volumes();
     v.interfaces();
+    v.router();
+    for (group, a, b) in crate::reboot::conflicts(spec) {
+        v.out.push(rule(
+            Element::Vm(b.clone()),
+            format!("reboots in the same window as {a:?}, both in failure group {group} (more members than the {} weekly windows)", crate::reboot::WINDOWS),
+        ));
+    }
+    // The bring-up graph only means something for an otherwise sound model.
+    if v.out.is_empty() {
+        if let Err(blocked) = crate::bringup::plan(spec) {
+            v.out.extend(blocked.into_iter().map(|b| Problem::BringUp {
+                vm: b.vm.to_string(),
+                daemon: b.daemon,
+                need: b.need,
+                why: b.why,
+            }));
+        }
+    }
     v.out
 }
 
@@ -485,6 +503,74 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// The LAN router's port forwards: each to a port of a VIP on a LAN,
+    /// each public port once, and each opened to the internet by a flow
+    /// (otherwise the host's bridge table drops what the router forwards).
+    fn router(&mut self) {
+        let Some(router) = &self.spec.router else {
+            return;
+        };
+        let el = Element::Router;
+        let mut public = BTreeSet::new();
+        for f in &router.forwards {
+            if !public.insert(f.public) {
+                self.out.push(rule(
+                    el.clone(),
+                    format!("public port {} is forwarded twice", f.public),
+                ));
+            }
+            let Some(vip) = self.spec.vips.iter().find(|v| v.name == f.vip) else {
+                self.out.push(Problem::UnknownVip {
+                    element: el.clone(),
+                    vip: f.vip.to_string(),
+                });
+                continue;
+            };
+            if !self
+                .nets
+                .get(vip.network.as_str())
+                .is_some_and(|n| n.is_lan())
+            {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "forwards public port {} to vip {:?}, which is not on a LAN",
+                        f.public,
+                        vip.name.as_str()
+                    ),
+                ));
+            }
+            if !vip.ports.iter().any(|p| p.port == f.port) {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "forwards public port {} to port {} of vip {:?}, which it does not serve",
+                        f.public,
+                        f.port,
+                        vip.name.as_str()
+                    ),
+                ));
+            }
+            let opened = self.spec.flows.iter().any(|fl| {
+                fl.from == Endpoint::Internet
+                    && fl.to == Endpoint::Vip(vip.name.clone())
+                    && matches!(fl.proto, crate::Proto::Tcp | crate::Proto::Any)
+                    && (fl.ports.is_empty() || fl.ports.iter().any(|r| r.contains(f.port)))
+            });
+            if !opened {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "forwards public port {} to vip {:?} port {}, but no flow opens it to the internet",
+                        f.public,
+                        vip.name.as_str(),
+                        f.port
+                    ),
+                ));
+            }
+        }
+    }
+
     fn vpn(&mut self) {
         let Some(vpn) = &self.spec.vpn else { return };
         if let VpnEndpoint::Vm(n) = &vpn.endpoint {
@@ -694,6 +780,12 @@ impl<'a> Validator<'a> {
         if self.spec.admin.user.as_str() == "root" {
             self.out
                 .push(rule(Element::Admin, "the admin user must not be root"));
+        }
+        if self.spec.admin.ssh_keys.is_empty() && !self.spec.vms.is_empty() {
+            self.out.push(rule(
+                Element::Admin,
+                "no SSH key: nobody could log in to any VM (add one with ssh_key(\"ssh-ed25519 …\"); the example generates one into secrets/)",
+            ));
         }
     }
 

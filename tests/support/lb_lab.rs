@@ -55,7 +55,7 @@ impl Lab {
     /// Builds the lab for `cluster` (a variant of the test cloud, e.g. with
     /// another preempt setting) and starts every daemon.
     pub fn with_cluster(cluster: Cluster, settings: Settings) -> Lab {
-        for t in ["haproxy", "keepalived", "socat", "ip"] {
+        for t in ["haproxy", "keepalived", "socat", "ip", "python3", "openssl"] {
             require(t);
         }
         let p = unique("l");
@@ -112,14 +112,25 @@ impl Lab {
             }
             ports.sort();
             ports.dedup();
+            let api_ports: Vec<u16> = cluster
+                .vips()
+                .iter()
+                .flat_map(|v| &v.ports)
+                .filter(|p| p.role == Role::Master)
+                .map(|p| cluster.backend_port(p).get())
+                .collect();
             let daemons = ports
                 .iter()
                 .map(|port| {
-                    ns.spawn(&[
-                        "socat",
-                        &format!("TCP-LISTEN:{port},fork,reuseaddr"),
-                        &format!("SYSTEM:echo {}", vm.name),
-                    ])
+                    if vm.has(Role::Master) && api_ports.contains(port) {
+                        spawn_api_standin(&ns, None, *port, vm.name.as_str())
+                    } else {
+                        ns.spawn(&[
+                            "socat",
+                            &format!("TCP-LISTEN:{port},fork,reuseaddr"),
+                            &format!("SYSTEM:echo {}", vm.name),
+                        ])
+                    }
                 })
                 .collect();
             backends.push((vm.name.to_string(), ns, daemons));
@@ -350,6 +361,101 @@ pub fn stat_line(dir: &Path, backend: &str, server: &str) -> Option<String> {
         .lines()
         .find(|l| l.starts_with(&format!("{backend},{server},")))
         .map(str::to_string)
+}
+
+/// The K3s API stand-in (K3s cannot run here): a TLS listener that answers
+/// HAProxy's `GET /readyz` health check with 200 over HTTPS, as a K3s server
+/// with `anonymous-auth=true` does, and a plain TCP client (the labs'
+/// `socat -u` probes, which send nothing) with the backend's name, so data-path
+/// tests still see which master answered.
+const API_STANDIN: &str = r#"
+import socket, ssl, sys, threading, select
+bind, port, name, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((bind, port))
+srv.listen(256)
+def serve(c):
+    try:
+        ready, _, _ = select.select([c], [], [], 0.1)
+        if ready and c.recv(1, socket.MSG_PEEK) == b"\x16":
+            t = ctx.wrap_socket(c, server_side=True)
+            t.settimeout(5)
+            req = t.recv(4096).decode(errors="replace")
+            path = req.split(" ")[1] if req.count(" ") >= 2 else ""
+            ok = path in ("/readyz", "/livez", "/healthz")
+            body = b"ok" if ok else b"Unauthorized"
+            head = "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % ("200 OK" if ok else "401 Unauthorized", len(body))
+            t.sendall(head.encode() + body)
+            t.close()
+        else:
+            c.sendall((name + "\n").encode())
+            c.close()
+    except Exception:
+        c.close()
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+/// A self-signed certificate for the API stand-ins, made once per process.
+fn api_cert() -> (String, String) {
+    static CERT: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("fmc-api-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("cert dir");
+        let (cert, key) = (dir.join("api.crt"), dir.join("api.key"));
+        let ok = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=k3s-api-standin",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(
+            ok.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        (
+            cert.to_string_lossy().into_owned(),
+            key.to_string_lossy().into_owned(),
+        )
+    })
+    .clone()
+}
+
+/// Starts the K3s API stand-in ([`API_STANDIN`]) in `ns` on `bind:port`
+/// (all addresses when `None`), answering plain probes with `name`.
+pub fn spawn_api_standin(ns: &Netns, bind: Option<Ipv4Addr>, port: u16, name: &str) -> Daemon {
+    let (cert, key) = api_cert();
+    let bind = bind.map_or_else(|| "0.0.0.0".to_string(), |a| a.to_string());
+    let port = port.to_string();
+    ns.spawn(&[
+        "python3",
+        "-c",
+        API_STANDIN,
+        &bind,
+        &port,
+        name,
+        &cert,
+        &key,
+    ])
 }
 
 /// Whether `addr` is configured on an interface in `ns` (a VIP holder).

@@ -30,5 +30,8 @@ pub fn small() -> Cluster {
     c.allow(Endpoint::Lan, Endpoint::Host, Proto::Tcp, &[22])
         .allow(Endpoint::Vpn, &api, Proto::Tcp, &[6443])
         .allow(&k8s, Endpoint::Internet, Proto::Any, &[]);
+    c.ssh_key(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin",
+    );
     c.build().expect("valid small cloud")
 }

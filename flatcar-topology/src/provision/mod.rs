@@ -27,6 +27,8 @@
 //! let mut c = Cluster::builder("demo", HostBuilder::new("kvm1"));
 //! let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
 //! c.vm("web1", |vm| vm.role(Role::Worker).nic(&lan, 21));
+//! c.dns("demo.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]); // an upstream resolver for first boot
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
 //! let cluster = c.build().expect("valid");
 //! let mut secrets = MemorySecrets::default();
 //! let out = Composed::from_services(&cluster, &[&Motd, &Motd], &mut secrets).expect_err("collision");
@@ -81,6 +83,25 @@ pub enum ProvisionError {
         /// Why.
         why: &'static str,
     },
+}
+
+/// systemd path escaping for unit names (`/var/mnt/pg-data` →
+/// `var-mnt-pg\x2ddata`): the name of the `.mount` unit for a mount point.
+pub fn systemd_escape_path(path: &str) -> String {
+    use std::fmt::Write;
+    let trimmed = path.trim_matches('/');
+    let mut out = String::new();
+    for (i, c) in trimmed.chars().enumerate() {
+        match c {
+            '/' => out.push('-'),
+            '.' if i == 0 => out.push_str("\\x2e"),
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '.' => out.push(c),
+            c => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+        }
+    }
+    out
 }
 
 /// File contents.
@@ -281,6 +302,15 @@ pub trait Service {
     fn name(&self) -> &'static str;
     /// Adds this service's contributions.
     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error>;
+
+    /// Runs after *every* service's [`Service::contribute`], for what is
+    /// derived from all contributions together: the DNS zone, which must
+    /// carry every service's records ([`Contributions::records`]), rendered
+    /// once for the bundle and for the DNS nodes. Records asked for here
+    /// would come too late and are rejected. Does nothing by default.
+    fn finish(&self, _cluster: &Cluster, _out: &mut Contributions<'_>) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Where services put what they contribute. Collisions are recorded and
@@ -293,6 +323,8 @@ pub struct Contributions<'a> {
     origin: BTreeMap<String, BTreeMap<(&'static str, String), &'static str>>,
     problems: Vec<ProvisionError>,
     secrets: &'a mut dyn SecretStore,
+    // In the finish phase: every record is known, no more may be asked for.
+    finishing: bool,
 }
 
 impl fmt::Debug for Contributions<'_> {
@@ -543,6 +575,13 @@ impl<'a> Contributions<'a> {
         if !ok {
             return self.invalid("dns record", name, "is not a lowercase DNS label");
         }
+        if self.finishing {
+            return self.invalid(
+                "dns record",
+                name,
+                "is asked for in finish(), after the zone's records were collected",
+            );
+        }
         if !self.claim("zone", "dns record", &format!("{name} {address}")) {
             return;
         }
@@ -550,6 +589,12 @@ impl<'a> Contributions<'a> {
             name: name.into(),
             address,
         });
+    }
+
+    /// Every DNS record the services asked for so far, in the order asked
+    /// (complete in [`Service::finish`]).
+    pub fn records(&self) -> &[DnsRecord] {
+        &self.composed.records
     }
 
     /// Adds a bundle artifact at a relative path (`host/nftables.nft`).
@@ -601,6 +646,7 @@ impl Composed {
             origin: BTreeMap::new(),
             problems: Vec::new(),
             secrets,
+            finishing: false,
         };
         for vm in cluster.vms() {
             out.composed
@@ -610,6 +656,11 @@ impl Composed {
         for s in services {
             out.service = s.name();
             s.contribute(cluster, &mut out)?;
+        }
+        out.finishing = true;
+        for s in services {
+            out.service = s.name();
+            s.finish(cluster, &mut out)?;
         }
         if out.problems.is_empty() {
             out.composed.flows.sort();

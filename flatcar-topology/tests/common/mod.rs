@@ -47,6 +47,15 @@ pub fn build(s: &Shape) -> Cluster {
     let nats: Vec<_> = (0..s.nats)
         .map(|i| c.nat(&format!("nat{i}"), net(10 + i), |n| n.dhcp(200, 250)))
         .collect();
+    // An upstream resolver and egress for every NAT network, so first boot
+    // never depends on the cloud's own DNS alone (the bring-up graph).
+    c.dns(
+        "microcloud.home.arpa",
+        &[std::net::Ipv4Addr::new(198, 18, 250, 53)],
+    );
+    for n in &nats {
+        c.allow(n, Endpoint::Internet, Proto::Any, &[]);
+    }
     let mut next = vec![10u32; nats.len()];
     let mut take = |i: usize| {
         next[i] += 1;
@@ -93,7 +102,14 @@ pub fn build(s: &Shape) -> Cluster {
         ][*role as usize];
         let idx = (*netno as usize) % nats.len();
         let h = take(idx);
-        c.vm(&format!("extra{i}"), |v| v.role(role).nic(&nats[idx], h));
+        c.vm(&format!("extra{i}"), |v| {
+            let v = v.role(role).nic(&nats[idx], h);
+            if role == Role::Database {
+                v.data_disk("pgdata", GiB(5))
+            } else {
+                v
+            }
+        });
     }
     if !lbs.is_empty() {
         if s.masters > 0 {
@@ -121,6 +137,9 @@ pub fn build(s: &Shape) -> Cluster {
         k.cluster_cidr("198.19.0.0/18".parse().expect("net"))
             .service_cidr("198.19.64.0/18".parse().expect("net"))
     });
+    c.ssh_key(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin",
+    );
     c.build()
         .unwrap_or_else(|p| panic!("generator made an invalid cluster for {s:?}:\n{p}"))
 }

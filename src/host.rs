@@ -1,0 +1,218 @@
+//! The KVM host's own part: its nftables ruleset and WireGuard endpoint,
+//! applied by the example's `--apply-host` (a plan first, then nftables in
+//! one atomic transaction that replaces only the tables this project owns),
+//! and the same steps as an Ansible playbook (`host/playbook.yml`).
+
+use flatcar_net::ruleset::{Family, Ruleset};
+use flatcar_topology::{Cluster, VpnEndpoint};
+use std::fmt;
+
+/// What applying the host part would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPlan {
+    /// Our tables (`inet microcloud`, …) and whether each exists already.
+    pub tables: Vec<(String, bool)>,
+    /// Rules in our tables.
+    pub rules: usize,
+    /// Tables of others (libvirt, firewalld, …): never touched.
+    pub untouched: Vec<String>,
+    /// The WireGuard endpoint, when the host is it.
+    pub wireguard: Option<WireGuardPlan>,
+}
+
+/// The WireGuard endpoint on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireGuardPlan {
+    /// Interface name.
+    pub interface: String,
+    /// Address with prefix (`10.17.9.1/24`).
+    pub address: String,
+    /// UDP listen port.
+    pub port: u16,
+    /// Peer names.
+    pub peers: Vec<String>,
+}
+
+fn family(f: Family) -> &'static str {
+    match f {
+        Family::Inet => "inet",
+        Family::Bridge => "bridge",
+    }
+}
+
+/// The plan for `ruleset` and `cluster`'s VPN, given the tables that exist
+/// now (`nft list tables` lines such as `table inet filter`).
+pub fn plan(cluster: &Cluster, ruleset: &Ruleset, existing: &[String]) -> HostPlan {
+    let ours: Vec<String> = ruleset
+        .tables
+        .iter()
+        .map(|t| format!("table {} {}", family(t.family), t.name))
+        .collect();
+    HostPlan {
+        tables: ours
+            .iter()
+            .map(|t| (t.clone(), existing.iter().any(|e| e == t)))
+            .collect(),
+        rules: ruleset
+            .tables
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum(),
+        untouched: existing
+            .iter()
+            .filter(|e| !ours.contains(e))
+            .cloned()
+            .collect(),
+        wireguard: cluster.vpn().and_then(|v| {
+            (v.endpoint == VpnEndpoint::Host).then(|| WireGuardPlan {
+                interface: v.interface.to_string(),
+                address: format!("{}/{}", v.address, v.subnet.prefix_len()),
+                port: v.listen_port.get(),
+                peers: v.peers.iter().map(|p| p.name.to_string()).collect(),
+            })
+        }),
+    }
+}
+
+impl fmt::Display for HostPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "host plan:")?;
+        for (t, exists) in &self.tables {
+            let what = if *exists { "replace" } else { "create" };
+            writeln!(f, "  nftables: {what} {t}")?;
+        }
+        writeln!(
+            f,
+            "  nftables: {} rule(s), one atomic transaction (nft -j -f -: add, delete, define our tables)",
+            self.rules
+        )?;
+        for t in &self.untouched {
+            writeln!(f, "  nftables: keep {t} (not ours)")?;
+        }
+        match &self.wireguard {
+            Some(w) => writeln!(
+                f,
+                "  wireguard: {} {} listen {} peers {}",
+                w.interface,
+                w.address,
+                w.port,
+                w.peers.join(", ")
+            )?,
+            None => writeln!(f, "  wireguard: the host is not the VPN endpoint")?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "live")]
+/// The tables that exist now, from `nft list tables` (run by `nft`, e.g.
+/// `["ip", "netns", "exec", "NS", "nft"]` inside a namespace).
+pub fn existing_tables(nft: &[&str]) -> Result<Vec<String>, crate::Error> {
+    use crate::Error;
+    let (program, args) = nft.split_first().ok_or_else(|| Error::Host {
+        step: "nft list tables",
+        source: "no nft command".into(),
+    })?;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .args(["list", "tables"])
+        .output()
+        .map_err(|source| Error::Io {
+            path: program.into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(Error::Host {
+            step: "nft list tables",
+            source: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .to_string()
+                .into(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+#[cfg(feature = "live")]
+/// Applies `ruleset` in one transaction with `nft` (see [`existing_tables`]
+/// for `nft`): only our tables are added, deleted and defined; if `nft`
+/// rejects anything, nothing changes.
+pub fn apply_ruleset(ruleset: &Ruleset, nft: &[&str]) -> Result<(), crate::Error> {
+    use crate::Error;
+    let (program, args) = nft.split_first().ok_or_else(|| Error::Host {
+        step: "nftables",
+        source: "no nft command".into(),
+    })?;
+    flatcar_net::ruleset::apply_with(ruleset, program, args).map_err(|e| Error::Host {
+        step: "nftables",
+        source: Box::new(e),
+    })
+}
+
+/// An Ansible playbook (next to `nftables.nft` and the WireGuard config in
+/// `host/`) that does what `--apply-host` does: check the ruleset with
+/// `nft -c`, apply it with `nft -f` (one transaction, only our tables), and
+/// bring the WireGuard endpoint up with `wg-quick`.
+pub fn playbook(cluster: &Cluster) -> String {
+    let mut s = String::from(
+        "# Generated by flatcar-microcloud: the KVM host's own part.
+# ansible-playbook -i kvm-host, host/playbook.yml   (run from the bundle directory)
+- name: flatcar-microcloud host (nftables and WireGuard)
+  hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: Directory for the ruleset
+      ansible.builtin.file:
+        path: /etc/nftables.d
+        state: directory
+        mode: \"0700\"
+    - name: Install the ruleset (only the microcloud tables; others stay)
+      ansible.builtin.copy:
+        src: nftables.nft
+        dest: /etc/nftables.d/microcloud.nft
+        owner: root
+        group: root
+        mode: \"0600\"
+        validate: nft -c -f %s
+      register: ruleset
+    - name: Apply the ruleset in one transaction
+      ansible.builtin.command: nft -f /etc/nftables.d/microcloud.nft
+      when: ruleset.changed
+      changed_when: true
+    - name: Forward between the LAN, the VM networks and the VPN (persistent)
+      ansible.builtin.copy:
+        content: \"net.ipv4.ip_forward = 1\\n\"
+        dest: /etc/sysctl.d/90-microcloud.conf
+        mode: \"0644\"
+    - name: Forward between the LAN, the VM networks and the VPN (now)
+      ansible.builtin.command: sysctl -w net.ipv4.ip_forward=1
+      changed_when: false
+",
+    );
+    if let Some(v) = cluster.vpn().filter(|v| v.endpoint == VpnEndpoint::Host) {
+        s.push_str(&format!(
+            "    - name: WireGuard endpoint config (secret)
+      ansible.builtin.copy:
+        src: {i}.conf
+        dest: /etc/wireguard/{i}.conf
+        owner: root
+        group: root
+        mode: \"0600\"
+      register: wg
+    - name: WireGuard endpoint up
+      ansible.builtin.systemd:
+        name: wg-quick@{i}.service
+        enabled: true
+        state: \"{{{{ 'restarted' if wg.changed else 'started' }}}}\"
+",
+            i = v.interface
+        ));
+    }
+    s
+}
