@@ -46,7 +46,7 @@ fn a_vm_changing_role_never_shows_its_token_in_a_diff() {
         .iter_mut()
         .find(|v| v.name.as_str() == "worker3")
         .expect("worker3");
-    w.roles = [Role::Database].into_iter().collect();
+    w.roles = [Role::LoadBalancer].into_iter().collect();
     w.data_disks.clear();
     let changed = Cluster::try_from(spec).expect("still valid");
     let b2 = Bundle::render(&changed, &mut BundleSecrets::from_bundle_dir(&out)).expect("renders");
