@@ -153,15 +153,15 @@ fn apply_host(
     );
     if let (Some(wg), Some(vpn)) = (&plan.wireguard, cluster.vpn()) {
         use flatcar_net::wireguard;
-        let key = |name: &str, s: &mut BundleSecrets| {
-            s.get_or_create(name, &|| {
+        let key = |id: &flatcar_topology::SecretId, s: &mut BundleSecrets| {
+            s.get_or_create(id, &|| {
                 wireguard::generate()
                     .map_err(|e| flatcar_topology::Error::service("flatcar-net", e))
             })
             .map_err(|e| e.to_string())
-            .and_then(|k| wireguard::keypair(k).map_err(|e| e.to_string()))
+            .and_then(|k| wireguard::keypair(id, k).map_err(|e| e.to_string()))
         };
-        let endpoint = key(wireguard::ENDPOINT_SECRET, secrets)?;
+        let endpoint = key(&wireguard::ENDPOINT_SECRET, secrets)?;
         let mut peers = Vec::new();
         for p in &vpn.peers {
             peers.push((p.clone(), key(&wireguard::peer_secret(p), secrets)?));

@@ -153,7 +153,9 @@ pub fn generate(comment: &str) -> Result<Secret, Error> {
 /// time; returns its public key line for the model.
 pub fn load_or_generate(secrets: &mut dyn SecretStore, comment: &str) -> Result<SshKey, Error> {
     let comment = comment.to_string();
-    let private = secrets.get_or_create(SECRET_NAME, &|| generate(&comment))?;
+    let private = secrets.get_or_create(&flatcar_topology::SecretId::AdminSshKey, &|| {
+        generate(&comment)
+    })?;
     public_key(&private)
 }
 

@@ -6,7 +6,7 @@ use crate::Error;
 use flatcar_ignition::{compose, IgnitionJson};
 use flatcar_net::coredns::PreviousZone;
 use flatcar_topology::provision::Service;
-use flatcar_topology::{Cluster, Format, Secret};
+use flatcar_topology::{Cluster, Format, Secret, SecretId};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ pub struct Bundle {
 pub struct BundleSecrets {
     dir: Option<PathBuf>,
     bundle: Option<PathBuf>,
-    used: BTreeMap<String, Secret>,
+    used: BTreeMap<SecretId, Secret>,
 }
 
 impl BundleSecrets {
@@ -100,28 +100,24 @@ impl BundleSecrets {
 impl flatcar_topology::provision::SecretStore for BundleSecrets {
     fn get_or_create(
         &mut self,
-        name: &str,
+        id: &SecretId,
         generate: &dyn Fn() -> Result<Secret, flatcar_topology::Error>,
     ) -> Result<Secret, flatcar_topology::Error> {
-        if let Some(s) = self.used.get(name) {
+        if let Some(s) = self.used.get(id) {
             return Ok(s.clone());
         }
-        flatcar_topology::Name::new(name).map_err(|source| {
-            flatcar_topology::Error::SecretName {
-                name: name.into(),
-                source,
-            }
-        })?;
-        let existing = self
-            .dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join(name)).ok())
-            .map(|s| Secret::new(s.trim_end_matches('\n')));
+        // The secret's own file, else the file an earlier version kept it in.
+        let existing = self.dir.as_ref().and_then(|d| {
+            std::iter::once(id.file_name())
+                .chain(id.legacy_file_name())
+                .find_map(|f| std::fs::read_to_string(d.join(f)).ok())
+                .map(|s| Secret::new(s.trim_end_matches('\n')))
+        });
         let s = match existing {
             Some(s) => s,
             None => generate()?,
         };
-        self.used.insert(name.into(), s.clone());
+        self.used.insert(id.clone(), s.clone());
         Ok(s)
     }
 }
@@ -144,7 +140,9 @@ pub struct Change {
     pub path: String,
     /// What happens.
     pub kind: ChangeKind,
-    /// Unified diff (never for secret files).
+    /// Unified diff: never for a file that holds a secret now or held one
+    /// before (written 0600), and no line that contains a secret value of
+    /// the old or new bundle is ever shown.
     pub diff: Option<String>,
 }
 
@@ -271,9 +269,9 @@ impl Bundle {
         );
         b.add("diagram/cloud.dot", crate::diagram::dot(cluster), false);
         b.add("diagram/cloud.mmd", crate::diagram::mermaid(cluster), false);
-        for (name, s) in &secrets.used {
+        for (id, s) in &secrets.used {
             b.add(
-                &format!("secrets/{name}"),
+                &format!("secrets/{}", id.file_name()),
                 format!("{}\n", s.expose()),
                 true,
             );
@@ -299,6 +297,21 @@ impl Bundle {
     /// Compares with what is in `dir` (which may not exist).
     pub fn plan(&self, dir: &Path) -> Result<Plan, Error> {
         let existing = read_tree(dir)?;
+        // Every secret value, old and new: a line holding one is never shown.
+        let secret_values: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(p, f)| f.secret && p.starts_with("secrets/"))
+            .map(|(_, f)| &f.contents)
+            .chain(
+                existing
+                    .iter()
+                    .filter(|(p, f)| f.secret && p.starts_with("secrets/"))
+                    .map(|(_, f)| &f.contents),
+            )
+            .map(|c| String::from_utf8_lossy(c).trim().to_string())
+            .filter(|v| v.len() >= 8)
+            .collect();
         let mut plan = Plan::default();
         for (path, f) in &self.files {
             match existing.get(path) {
@@ -307,11 +320,12 @@ impl Bundle {
                     kind: ChangeKind::Added,
                     diff: None,
                 }),
-                Some(old) if *old == f.contents => plan.unchanged += 1,
+                Some(old) if old.contents == f.contents => plan.unchanged += 1,
                 Some(old) => plan.changes.push(Change {
                     path: path.clone(),
                     kind: ChangeKind::Changed,
-                    diff: (!f.secret).then(|| unified(path, old, &f.contents)),
+                    diff: (!f.secret && !old.secret)
+                        .then(|| unified(path, &old.contents, &f.contents, &secret_values)),
                 }),
             }
         }
@@ -422,17 +436,37 @@ fn recover(parent: &Path, name: &str, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn unified(path: &str, old: &[u8], new: &[u8]) -> String {
-    let old = String::from_utf8_lossy(old);
-    let new = String::from_utf8_lossy(new);
-    similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
+/// What a diff shows instead of a line that contains a secret value.
+pub const MASKED_LINE: &str = "<a line holding a secret: not shown>";
+
+fn mask(text: &str, secrets: &[String]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if secrets.iter().any(|s| line.contains(s.as_str())) {
+            out.push_str(MASKED_LINE);
+            if line.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+fn unified(path: &str, old: &[u8], new: &[u8], secrets: &[String]) -> String {
+    let old = mask(&String::from_utf8_lossy(old), secrets);
+    let new = mask(&String::from_utf8_lossy(new), secrets);
+    similar::TextDiff::from_lines(old.as_str(), new.as_str())
         .unified_diff()
         .context_radius(3)
         .header(&format!("a/{path}"), &format!("b/{path}"))
         .to_string()
 }
 
-fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+/// A file of the bundle on disk; `secret` if it was written 0600 (a secret
+/// file, or one that held a secret when it was written).
+fn read_tree(dir: &Path) -> Result<BTreeMap<String, BundleFile>, Error> {
     let mut out = BTreeMap::new();
     if !dir.exists() {
         return Ok(out);
@@ -445,8 +479,16 @@ fn read_tree(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, Error> {
             if entry.file_type().map_err(io(&p))?.is_dir() {
                 stack.push(p);
             } else if let Ok(rel) = p.strip_prefix(dir) {
+                use std::os::unix::fs::PermissionsExt;
                 let bytes = std::fs::read(&p).map_err(io(&p))?;
-                out.insert(rel.to_string_lossy().into_owned(), bytes);
+                let mode = entry.metadata().map_err(io(&p))?.permissions().mode();
+                out.insert(
+                    rel.to_string_lossy().into_owned(),
+                    BundleFile {
+                        contents: bytes,
+                        secret: mode & 0o077 == 0,
+                    },
+                );
             }
         }
     }

@@ -185,7 +185,7 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
                 pool: pool_ref.clone(),
                 source: None,
                 base_volume_id: Some(format!("${{libvirt_volume.{base}.id}}")),
-                size: Some(vm.root_disk.bytes()),
+                size: vm.root_disk.bytes(),
                 format: "qcow2",
             },
         );
@@ -204,7 +204,7 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
                     pool: pool_ref.clone(),
                     source: None,
                     base_volume_id: None,
-                    size: Some(d.size.bytes()),
+                    size: d.size.bytes(),
                     format: "qcow2",
                 },
             );

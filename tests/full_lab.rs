@@ -463,19 +463,27 @@ fn full_lab_every_claim() {
         .map(|l| format!("{l}\n"))
         .collect();
     let client_conf = write(tmp.path(), "wgc.conf", &laptop);
-    let secret = |name: &str| {
-        flatcar_topology::Secret::new(file(&format!("secrets/{name}")).trim().to_string())
+    let secret = |id: &flatcar_topology::SecretId| {
+        flatcar_topology::Secret::new(
+            file(&format!("secrets/{}", id.file_name()))
+                .trim()
+                .to_string(),
+        )
     };
-    let endpoint_kp =
-        flatcar_net::wireguard::keypair(secret(flatcar_net::wireguard::ENDPOINT_SECRET))
-            .expect("endpoint key");
+    let endpoint_kp = flatcar_net::wireguard::keypair(
+        &flatcar_net::wireguard::ENDPOINT_SECRET,
+        secret(&flatcar_net::wireguard::ENDPOINT_SECRET),
+    )
+    .expect("endpoint key");
     let peers: Vec<_> = vpn
         .peers
         .iter()
         .map(|p| {
-            let kp =
-                flatcar_net::wireguard::keypair(secret(&flatcar_net::wireguard::peer_secret(p)))
-                    .expect("peer key");
+            let kp = flatcar_net::wireguard::keypair(
+                &flatcar_net::wireguard::peer_secret(p),
+                secret(&flatcar_net::wireguard::peer_secret(p)),
+            )
+            .expect("peer key");
             (p.clone(), kp)
         })
         .collect();

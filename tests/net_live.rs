@@ -193,7 +193,11 @@ fn wireguard_configs_are_accepted_by_wg_and_keys_stay_secret() {
         host.contains("AllowedIPs = 10.17.9.2/32") && host.contains("Endpoint = 203.0.113.7:51820"),
         "{host}"
     );
-    let kp = wireguard::keypair(wireguard::generate().expect("random")).expect("key");
+    let kp = wireguard::keypair(
+        &flatcar_topology::SecretId::WgEndpoint,
+        wireguard::generate().expect("random"),
+    )
+    .expect("key");
     assert!(format!("{kp:?}").contains("<redacted>"));
 }
 

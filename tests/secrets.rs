@@ -17,7 +17,8 @@ impl Service for Probe {
         "probe"
     }
     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
-        let s = out.secret("probe-token", &|| random_hex(24))?;
+        let id = flatcar_topology::SecretId::service("probe", "probe-token").expect("valid");
+        let s = out.secret(&id, &|| random_hex(24))?;
         out.file(
             &cluster.vms()[0].name,
             File::secret("/etc/probe-token", 0o600, s.clone()),
@@ -50,7 +51,9 @@ fn secrets_only_in_secret_files() {
         })
         .collect();
     assert!(
-        secrets.iter().any(|(p, _)| p == "secrets/probe-token"),
+        secrets
+            .iter()
+            .any(|(p, _)| p == "secrets/probe.probe-token"),
         "{secrets:?}"
     );
     for (name, value) in &secrets {

@@ -21,8 +21,9 @@ pub const POSTGRES_UID: u32 = 70;
 /// The superuser password on the node (0600 root; handed to the container
 /// read-only, owned by [`POSTGRES_UID`], from a runtime copy).
 pub const PASSWORD_FILE: &str = "/etc/postgresql/password";
-/// Secret-store name of the superuser password.
-pub const PASSWORD_SECRET: &str = "postgres-password";
+/// The superuser password's secret (`postgres-password` in a store).
+pub const PASSWORD_SECRET: flatcar_topology::SecretId =
+    flatcar_topology::SecretId::PostgresPassword;
 /// `pg_hba.conf` on the node.
 pub const HBA_FILE: &str = "/etc/postgresql/pg_hba.conf";
 /// Where PGDATA lives below the data disk's mount point.
@@ -148,7 +149,7 @@ impl Service for Postgres {
         if dbs.is_empty() {
             return Ok(());
         }
-        let password = out.secret(PASSWORD_SECRET, &|| random_hex(24))?;
+        let password = out.secret(&PASSWORD_SECRET, &|| random_hex(24))?;
         let hba = pg_hba(cluster);
         out.artifact("db/pg_hba.conf", hba.clone(), false);
         for vm in dbs {

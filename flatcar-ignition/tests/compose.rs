@@ -68,6 +68,19 @@ fn two_services_writing_one_path_is_an_error_naming_both() {
         "{err}"
     );
     assert!(err.to_string().contains("/etc/x.conf"), "{err}");
+    // One service twice is named once, as twice (not "alpha and alpha").
+    let err = compose(
+        &c,
+        &[
+            &Writes("alpha", "/etc/x.conf"),
+            &Writes("alpha", "/etc/x.conf"),
+        ],
+        &mut MemorySecrets::default(),
+    )
+    .expect_err("collision")
+    .to_string();
+    assert!(err.contains("contributed twice by alpha"), "{err}");
+    assert!(!err.contains("alpha and alpha"), "{err}");
     // Different dropins for the same unit do not collide.
     compose(
         &c,
@@ -129,7 +142,8 @@ impl Service for Token {
         "token"
     }
     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
-        let s = out.secret("tok", &|| Ok(Secret::new("s3cr3t-value")))?;
+        let id = flatcar_topology::SecretId::service("probe", "tok").expect("valid");
+        let s = out.secret(&id, &|| Ok(Secret::new("s3cr3t-value")))?;
         out.file(&cluster.vms()[0].name, File::secret("/etc/tok", 0o644, s));
         Ok(())
     }

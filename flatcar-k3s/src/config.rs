@@ -11,8 +11,8 @@ pub const TOKEN_FILE: &str = "/etc/rancher/k3s/token";
 /// join with it; a leaked agent token cannot join a server to etcd.
 pub const AGENT_TOKEN_FILE: &str = "/etc/rancher/k3s/agent-token";
 /// Secret-store name of the agent token: the server token's name + `-agent`.
-pub fn agent_token_secret(cluster: &Cluster) -> String {
-    format!("{}-agent", cluster.k3s().token)
+pub fn agent_token_secret(_cluster: &Cluster) -> flatcar_topology::SecretId {
+    flatcar_topology::SecretId::K3sAgentToken
 }
 /// kube-apiserver arguments of every server: anonymous requests are
 /// authenticated as `system:anonymous`, and Kubernetes' default RBAC binding

@@ -268,7 +268,7 @@ impl Service for K3sCluster {
         if nodes.is_empty() {
             return Ok(());
         }
-        let token = out.secret(cluster.k3s().token.as_str(), &|| random_hex(32))?;
+        let token = out.secret(&cluster.k3s().token.id(), &|| random_hex(32))?;
         let agent_token = out.secret(&config::agent_token_secret(cluster), &|| random_hex(32))?;
         let sha = K3S_SHA512
             .iter()

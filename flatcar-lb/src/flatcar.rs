@@ -4,7 +4,7 @@
 
 use crate::{haproxy, keepalived, Settings};
 use flatcar_topology::provision::{Contributions, File, Service, Unit};
-use flatcar_topology::{Cluster, Error as TopologyError, Role};
+use flatcar_topology::{Cluster, Error as TopologyError, ImageRef, Role};
 
 /// HAProxy image, pinned by digest: the multi-arch index that the Docker
 /// Official Images `repo-info` recorded for `haproxy:lts` when it was HAProxy
@@ -31,18 +31,19 @@ pub const KEEPALIVED_BIN: &str = "/usr/local/sbin/keepalived";
 pub struct LoadBalancers {
     /// Failure-detection settings.
     pub settings: Settings,
-    /// HAProxy image reference (with digest).
-    pub haproxy_image: String,
-    /// Keepalived image reference (with digest).
-    pub keepalived_image: String,
+    /// HAProxy image reference (pinned by digest).
+    pub haproxy_image: ImageRef,
+    /// Keepalived image reference (pinned by digest).
+    pub keepalived_image: ImageRef,
 }
 
 impl Default for LoadBalancers {
     fn default() -> Self {
         LoadBalancers {
             settings: Settings::default(),
-            haproxy_image: HAPROXY_IMAGE.into(),
-            keepalived_image: KEEPALIVED_IMAGE.into(),
+            haproxy_image: ImageRef::new(HAPROXY_IMAGE).expect("HAPROXY_IMAGE is valid (tested)"),
+            keepalived_image: ImageRef::new(KEEPALIVED_IMAGE)
+                .expect("KEEPALIVED_IMAGE is valid (tested)"),
         }
     }
 }
@@ -51,7 +52,7 @@ impl Default for LoadBalancers {
 /// track script reads HAProxy's pid file and probes it with `kill -0`, so the
 /// pid must be a host pid (in a private pid namespace it would be `1`, which
 /// is always alive in Keepalived's view — HAProxy's death would go unseen).
-fn haproxy_unit(image: &str) -> String {
+fn haproxy_unit(image: &ImageRef) -> String {
     format!(
         "[Unit]
 Description=HAProxy for the VIPs (flatcar-microcloud)
@@ -80,7 +81,7 @@ WantedBy=multi-user.target
 /// Keepalived as a host-network container with the capabilities VRRP needs
 /// (raw sockets, address changes) and the host pid namespace (see
 /// [`haproxy_unit`]); VRRP only (`--vrrp`: no checker or BFD process).
-fn keepalived_unit(image: &str) -> String {
+fn keepalived_unit(image: &ImageRef) -> String {
     format!(
         "[Unit]
 Description=Keepalived VRRP for the VIPs (flatcar-microcloud)
@@ -156,5 +157,17 @@ impl Service for LoadBalancers {
             out.sysctl(&vm.name, "net.ipv4.conf.all.rp_filter", "2");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    #[test]
+    fn pinned_images_are_valid_references() {
+        for i in [super::HAPROXY_IMAGE, super::KEEPALIVED_IMAGE] {
+            assert!(flatcar_topology::ImageRef::new(i).is_ok(), "{i}");
+        }
+        let lb = super::LoadBalancers::default();
+        assert_eq!(lb.haproxy_image.as_str(), super::HAPROXY_IMAGE);
     }
 }

@@ -21,8 +21,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A WireGuard key could not be parsed (the key itself is never shown).
-    #[error("WireGuard key {0:?} is not valid base64 of 32 bytes")]
+    /// A WireGuard key could not be parsed (the key itself is never shown):
+    /// names the secret it was read from (`secrets/<name>` in a bundle), or
+    /// the public key.
+    #[error("WireGuard key {0} is not valid base64 of 32 bytes")]
     Key(String),
     /// The OS random number generator failed (generating a key).
     #[error("cannot generate a WireGuard key: {0}")]

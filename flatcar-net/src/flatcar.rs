@@ -6,7 +6,7 @@
 
 use crate::{chrony, coredns as dns, router, wireguard};
 use flatcar_topology::provision::{Contributions, File, Service, Unit};
-use flatcar_topology::{Cluster, Error as TopologyError, Role, VpnEndpoint};
+use flatcar_topology::{Cluster, Error as TopologyError, ImageRef, Role, VpnEndpoint};
 use std::collections::BTreeMap;
 
 /// CoreDNS image, pinned by its index digest (the digest of
@@ -27,10 +27,10 @@ pub const CHRONY_CONF: &str = "/etc/chrony/chrony.conf";
 /// WireGuard, CoreDNS and Chrony.
 #[derive(Debug, Clone)]
 pub struct NetServices {
-    /// CoreDNS image reference (with digest).
-    pub coredns_image: String,
-    /// Chrony image reference (with digest).
-    pub chrony_image: String,
+    /// CoreDNS image reference (pinned by digest).
+    pub coredns_image: ImageRef,
+    /// Chrony image reference (pinned by digest).
+    pub chrony_image: ImageRef,
     /// The zones as rendered last time, by zone name (the cluster domain or
     /// a reverse zone): each zone keeps its SOA serial when its content is
     /// unchanged and takes the next one when it changed. Empty: every zone
@@ -41,14 +41,14 @@ pub struct NetServices {
 impl Default for NetServices {
     fn default() -> Self {
         NetServices {
-            coredns_image: COREDNS_IMAGE.into(),
-            chrony_image: CHRONY_IMAGE.into(),
+            coredns_image: ImageRef::new(COREDNS_IMAGE).expect("COREDNS_IMAGE is valid (tested)"),
+            chrony_image: ImageRef::new(CHRONY_IMAGE).expect("CHRONY_IMAGE is valid (tested)"),
             previous_zones: BTreeMap::new(),
         }
     }
 }
 
-fn coredns_unit(image: &str) -> String {
+fn coredns_unit(image: &ImageRef) -> String {
     format!(
         "[Unit]
 Description=CoreDNS for the cluster zone (flatcar-microcloud)
@@ -70,7 +70,7 @@ WantedBy=multi-user.target
     )
 }
 
-fn chrony_unit(image: &str) -> String {
+fn chrony_unit(image: &ImageRef) -> String {
     format!(
         "[Unit]
 Description=Chrony NTP server for the cluster (flatcar-microcloud)
@@ -107,15 +107,20 @@ impl Service for NetServices {
         let werr = |e: crate::Error| TopologyError::service("flatcar-net", e);
         // WireGuard.
         if let Some(vpn) = cluster.vpn() {
-            let endpoint = wireguard::keypair(out.secret(wireguard::ENDPOINT_SECRET, &|| {
-                wireguard::generate().map_err(werr)
-            })?)
+            let endpoint = wireguard::keypair(
+                &wireguard::ENDPOINT_SECRET,
+                out.secret(&wireguard::ENDPOINT_SECRET, &|| {
+                    wireguard::generate().map_err(werr)
+                })?,
+            )
             .map_err(werr)?;
             let mut peers = Vec::new();
             for p in &vpn.peers {
-                let kp = wireguard::keypair(out.secret(&wireguard::peer_secret(p), &|| {
-                    wireguard::generate().map_err(werr)
-                })?)
+                let id = wireguard::peer_secret(p);
+                let kp = wireguard::keypair(
+                    &id,
+                    out.secret(&id, &|| wireguard::generate().map_err(werr))?,
+                )
                 .map_err(werr)?;
                 if let Some(text) = wireguard::peer_config(cluster, p, &kp, &endpoint) {
                     out.artifact(&format!("vpn/{}.conf", p.name), text, true);
@@ -236,5 +241,17 @@ impl Service for NetServices {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    #[test]
+    fn pinned_images_are_valid_references() {
+        for i in [super::COREDNS_IMAGE, super::CHRONY_IMAGE] {
+            assert!(flatcar_topology::ImageRef::new(i).is_ok(), "{i}");
+        }
+        let n = super::NetServices::default();
+        assert_eq!(n.chrony_image.as_str(), super::CHRONY_IMAGE);
     }
 }

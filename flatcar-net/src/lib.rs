@@ -46,3 +46,12 @@ pub mod wireguard;
 
 pub use error::Error;
 pub use flatcar::{NetServices, CHRONY_CONF, CHRONY_IMAGE, COREDNS_IMAGE};
+
+/// A secret's name as shown in errors: `"wg-peer-laptop" (secrets/wg-peer-laptop in a bundle)`.
+pub(crate) fn shown_id(id: &flatcar_topology::SecretId) -> String {
+    let f = id.file_name();
+    format!(
+        "{} (secrets/{f} in a bundle)",
+        flatcar_topology::text::shown(&f)
+    )
+}

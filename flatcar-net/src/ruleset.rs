@@ -52,7 +52,9 @@
 //! bridge is decided by the bridge table in both cases.
 
 use crate::Error;
-use flatcar_topology::{Cluster, Endpoint, Flow, NetworkKind, Port, PortRange, Proto, VpnEndpoint};
+use flatcar_topology::{
+    Cluster, Endpoint, Flow, IfName, NetworkKind, Port, PortRange, Proto, VpnEndpoint,
+};
 use ipnet::Ipv4Net;
 use nftables::batch::Batch;
 use nftables::expr::{
@@ -70,6 +72,76 @@ pub const TABLE: &str = "microcloud";
 
 /// nft comments are limited to 128 bytes.
 const COMMENT_MAX: usize = 128;
+
+/// Why a text cannot be an nftables name or comment (shown escaped and shortened).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text} is not {what}")]
+pub struct NftTextError {
+    /// The rejected text, escaped and shortened.
+    pub text: String,
+    /// What it should have been.
+    pub what: &'static str,
+}
+
+fn nft_name(s: &str) -> Result<(), NftTextError> {
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    ok.then_some(()).ok_or_else(|| NftTextError {
+        text: flatcar_topology::text::shown(s),
+        what: "an nftables name (a letter, then up to 63 letters, digits, '_' or '-')",
+    })
+}
+
+fn comment_char(c: char) -> bool {
+    (' '..='~').contains(&c) && c != '"' && c != '\\'
+}
+
+fn nft_comment(s: &str) -> Result<(), NftTextError> {
+    let ok = !s.is_empty() && s.len() <= COMMENT_MAX && s.chars().all(comment_char);
+    ok.then_some(()).ok_or_else(|| NftTextError {
+        text: flatcar_topology::text::shown(s),
+        what:
+            "an nftables comment (1-128 printable ASCII characters, no double quote or backslash)",
+    })
+}
+
+flatcar_topology::validated_string! {
+    /// An nftables table or chain name: a letter, then letters, digits, `_`
+    /// or `-`, at most 64 characters; needs no quoting in `nft` text or JSON.
+    pub struct NftName;
+    error = NftTextError;
+    validate = nft_name;
+}
+
+flatcar_topology::validated_string! {
+    /// A rule comment: 1–128 printable ASCII characters without a double
+    /// quote or a backslash,
+    /// so it cannot end the quoted comment or a line of the ruleset.
+    ///
+    /// ```
+    /// use flatcar_net::ruleset::NftComment;
+    /// assert!(NftComment::new("lan to host ssh").is_ok());
+    /// assert!(NftComment::new("x\" accept; #").is_err());
+    /// assert_eq!(NftComment::lossy("a\"b\nc").map(|c| c.to_string()), Some("abc".into()));
+    /// ```
+    pub struct NftComment;
+    error = NftTextError;
+    validate = nft_comment;
+}
+
+impl NftComment {
+    /// A comment from any text: characters a comment cannot hold are
+    /// dropped and it is cut to 128 bytes; `None` if nothing is left.
+    pub fn lossy(text: &str) -> Option<NftComment> {
+        let mut c: String = text.chars().filter(|&c| comment_char(c)).collect();
+        c.truncate(COMMENT_MAX);
+        (!c.is_empty()).then_some(NftComment(c))
+    }
+}
 
 /// A table family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -256,11 +328,11 @@ pub enum Match {
     /// `ct state …` (any of).
     CtState(Vec<CtState>),
     /// `iifname [!=] NAME`.
-    Iifname(Op, String),
+    Iifname(Op, IfName),
     /// `oifname [!=] NAME`.
-    Oifname(Op, String),
+    Oifname(Op, IfName),
     /// `iifname [!=] { … }`.
-    IifnameIn(Op, Vec<String>),
+    IifnameIn(Op, Vec<IfName>),
     /// `ip saddr|daddr [!=] { nets }`.
     Addr(Dir, Op, Vec<Ipv4Net>),
     /// `meta l4proto [!=] { … }`.
@@ -287,20 +359,16 @@ pub struct Rule {
     pub matches: Vec<Match>,
     /// The verdict.
     pub verdict: Verdict,
-    /// Why the rule exists (at most 128 bytes, `"` removed).
-    pub comment: Option<String>,
+    /// Why the rule exists.
+    pub comment: Option<NftComment>,
 }
 
 impl Rule {
-    fn new(matches: Vec<Match>, verdict: Verdict, comment: impl Into<String>) -> Rule {
-        let mut c: String = comment.into().replace(['"', '\\', '\n'], "");
-        while c.len() > COMMENT_MAX {
-            c.pop();
-        }
+    fn new(matches: Vec<Match>, verdict: Verdict, comment: impl AsRef<str>) -> Rule {
         Rule {
             matches,
             verdict,
-            comment: (!c.is_empty()).then_some(c),
+            comment: NftComment::lossy(comment.as_ref()),
         }
     }
 }
@@ -309,7 +377,7 @@ impl Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
     /// Chain name.
-    pub name: String,
+    pub name: NftName,
     /// Filter or source NAT.
     pub kind: ChainKind,
     /// Where it hooks in.
@@ -326,7 +394,7 @@ pub struct Table {
     /// Family.
     pub family: Family,
     /// Name ([`TABLE`]).
-    pub name: String,
+    pub name: NftName,
     /// Base chains.
     pub chains: Vec<Chain>,
 }
@@ -502,12 +570,12 @@ impl Match {
                 right: Expression::List(states.iter().map(|s| self::s(s.text())).collect()),
                 op: Operator::IN,
             }),
-            Match::Iifname(op, n) => m(meta(MetaKey::Iifname), *op, s(n.clone())),
-            Match::Oifname(op, n) => m(meta(MetaKey::Oifname), *op, s(n.clone())),
+            Match::Iifname(op, n) => m(meta(MetaKey::Iifname), *op, s(n.to_string())),
+            Match::Oifname(op, n) => m(meta(MetaKey::Oifname), *op, s(n.to_string())),
             Match::IifnameIn(op, n) => m(
                 meta(MetaKey::Iifname),
                 *op,
-                named_set(n.iter().map(|n| s(n.clone())).collect()),
+                named_set(n.iter().map(|n| s(n.to_string())).collect()),
             ),
             Match::Addr(dir, op, nets) => m(
                 payload(
@@ -548,7 +616,7 @@ impl Ruleset {
         for t in &self.tables {
             let table = || schema::Table {
                 family: t.family.nft(),
-                name: Cow::Owned(t.name.clone()),
+                name: Cow::Owned(t.name.to_string()),
                 handle: None,
             };
             // Add (a no-op when it exists) then delete: replaces without
@@ -559,8 +627,8 @@ impl Ruleset {
             for c in &t.chains {
                 b.add(NfListObject::Chain(schema::Chain {
                     family: t.family.nft(),
-                    table: Cow::Owned(t.name.clone()),
-                    name: Cow::Owned(c.name.clone()),
+                    table: Cow::Owned(t.name.to_string()),
+                    name: Cow::Owned(c.name.to_string()),
                     _type: Some(match c.kind {
                         ChainKind::Filter => NfChainType::Filter,
                         ChainKind::SrcNat => NfChainType::NAT,
@@ -583,10 +651,10 @@ impl Ruleset {
                     });
                     b.add(NfListObject::Rule(schema::Rule {
                         family: t.family.nft(),
-                        table: Cow::Owned(t.name.clone()),
-                        chain: Cow::Owned(c.name.clone()),
+                        table: Cow::Owned(t.name.to_string()),
+                        chain: Cow::Owned(c.name.to_string()),
                         expr: Cow::Owned(expr),
-                        comment: r.comment.clone().map(Cow::Owned),
+                        comment: r.comment.as_ref().map(|c| Cow::Owned(c.to_string())),
                         ..schema::Rule::default()
                     }));
                 }
@@ -611,7 +679,7 @@ impl Ruleset {
             .iter()
             .filter(|t| t.family == family)
             .flat_map(|t| &t.chains)
-            .filter(|c| c.name == chain)
+            .filter(|c| c.name.as_str() == chain)
             .flat_map(|c| &c.rules)
             .collect()
     }
@@ -733,17 +801,17 @@ fn anti_spoof(cluster: &Cluster) -> Vec<Rule> {
         rules.push(Rule::new(
             vec![
                 Match::Addr(Dir::Source, Op::Eq, vec![net.cidr.trunc()]),
-                Match::Iifname(Op::Ne, net.bridge.to_string()),
+                Match::Iifname(Op::Ne, net.bridge.clone()),
             ],
             Verdict::Drop,
             format!("{} addresses only from {}", net.name, net.bridge),
         ));
     }
     if let Some(vpn) = cluster.vpn() {
-        let bridges: BTreeSet<String> = cluster
+        let bridges: BTreeSet<IfName> = cluster
             .networks()
             .iter()
-            .map(|n| n.bridge.to_string())
+            .map(|n| n.bridge.clone())
             .collect();
         rules.push(Rule::new(
             vec![
@@ -803,7 +871,10 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
     // input: what reaches the host itself.
     let mut input: Vec<Rule> = established().into();
     input.push(Rule::new(
-        vec![Match::Iifname(Op::Eq, "lo".into())],
+        vec![Match::Iifname(
+            Op::Eq,
+            IfName::new("lo").expect("\"lo\" is an interface name"),
+        )],
         Verdict::Accept,
         "loopback",
     ));
@@ -840,7 +911,7 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
         let ports = vec![PortRange::one(DNS), PortRange::one(DHCP)];
         input.push(Rule::new(
             vec![
-                Match::Iifname(Op::Eq, net.bridge.to_string()),
+                Match::Iifname(Op::Eq, net.bridge.clone()),
                 Match::L4proto(Op::Eq, vec![L4::Tcp, L4::Udp]),
                 Match::Dport(PortHeader::Th, Op::Eq, ports),
             ],
@@ -862,8 +933,8 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
     for net in cluster.networks() {
         forward.push(Rule::new(
             vec![
-                Match::Iifname(Op::Eq, net.bridge.to_string()),
-                Match::Oifname(Op::Eq, net.bridge.to_string()),
+                Match::Iifname(Op::Eq, net.bridge.clone()),
+                Match::Oifname(Op::Eq, net.bridge.clone()),
             ],
             Verdict::Accept,
             format!("switched inside {} (br_netfilter)", net.name),
@@ -945,7 +1016,7 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
 
     let host = cluster.host();
     let chain = |name: &str, kind, hook, policy, rules| Chain {
-        name: name.into(),
+        name: NftName::unchecked(name),
         kind,
         hook,
         policy,
@@ -961,7 +1032,7 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
         tables: vec![
             Table {
                 family: Family::Inet,
-                name: TABLE.into(),
+                name: NftName::unchecked(TABLE),
                 chains: vec![
                     chain("input", ChainKind::Filter, Hook::Input, Policy::Drop, input),
                     chain(
@@ -982,7 +1053,7 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
             },
             Table {
                 family: Family::Bridge,
-                name: TABLE.into(),
+                name: NftName::unchecked(TABLE),
                 chains: vec![chain(
                     "forward",
                     ChainKind::Filter,

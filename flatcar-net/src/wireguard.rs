@@ -5,7 +5,7 @@
 use crate::Error;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use flatcar_topology::{Cluster, Secret, VpnPeer};
+use flatcar_topology::{Cluster, Secret, SecretId, VpnPeer};
 use ipnet::Ipv4Net;
 use std::fmt::Write;
 
@@ -48,8 +48,10 @@ fn decode(text: &str) -> Option<[u8; 32]> {
 }
 
 /// The key pair of a stored private key (what `wg pubkey` derives).
-pub fn keypair(private: Secret) -> Result<KeyPair, Error> {
-    let key = decode(private.expose()).ok_or_else(|| Error::Key("<redacted>".into()))?;
+/// The error names the secret `id` it was stored as, never the value.
+pub fn keypair(id: &SecretId, private: Secret) -> Result<KeyPair, Error> {
+    let key = decode(private.expose())
+        .ok_or_else(|| Error::Key(format!("in secret {}", crate::shown_id(id))))?;
     let public = x25519_dalek::x25519(key, x25519_dalek::X25519_BASEPOINT_BYTES);
     Ok(KeyPair {
         public: B64.encode(public),
@@ -57,12 +59,12 @@ pub fn keypair(private: Secret) -> Result<KeyPair, Error> {
     })
 }
 
-/// Secret name of the endpoint's key.
-pub const ENDPOINT_SECRET: &str = "wg-endpoint";
+/// The secret of the endpoint's key.
+pub const ENDPOINT_SECRET: SecretId = SecretId::WgEndpoint;
 
-/// Secret name of a peer's key.
-pub fn peer_secret(peer: &VpnPeer) -> String {
-    format!("wg-{}", peer.name)
+/// The secret of a peer's key (its own, whatever the peer is named).
+pub fn peer_secret(peer: &VpnPeer) -> SecretId {
+    SecretId::WgPeer(peer.name.clone())
 }
 
 /// What a peer routes into the tunnel: the LAN, every network and the VPN.
@@ -164,11 +166,17 @@ pub fn apply(
         source,
     })?;
     let mut update = DeviceUpdate::new()
-        .set_private_key(key(endpoint.private.expose(), "<redacted>")?)
+        .set_private_key(key(
+            endpoint.private.expose(),
+            &format!("in secret {}", crate::shown_id(&SecretId::WgEndpoint)),
+        )?)
         .set_listen_port(vpn.listen_port.get())
         .replace_peers();
     for (p, kp) in peers {
-        let public = key(&kp.public, &kp.public)?;
+        let public = key(
+            &kp.public,
+            &format!("public key {}", flatcar_topology::text::shown(&kp.public)),
+        )?;
         let mut b = PeerConfigBuilder::new(&public).add_allowed_ip(p.address.into(), 32);
         if let Some(e) = &p.endpoint {
             if let DialHost::Ip(a) = e.host {

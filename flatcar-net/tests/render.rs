@@ -111,7 +111,11 @@ fn wireguard_keys_are_generated_once_and_never_printed() {
     let host = String::from_utf8(host.contents.clone()).expect("utf8");
     assert!(host.contains("AllowedIPs = 198.18.9.3/32"), "{host}");
     // Keys: the public one matches, the private one never appears in Debug.
-    let kp = wireguard::keypair(wireguard::generate().expect("random")).expect("key");
+    let kp = wireguard::keypair(
+        &flatcar_topology::SecretId::WgEndpoint,
+        wireguard::generate().expect("random"),
+    )
+    .expect("key");
     let dbg = format!("{kp:?}");
     assert!(!dbg.contains(kp.private.expose()), "{dbg}");
     assert!(dbg.contains(&kp.public));

@@ -38,14 +38,21 @@ fn ruleset_text_and_json_pass_nft_check() {
     );
     ruleset::check(&r).expect("JSON dry run (nft -c -j)");
     ruleset::check_text(&text).expect("text dry run");
+    // A comment nft would refuse cannot even be built.
+    assert!(ruleset::NftComment::new("x".repeat(300)).is_err());
+    assert!(ruleset::NftComment::new("x\" accept").is_err());
     // A rule nft refuses is reported with nft's own words.
     let mut bad = r.clone();
     bad.tables[0].chains[0].rules.push(ruleset::Rule {
-        matches: vec![],
+        matches: vec![ruleset::Match::Addr(
+            ruleset::Dir::Source,
+            ruleset::Op::Eq,
+            vec![],
+        )],
         verdict: ruleset::Verdict::Accept,
-        comment: Some("x".repeat(300)),
+        comment: None,
     });
-    let e = ruleset::check(&bad).expect_err("comment too long");
+    let e = ruleset::check(&bad).expect_err("an empty address set");
     println!("{e}");
     assert!(e.to_string().contains("nft rejected"), "{e}");
     assert!(ruleset::check_text(&bad.to_text()).is_err());

@@ -382,3 +382,25 @@ mod tests {
         }
     }
 }
+
+/// Serde for subnets in the document form: written `a.b.c.d/n`, read with
+/// [`parse_net4`], so a leading zero (`010.17.3.0/24`) or host bits
+/// (`10.17.3.1/24`) are an invalid value naming the field, never a subnet
+/// silently written as-is. Use with `#[serde(with = "crate::addr::subnet")]`.
+pub mod subnet {
+    use ipnet::Ipv4Net;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `a.b.c.d/n`.
+    pub fn serialize<S: Serializer>(net: &Ipv4Net, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(net)
+    }
+
+    /// Reads a subnet, strictly.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Net, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_net4(&s).map_err(|e| {
+            serde::de::Error::custom(crate::text::invalid_value(&crate::text::shown(&s), &e))
+        })
+    }
+}

@@ -581,13 +581,13 @@ impl ClusterBuilder {
             NetworkKind::Lan => "br0".to_string(),
             NetworkKind::Nat => format!("virbr-{name}"),
         });
-        let bridge = IfName::new(bridge_text).unwrap_or_else(|e| {
+        let bridge = IfName::new(bridge_text.clone()).unwrap_or_else(|e| {
             self.sink.value(
                 el.clone(),
                 "bridge",
                 e.to_string() + " (set one with .bridge())",
             );
-            IfName::unchecked(e.0)
+            IfName::unchecked(bridge_text)
         });
         let dhcp = b.dhcp.map(|(a, z)| DhcpRange {
             start: self.sink.host(&el, "dhcp start", cidr, a),
@@ -882,12 +882,12 @@ impl ClusterBuilder {
         let hname = self.sink.name(Element::Host, &h.name.clone());
         let uplink = IfName::new(h.uplink.clone()).unwrap_or_else(|e| {
             self.sink.value(Element::Host, "uplink", &e);
-            IfName::unchecked(e.0)
+            IfName::unchecked(h.uplink.clone())
         });
         let pool_name = self.sink.name(Element::Host, &self.host.pool_name.clone());
         let pool_path = PoolPath::new(self.host.pool_path.clone()).unwrap_or_else(|e| {
             self.sink.value(Element::Host, "pool path", &e);
-            PoolPath::unchecked(e.0)
+            PoolPath::unchecked(self.host.pool_path.clone())
         });
         let (address, lan) = match self.host_address.take() {
             Some(x) => x,

@@ -16,8 +16,9 @@ pub enum Error {
     /// The description breaks rules; every problem is listed.
     #[error("{0}")]
     Invalid(Problems),
-    /// A TOML document could not be parsed (syntax, type or unknown field).
-    #[error("TOML syntax or type error at line {line}, column {column}: {}", .source.message())]
+    /// A TOML document is not well-formed (syntax, duplicate keys). The
+    /// message is shown escaped and shortened.
+    #[error("TOML syntax error at line {line}, column {column}: {}", crate::text::clean(.source.message(), 400))]
     Toml {
         /// 1-based line (0 if unknown).
         line: usize,
@@ -27,8 +28,9 @@ pub enum Error {
         #[source]
         source: toml::de::Error,
     },
-    /// A JSON document could not be parsed (syntax, type or unknown field).
-    #[error("JSON syntax or type error at line {line}, column {column}: {source}")]
+    /// A JSON document is not well-formed. The message is shown escaped
+    /// and shortened.
+    #[error("JSON syntax error at line {line}, column {column}: {}", crate::text::clean(&.source.to_string(), 400))]
     Json {
         /// 1-based line.
         line: usize,
@@ -37,6 +39,29 @@ pub enum Error {
         /// The parser's error.
         #[source]
         source: serde_json::Error,
+    },
+    /// A well-formed file has a field the model rejects: an invalid value (a
+    /// bad name, a subnet with host bits), a wrong type, an unknown, missing
+    /// or duplicate field. Names the field by its path; the parser's error
+    /// is the source, its message is shown escaped and shortened.
+    #[error("{format} {kind} in {field} at line {line}, column {column}: {}", crate::text::clean(.message, 400))]
+    Field {
+        /// `TOML` or `JSON`.
+        format: &'static str,
+        /// `invalid value`, `wrong type`, `unknown field`, `missing field`
+        /// or `duplicate field`.
+        kind: &'static str,
+        /// Path of the field (`vms[3].name`), or `the top level`.
+        field: String,
+        /// 1-based line (0 if unknown).
+        line: usize,
+        /// 1-based column (0 if unknown).
+        column: usize,
+        /// The parser's message without its position.
+        message: String,
+        /// The parser's error.
+        #[source]
+        source: BoxError,
     },
     /// The description could not be written as TOML.
     #[error("cannot write the cluster as TOML: {0}")]

@@ -15,60 +15,81 @@ pub struct StoragePool {
     pub path: PoolPath,
 }
 
-/// Why a pool path was rejected.
+/// Why a pool path was rejected (the text is shown escaped and shortened).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an absolute path of [A-Za-z0-9/._-] without '..'")]
-pub struct PathError(pub String);
-
-/// An absolute directory path safe to embed in any generated file.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PoolPath(String);
-
-impl PoolPath {
-    /// Validates a path.
-    pub fn new(s: impl Into<String>) -> Result<Self, PathError> {
-        let s = s.into();
-        let ok = s.starts_with('/')
-            && s.len() <= 4096
-            && !s.split('/').any(|c| c == "..")
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
-        if ok {
-            Ok(PoolPath(s))
-        } else {
-            Err(PathError(s))
-        }
-    }
-
-    /// The path text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Wraps a path already reported invalid, so a `Cluster` never holds it.
-    pub(crate) fn unchecked(s: impl Into<String>) -> Self {
-        PoolPath(s.into())
-    }
+pub enum PathError {
+    /// Not an absolute, normalized path of safe characters.
+    #[error(
+        "{0} is not an absolute path of [A-Za-z0-9/._-] without '..', '.', '//' or a trailing '/'"
+    )]
+    Syntax(String),
+    /// A directory of the operating system: libvirt would create, chown or
+    /// fill it with VM disks.
+    #[error("{0} is a system directory; use a directory of its own such as /var/lib/libvirt/images/<cluster>")]
+    System(String),
 }
 
-impl TryFrom<String> for PoolPath {
-    type Error = PathError;
-    fn try_from(s: String) -> Result<Self, PathError> {
-        PoolPath::new(s)
-    }
+/// Directories a storage pool must not be: the root and the operating
+/// system's own trees (libvirt chowns and fills a pool's directory).
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/lib",
+    "/usr/local",
+    "/usr/sbin",
+    "/usr/share",
+    "/var",
+    "/var/lib",
+    "/var/lib/libvirt",
+    "/var/log",
+    "/var/run",
+    "/var/tmp",
+    "/var/cache",
+];
+
+crate::validated_string! {
+    /// An absolute directory path safe to embed in any generated file, and
+    /// not a system directory (see [`SYSTEM_DIRS`]).
+    pub struct PoolPath;
+    error = PathError;
+    validate = pool_path;
 }
 
-impl From<PoolPath> for String {
-    fn from(p: PoolPath) -> String {
-        p.0
+fn pool_path(s: &str) -> Result<(), PathError> {
+    let ok = s.starts_with('/')
+        && s.len() <= 4096
+        && (s == "/" || !s.ends_with('/'))
+        && !s.contains("//")
+        && !s.split('/').any(|c| c == ".." || c == ".")
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+    if !ok {
+        return Err(PathError::Syntax(crate::text::shown(s)));
     }
-}
-
-impl std::fmt::Display for PoolPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+    if SYSTEM_DIRS.contains(&s) {
+        return Err(PathError::System(crate::text::shown(s)));
     }
+    Ok(())
 }
 
 /// The physical KVM host: on the LAN through its bridge, runs libvirt, the

@@ -55,6 +55,7 @@ mod error;
 mod file;
 mod flow;
 mod host;
+mod image;
 mod k3s;
 mod mac;
 mod name;
@@ -70,6 +71,7 @@ mod services;
 mod size;
 mod spec;
 mod summary;
+pub mod text;
 pub mod validate;
 
 /// What hostile input is rejected, where, and why (a table checked by `tests/hostile.rs`).
@@ -87,8 +89,11 @@ pub use cluster::{Backend, Cluster, NicView};
 pub use error::{BoxError, Error};
 pub use file::Format;
 pub use flow::{Endpoint, Flow, Proto};
-pub use host::{KvmHost, PathError, PoolPath, StoragePool};
-pub use k3s::{Cron, EtcdSnapshots, Flannel, Ingress, K3s, K3sSettingError, K3sVersion, NfsShare};
+pub use host::{KvmHost, PathError, PoolPath, StoragePool, SYSTEM_DIRS};
+pub use image::{ImageRef, ImageRefError};
+pub use k3s::{
+    Cron, EtcdSnapshots, Flannel, Ingress, K3s, K3sSettingError, K3sToken, K3sVersion, NfsShare,
+};
 pub use mac::{MacAddr, MacError};
 pub use name::{DomainName, Name, NameError};
 pub use network::{DhcpRange, IfName, IfNameError, Network, NetworkKind};
@@ -96,7 +101,7 @@ pub use port::{Port, PortError, PortRange};
 pub use problem::{Element, Problem, Problems};
 pub use role::Role;
 pub use router::{LanRouter, PortForward};
-pub use secret::Secret;
+pub use secret::{Secret, SecretId};
 pub use services::{Dns, Ntp};
 pub use size::{GiB, MiB};
 pub use spec::Spec;
@@ -109,3 +114,5 @@ pub use vpn::{DialAddr, DialHost, Vpn, VpnEndpoint, VpnPeer};
 #[doc(hidden)]
 pub use ipnet as __ipnet;
 pub use ipnet::Ipv4Net;
+#[doc(hidden)]
+pub use serde as __serde;

@@ -6,7 +6,7 @@ use std::fmt;
 
 /// Why a MAC address text was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a MAC address like 52:54:00:12:34:56")]
+#[error("{0} is not a MAC address like 52:54:00:12:34:56")]
 pub struct MacError(pub String);
 
 /// An Ethernet MAC address.
@@ -40,6 +40,28 @@ impl MacAddr {
         MacAddr([0x52, d[0], d[1], d[2], d[3], d[4]])
     }
 
+    /// Why no NIC may use this address: `Some("broadcast")`,
+    /// `Some("multicast")` (the group bit of the first octet) or
+    /// `Some("all zeros")`; `None` for a unicast address.
+    ///
+    /// ```
+    /// use flatcar_topology::MacAddr;
+    /// assert_eq!("ff:ff:ff:ff:ff:ff".parse::<MacAddr>().ok().and_then(|m| m.unusable()), Some("broadcast"));
+    /// assert_eq!("01:00:5e:00:00:01".parse::<MacAddr>().ok().and_then(|m| m.unusable()), Some("multicast"));
+    /// assert_eq!("52:54:00:00:00:01".parse::<MacAddr>().ok().and_then(|m| m.unusable()), None);
+    /// ```
+    pub fn unusable(&self) -> Option<&'static str> {
+        if self.0 == [0xff; 6] {
+            Some("broadcast")
+        } else if self.0[0] & 1 == 1 {
+            Some("multicast")
+        } else if self.0 == [0; 6] {
+            Some("all zeros")
+        } else {
+            None
+        }
+    }
+
     /// Whether the address is locally administered and unicast.
     pub fn is_local_unicast(&self) -> bool {
         self.0[0] & 0b11 == 0b10
@@ -49,7 +71,7 @@ impl MacAddr {
 impl std::str::FromStr for MacAddr {
     type Err = MacError;
     fn from_str(s: &str) -> Result<Self, MacError> {
-        let err = || MacError(s.to_string());
+        let err = || MacError(crate::text::shown(s));
         let mut out = [0u8; 6];
         let mut parts = s.split(':');
         for o in out.iter_mut() {

@@ -1,9 +1,6 @@
 //! Validated names: usable as a hostname label, a libvirt object name, a
 //! DNS label and a file name, and safe to embed in every generated format.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
 /// Why a text is not a valid [`Name`] or [`DomainName`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -32,6 +29,10 @@ pub enum NameError {
     /// Ends with a hyphen.
     #[error("must not end with '-'")]
     TrailingHyphen,
+    /// The last label is a number: resolvers and `inet_aton` read the whole
+    /// name as an IPv4 address.
+    #[error("ends in a numeric label, so resolvers read it as an address")]
+    Numeric,
 }
 
 /// Maximum length of a [`Name`] (a DNS label).
@@ -62,171 +63,90 @@ fn check_label(s: &str, must_start_with_letter: bool) -> Result<(), NameError> {
     Ok(())
 }
 
-/// A name for a VM, network, VIP, peer, disk or cluster.
-///
-/// Lowercase ASCII letters, digits and `-`, 1–63 characters, starting with a
-/// letter and not ending with `-`: valid as an RFC 1123 hostname label, a
-/// libvirt name, a file name and a systemd unit fragment, and it needs no
-/// escaping in XML, JSON, YAML, nftables, HAProxy, Keepalived or zone files.
-///
-/// ```
-/// use flatcar_topology::Name;
-/// assert!(Name::new("master1").is_ok());
-/// assert!(Name::new("Master 1").is_err());
-/// assert!(Name::new("lb1\n").is_err());
-/// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Name(String);
-
-impl Name {
-    /// Validates `s` as a name.
-    pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
-        let s = s.into();
-        check_label(&s, true)?;
-        Ok(Name(s))
-    }
-
-    /// Wraps `s` without checking. Only for names already reported invalid
-    /// in the same build, so a `Cluster` never holds one.
-    pub(crate) fn unchecked(s: impl Into<String>) -> Self {
-        Name(s.into())
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+crate::validated_string! {
+    /// A name for a VM, network, VIP, peer, disk or cluster.
+    ///
+    /// Lowercase ASCII letters, digits and `-`, 1–63 characters, starting with a
+    /// letter and not ending with `-`: valid as an RFC 1123 hostname label, a
+    /// libvirt name, a file name and a systemd unit fragment, and it needs no
+    /// escaping in XML, JSON, YAML, nftables, HAProxy, Keepalived or zone files.
+    /// Starting with a letter also means no resolver reads it as an address.
+    ///
+    /// ```
+    /// use flatcar_topology::Name;
+    /// assert!(Name::new("master1").is_ok());
+    /// assert!(Name::new("Master 1").is_err());
+    /// assert!(Name::new("lb1\n").is_err());
+    /// ```
+    pub struct Name;
+    error = NameError;
+    validate = name_rule;
 }
 
-impl TryFrom<String> for Name {
-    type Error = NameError;
-    fn try_from(s: String) -> Result<Self, NameError> {
-        Name::new(s)
-    }
-}
-
-impl TryFrom<&str> for Name {
-    type Error = NameError;
-    fn try_from(s: &str) -> Result<Self, NameError> {
-        Name::new(s)
-    }
-}
-
-impl From<Name> for String {
-    fn from(n: Name) -> String {
-        n.0
-    }
-}
-
-impl std::borrow::Borrow<str> for Name {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl AsRef<str> for Name {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
-
-impl std::str::FromStr for Name {
-    type Err = NameError;
-    fn from_str(s: &str) -> Result<Self, NameError> {
-        Name::new(s)
-    }
+fn name_rule(s: &str) -> Result<(), NameError> {
+    check_label(s, true)
 }
 
 /// Maximum length of a [`DomainName`].
 pub const MAX_DOMAIN_LEN: usize = 253;
 
-/// A DNS domain or host name: dot-separated labels (`microcloud.home.arpa`,
-/// `0.flatcar.pool.ntp.org`), lowercase, no trailing dot.
-///
-/// ```
-/// use flatcar_topology::DomainName;
-/// assert!(DomainName::new("microcloud.home.arpa").is_ok());
-/// assert!(DomainName::new("bad..name").is_err());
-/// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DomainName(String);
+crate::validated_string! {
+    /// A DNS domain or host name: dot-separated labels (`microcloud.home.arpa`,
+    /// `0.flatcar.pool.ntp.org`), lowercase, no trailing dot, and a last label
+    /// that is not a number (`010.0.0.1`, `0x7f.0.0.1`, `2130706433` are read
+    /// as addresses by `inet_aton` and resolvers, so they are not names).
+    ///
+    /// ```
+    /// use flatcar_topology::DomainName;
+    /// assert!(DomainName::new("microcloud.home.arpa").is_ok());
+    /// assert!(DomainName::new("bad..name").is_err());
+    /// assert!(DomainName::new("010.0.0.1").is_err());
+    /// assert!(DomainName::new("2130706433").is_err());
+    /// ```
+    pub struct DomainName;
+    error = NameError;
+    validate = domain_rule;
+}
+
+/// Whether a label is a number in any base `inet_aton` accepts (decimal,
+/// octal with a leading 0, hexadecimal with `0x`).
+fn numeric_label(label: &str) -> bool {
+    let hex = label
+        .strip_prefix("0x")
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    hex || (!label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn domain_rule(s: &str) -> Result<(), NameError> {
+    if s.len() > MAX_DOMAIN_LEN {
+        return Err(NameError::TooLong {
+            len: s.len(),
+            max: MAX_DOMAIN_LEN,
+        });
+    }
+    let mut offset = 0;
+    let mut last = "";
+    for label in s.split('.') {
+        check_label(label, false).map_err(|e| match e {
+            NameError::BadChar { ch, pos } => NameError::BadChar {
+                ch,
+                pos: pos + offset,
+            },
+            other => other,
+        })?;
+        offset += label.chars().count() + 1;
+        last = label;
+    }
+    if numeric_label(last) {
+        return Err(NameError::Numeric);
+    }
+    Ok(())
+}
 
 impl DomainName {
-    /// Validates `s` as a domain name.
-    pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
-        let s = s.into();
-        if s.len() > MAX_DOMAIN_LEN {
-            return Err(NameError::TooLong {
-                len: s.len(),
-                max: MAX_DOMAIN_LEN,
-            });
-        }
-        let mut offset = 0;
-        for label in s.split('.') {
-            check_label(label, false).map_err(|e| match e {
-                NameError::BadChar { ch, pos } => NameError::BadChar {
-                    ch,
-                    pos: pos + offset,
-                },
-                other => other,
-            })?;
-            offset += label.chars().count() + 1;
-        }
-        Ok(DomainName(s))
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Wraps a literal known to be valid.
-    pub(crate) fn unchecked(s: impl Into<String>) -> Self {
-        DomainName(s.into())
-    }
-
     /// `label.self`, e.g. `api.microcloud.home.arpa`.
     pub fn child(&self, label: &Name) -> DomainName {
         DomainName(format!("{}.{}", label, self.0))
-    }
-}
-
-impl TryFrom<String> for DomainName {
-    type Error = NameError;
-    fn try_from(s: String) -> Result<Self, NameError> {
-        DomainName::new(s)
-    }
-}
-
-impl From<DomainName> for String {
-    fn from(n: DomainName) -> String {
-        n.0
-    }
-}
-
-impl fmt::Display for DomainName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for DomainName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
     }
 }
 

@@ -42,67 +42,27 @@ impl fmt::Display for DhcpRange {
     }
 }
 
-/// Why a text is not a Linux interface name.
+/// Why a text is not a Linux interface name (the text is shown escaped and shortened).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an interface name (1-15 characters of a-z, A-Z, 0-9, '-', '_', '.')")]
+#[error("{0} is not an interface name (1-15 characters of a-z, A-Z, 0-9, '-', '_', '.')")]
 pub struct IfNameError(pub String);
 
-/// A Linux network interface name (1–15 characters, `[A-Za-z0-9_.-]`).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct IfName(String);
-
-impl IfName {
-    /// Validates an interface name.
-    pub fn new(s: impl Into<String>) -> Result<Self, IfNameError> {
-        let s = s.into();
-        let ok = !s.is_empty()
-            && s.len() <= 15
-            && s != "."
-            && s != ".."
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
-            Ok(IfName(s))
-        } else {
-            Err(IfNameError(s))
-        }
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Wraps a literal known to be valid, or one already reported invalid.
-    pub(crate) fn unchecked(s: impl Into<String>) -> Self {
-        IfName(s.into())
-    }
+crate::validated_string! {
+    /// A Linux network interface name (1–15 characters, `[A-Za-z0-9_.-]`).
+    pub struct IfName;
+    error = IfNameError;
+    validate = ifname;
 }
 
-impl TryFrom<String> for IfName {
-    type Error = IfNameError;
-    fn try_from(s: String) -> Result<Self, IfNameError> {
-        IfName::new(s)
-    }
-}
-
-impl From<IfName> for String {
-    fn from(n: IfName) -> String {
-        n.0
-    }
-}
-
-impl fmt::Display for IfName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for IfName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
+fn ifname(s: &str) -> Result<(), IfNameError> {
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then_some(())
+        .ok_or_else(|| IfNameError(crate::text::shown(s)))
 }
 
 /// A network VMs attach to.
@@ -114,6 +74,7 @@ pub struct Network {
     /// LAN or NAT.
     pub kind: NetworkKind,
     /// The subnet.
+    #[serde(with = "crate::addr::subnet")]
     pub cidr: Ipv4Net,
     /// Default gateway for VMs on this network: the LAN router, or the host's
     /// address on a NAT network's bridge.

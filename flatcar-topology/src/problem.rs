@@ -1,5 +1,6 @@
 //! Validation problems: each names the element and the rule it breaks.
 
+use crate::text::shown;
 use crate::{NameError, Role};
 use ipnet::Ipv4Net;
 use std::fmt;
@@ -46,29 +47,39 @@ pub enum Element {
     Dns,
     /// The admin settings.
     Admin,
+    /// Entry `index` of a list of the document (`vms[3]`): names one of two
+    /// entries that share a name.
+    Entry {
+        /// The list (`vms`, `vips`, `networks`, `vpn.peers`, `shares`).
+        list: &'static str,
+        /// Position in the list.
+        index: usize,
+    },
     /// The LAN router (its port forwards).
     Router,
 }
 
 impl fmt::Display for Element {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Names are printed with `{:?}` so a newline or quote in an invalid
-        // name is escaped, never emitted raw.
+        // Names are printed with `shown`: quoted, escaped and shortened, so
+        // a newline, quote or terminal escape in an invalid name is never
+        // emitted raw and a huge one is not echoed whole.
         match self {
             Element::Cluster => f.write_str("cluster"),
             Element::Host => f.write_str("host"),
-            Element::Network(n) => write!(f, "network {n:?}"),
-            Element::Vm(n) => write!(f, "vm {n:?}"),
-            Element::Nic { vm, index } => write!(f, "vm {vm:?} nic {index}"),
-            Element::Disk { vm, disk } => write!(f, "vm {vm:?} disk {disk:?}"),
-            Element::Vip(n) => write!(f, "vip {n:?}"),
+            Element::Network(n) => write!(f, "network {}", shown(n)),
+            Element::Vm(n) => write!(f, "vm {}", shown(n)),
+            Element::Nic { vm, index } => write!(f, "vm {} nic {index}", shown(vm)),
+            Element::Disk { vm, disk } => write!(f, "vm {} disk {}", shown(vm), shown(disk)),
+            Element::Vip(n) => write!(f, "vip {}", shown(n)),
             Element::Flow(i) => write!(f, "flow #{i}"),
             Element::Vpn => f.write_str("vpn"),
-            Element::VpnPeer(n) => write!(f, "vpn peer {n:?}"),
+            Element::VpnPeer(n) => write!(f, "vpn peer {}", shown(n)),
             Element::K3s(field) => write!(f, "k3s {field}"),
-            Element::Share(n) => write!(f, "share {n:?}"),
+            Element::Share(n) => write!(f, "share {}", shown(n)),
             Element::Dns => f.write_str("dns"),
             Element::Admin => f.write_str("admin"),
+            Element::Entry { list, index } => write!(f, "{list}[{index}]"),
             Element::Router => f.write_str("lan router"),
         }
     }
@@ -78,7 +89,7 @@ impl fmt::Display for Element {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
     /// A name is not valid as a hostname / libvirt name.
-    #[error("{element}: name {name:?} {reason}")]
+    #[error("{element}: name {} {reason}", shown(.name))]
     InvalidName {
         /// Where.
         element: Element,
@@ -88,7 +99,7 @@ pub enum Problem {
         reason: NameError,
     },
     /// A value given to the builder is not valid.
-    #[error("{element}: {field} {reason}")]
+    #[error("{element}: {field} {}", crate::text::clean(.reason, 400))]
     InvalidValue {
         /// Where.
         element: Element,
@@ -98,7 +109,7 @@ pub enum Problem {
         reason: String,
     },
     /// Two elements of the same kind share a name.
-    #[error("{second}: name {name:?} is already used by {first}")]
+    #[error("{second}: name {} is already used by {first}", shown(.name))]
     DuplicateName {
         /// The name.
         name: String,
@@ -128,7 +139,7 @@ pub enum Problem {
         second: Element,
     },
     /// An address lies outside its network.
-    #[error("{element}: address {address} is outside network {network:?} ({cidr})")]
+    #[error("{element}: address {address} is outside network {} ({cidr})", shown(.network))]
     OutsideNetwork {
         /// Where.
         element: Element,
@@ -140,7 +151,7 @@ pub enum Problem {
         cidr: Ipv4Net,
     },
     /// An address is the network's network, broadcast or gateway address.
-    #[error("{element}: address {address} is the {what} address of network {network:?}")]
+    #[error("{element}: address {address} is the {what} address of network {}", shown(.network))]
     ReservedAddress {
         /// Where.
         element: Element,
@@ -153,7 +164,7 @@ pub enum Problem {
     },
     /// A static address lies inside a DHCP range.
     #[error(
-        "{element}: address {address} is inside the DHCP range {range} of network {network:?}"
+        "{element}: address {address} is inside the DHCP range {range} of network {}", shown(.network)
     )]
     InDhcpRange {
         /// Where.
@@ -166,7 +177,7 @@ pub enum Problem {
         network: String,
     },
     /// A reference to a network that does not exist.
-    #[error("{element}: network {network:?} does not exist")]
+    #[error("{element}: network {} does not exist", shown(.network))]
     UnknownNetwork {
         /// Where.
         element: Element,
@@ -174,7 +185,7 @@ pub enum Problem {
         network: String,
     },
     /// A reference to a VM that does not exist.
-    #[error("{element}: vm {vm:?} does not exist")]
+    #[error("{element}: vm {} does not exist", shown(.vm))]
     UnknownVm {
         /// Where.
         element: Element,
@@ -182,7 +193,7 @@ pub enum Problem {
         vm: String,
     },
     /// A reference to a VIP that does not exist.
-    #[error("{element}: vip {vip:?} does not exist")]
+    #[error("{element}: vip {} does not exist", shown(.vip))]
     UnknownVip {
         /// Where.
         element: Element,
@@ -196,7 +207,7 @@ pub enum Problem {
         element: Element,
     },
     /// A VM has two NICs on one network.
-    #[error("{element}: second NIC on network {network:?}")]
+    #[error("{element}: second NIC on network {}", shown(.network))]
     SecondNicOnNetwork {
         /// The NIC.
         element: Element,
@@ -234,7 +245,7 @@ pub enum Problem {
         role: Role,
     },
     /// A VIP holder is not a load balancer on the VIP's network.
-    #[error("{element}: holder {vm:?} {why}")]
+    #[error("{element}: holder {} {why}", shown(.vm))]
     BadHolder {
         /// The VIP.
         element: Element,
@@ -257,7 +268,7 @@ pub enum Problem {
         why: String,
     },
     /// Some rule about a single element.
-    #[error("{element}: {rule}")]
+    #[error("{element}: {}", crate::text::clean(.rule, 400))]
     Rule {
         /// Where.
         element: Element,

@@ -3,6 +3,9 @@
 use crate::Cluster;
 use std::fmt::Write;
 
+/// Backends listed per VIP port; more are counted.
+const MAX_BACKENDS_SHOWN: usize = 8;
+
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
@@ -19,7 +22,17 @@ fn table(rows: &[Vec<String>]) -> String {
         let line: Vec<String> = r
             .iter()
             .enumerate()
-            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
+            .map(|(i, cell)| {
+                // Padded by hand: `{:<w$}` panics for widths above u16::MAX,
+                // which a cell of a cloud with thousands of VMs reaches.
+                let w = widths.get(i).copied().unwrap_or(0);
+                let mut c = cell.clone();
+                c.extend(std::iter::repeat_n(
+                    ' ',
+                    w.saturating_sub(cell.chars().count()),
+                ));
+                c
+            })
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
@@ -130,7 +143,15 @@ impl Cluster {
                         String::new()
                     },
                     format!("tcp/{} -> {} ({})", p.port, p.role, p.backend),
-                    backends.join(" "),
+                    if backends.len() > MAX_BACKENDS_SHOWN {
+                        format!(
+                            "{} … (+{} more)",
+                            backends[..MAX_BACKENDS_SHOWN].join(" "),
+                            backends.len() - MAX_BACKENDS_SHOWN
+                        )
+                    } else {
+                        backends.join(" ")
+                    },
                     if first {
                         holders.join(" > ")
                     } else {
@@ -141,5 +162,16 @@ impl Cluster {
         }
         out.push_str(&table(&rows));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wide_cells_do_not_panic() {
+        let wide = "x".repeat(70_000);
+        let t = super::table(&[vec![wide.clone(), "a".into()], vec!["b".into(), "c".into()]]);
+        assert!(t.starts_with(&wide));
+        assert_eq!(t.lines().nth(1).map(str::len), Some(70_000 + 3));
     }
 }

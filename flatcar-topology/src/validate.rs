@@ -11,6 +11,18 @@ use std::net::Ipv4Addr;
 pub const MIN_ROOT_DISK_GIB: u64 = 9;
 /// Minimum memory per VM.
 pub const MIN_MEMORY_MIB: u64 = 256;
+/// Maximum memory per VM: 16 TiB (QEMU/KVM's practical ceiling; any more
+/// would not fit in the bytes and KiB that libvirt and Terraform count in).
+pub const MAX_MEMORY_MIB: u64 = 16 * 1024 * 1024;
+/// Maximum disk size: 64 TiB (qcow2's limit with default clusters; also
+/// keeps the size in bytes far from `u64` overflow).
+pub const MAX_DISK_GIB: u64 = 64 * 1024;
+/// Kubernetes' default NodePort range, which Traefik's entry points use.
+pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+/// Keepalived's largest `preempt_delay` (seconds).
+pub const MAX_PREEMPT_DELAY_SECS: u16 = 1000;
+/// CoreDNS's `forward` plugin accepts at most this many upstreams.
+pub const MAX_FORWARDERS: usize = 15;
 
 /// Checks `spec` against every rule and returns all problems (empty if valid).
 pub fn validate(spec: &Spec) -> Vec<Problem> {
@@ -29,6 +41,9 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     v.flows();
     v.shares();
     v.admin();
+    v.dns_names();
+    v.volumes();
+    v.interfaces();
     v.router();
     for (group, a, b) in crate::reboot::conflicts(spec) {
         v.out.push(rule(
@@ -55,6 +70,20 @@ struct Validator<'a> {
     out: Vec<Problem>,
     addrs: BTreeMap<Ipv4Addr, Element>,
     nets: BTreeMap<&'a str, &'a Network>,
+}
+
+/// A subnet whose address has bits set outside its prefix (`10.17.3.1/24`):
+/// tools disagree on what it means, so it is written only as `10.17.3.0/24`.
+fn host_bits(out: &mut Vec<Problem>, element: &Element, what: &str, net: Ipv4Net) {
+    if net.addr() != net.network() {
+        out.push(rule(
+            element.clone(),
+            format!(
+                "{what} {net} has host bits set; the subnet is {}",
+                net.trunc()
+            ),
+        ));
+    }
 }
 
 fn rule(element: Element, rule: impl Into<String>) -> Problem {
@@ -120,16 +149,24 @@ impl<'a> Validator<'a> {
     fn networks(&mut self) {
         let mut bridges: BTreeMap<&str, Element> = BTreeMap::new();
         let mut lans = 0;
-        for net in &self.spec.networks {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, net) in self.spec.networks.iter().enumerate() {
             let el = Element::Network(net.name.to_string());
-            if let Some(first) = self.nets.get(net.name.as_str()) {
+            if let Some(&first) = seen.get(net.name.as_str()) {
                 self.out.push(Problem::DuplicateName {
                     name: net.name.to_string(),
-                    first: Element::Network(first.name.to_string()),
-                    second: el.clone(),
+                    first: Element::Entry {
+                        list: "networks",
+                        index: first,
+                    },
+                    second: Element::Entry {
+                        list: "networks",
+                        index,
+                    },
                 });
                 continue;
             }
+            seen.insert(net.name.as_str(), index);
             self.nets.insert(net.name.as_str(), net);
             if net.is_lan() {
                 lans += 1;
@@ -151,6 +188,7 @@ impl<'a> Validator<'a> {
             } else {
                 bridges.insert(net.bridge.as_str(), el.clone());
             }
+            host_bits(&mut self.out, &el, "subnet", net.cidr);
             if net.cidr.prefix_len() > 30 {
                 self.out.push(rule(
                     el.clone(),
@@ -220,19 +258,23 @@ impl<'a> Validator<'a> {
     }
 
     fn vms(&mut self) {
-        let mut names: BTreeMap<&str, ()> = BTreeMap::new();
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
         let mut macs: BTreeMap<MacAddr, Element> = BTreeMap::new();
         let mut masters = 0;
-        for vm in &self.spec.vms {
+        for (index, vm) in self.spec.vms.iter().enumerate() {
             let el = Element::Vm(vm.name.to_string());
-            if names.insert(vm.name.as_str(), ()).is_some() {
+            if let Some(&first) = names.get(vm.name.as_str()) {
                 self.out.push(Problem::DuplicateName {
                     name: vm.name.to_string(),
-                    first: el.clone(),
-                    second: el.clone(),
+                    first: Element::Entry {
+                        list: "vms",
+                        index: first,
+                    },
+                    second: Element::Entry { list: "vms", index },
                 });
                 continue;
             }
+            names.insert(vm.name.as_str(), index);
             if vm.has(Role::Master) {
                 masters += 1;
             }
@@ -246,6 +288,24 @@ impl<'a> Validator<'a> {
                 self.out.push(rule(
                     el.clone(),
                     format!("memory {} is below {MIN_MEMORY_MIB} MiB", vm.memory),
+                ));
+            }
+            if vm.memory.0 > MAX_MEMORY_MIB {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "memory {} MiB is above the maximum of {MAX_MEMORY_MIB} MiB (16 TiB)",
+                        vm.memory.0
+                    ),
+                ));
+            }
+            if vm.root_disk.0 > MAX_DISK_GIB {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "root disk {} GiB is above the maximum of {MAX_DISK_GIB} GiB (64 TiB, the qcow2 limit)",
+                        vm.root_disk.0
+                    ),
                 ));
             }
             if vm.root_disk.0 < MIN_ROOT_DISK_GIB {
@@ -265,7 +325,16 @@ impl<'a> Validator<'a> {
                         .push(rule(del.clone(), "disk name used twice on this VM"));
                 }
                 if d.size.0 == 0 {
-                    self.out.push(rule(del, "size is 0"));
+                    self.out.push(rule(del.clone(), "size is 0"));
+                }
+                if d.size.0 > MAX_DISK_GIB {
+                    self.out.push(rule(
+                        del,
+                        format!(
+                            "size {} GiB is above the maximum of {MAX_DISK_GIB} GiB (64 TiB, the qcow2 limit)",
+                            d.size.0
+                        ),
+                    ));
                 }
             }
             if vm.nics.is_empty() {
@@ -295,6 +364,15 @@ impl<'a> Validator<'a> {
                     }
                 }
                 self.claim_addr(nic.address, nel.clone());
+                if let Some(why) = nic.mac.and_then(|m| m.unusable()) {
+                    self.out.push(rule(
+                        nel.clone(),
+                        format!(
+                            "MAC {} is {why}; a NIC needs a unicast address",
+                            nic.mac.map(|m| m.to_string()).unwrap_or_default()
+                        ),
+                    ));
+                }
                 let mac = nic.mac.unwrap_or_else(|| {
                     MacAddr::derive(self.spec.name.as_str(), vm.name.as_str(), index)
                 });
@@ -320,16 +398,32 @@ impl<'a> Validator<'a> {
 
     fn vips(&mut self) {
         let mut names: BTreeSet<&str> = BTreeSet::new();
+        let mut first_at: BTreeMap<&str, usize> = BTreeMap::new();
         let vm_names: BTreeSet<&str> = self.spec.vms.iter().map(|v| v.name.as_str()).collect();
-        for vip in &self.spec.vips {
+        for (index, vip) in self.spec.vips.iter().enumerate() {
             let el = Element::Vip(vip.name.to_string());
             if !names.insert(vip.name.as_str()) {
                 self.out.push(Problem::DuplicateName {
                     name: vip.name.to_string(),
-                    first: el.clone(),
-                    second: el.clone(),
+                    first: Element::Entry {
+                        list: "vips",
+                        index: first_at.get(vip.name.as_str()).copied().unwrap_or(0),
+                    },
+                    second: Element::Entry {
+                        list: "vips",
+                        index,
+                    },
                 });
                 continue;
+            }
+            first_at.insert(vip.name.as_str(), index);
+            if let crate::Preempt::AfterSecs(d) = vip.preempt {
+                if d > MAX_PREEMPT_DELAY_SECS {
+                    self.out.push(rule(
+                        el.clone(),
+                        format!("preempt delay {d} s is above Keepalived's maximum of {MAX_PREEMPT_DELAY_SECS} s"),
+                    ));
+                }
             }
             if vm_names.contains(vip.name.as_str()) {
                 self.out.push(Problem::DuplicateName {
@@ -488,6 +582,7 @@ impl<'a> Validator<'a> {
             }
         }
         let subnet = vpn.subnet;
+        host_bits(&mut self.out, &Element::Vpn, "subnet", subnet);
         let check = |addr: Ipv4Addr| {
             contains(subnet, addr)
                 && (subnet.prefix_len() >= 31
@@ -500,15 +595,23 @@ impl<'a> Validator<'a> {
             ));
         }
         self.claim_addr(vpn.address, Element::Vpn);
-        let mut names = BTreeSet::new();
-        for p in &vpn.peers {
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, p) in vpn.peers.iter().enumerate() {
             let el = Element::VpnPeer(p.name.to_string());
-            if !names.insert(p.name.as_str()) {
+            if let Some(&first) = names.get(p.name.as_str()) {
                 self.out.push(Problem::DuplicateName {
                     name: p.name.to_string(),
-                    first: el.clone(),
-                    second: el.clone(),
+                    first: Element::Entry {
+                        list: "vpn.peers",
+                        index: first,
+                    },
+                    second: Element::Entry {
+                        list: "vpn.peers",
+                        index,
+                    },
                 });
+            } else {
+                names.insert(p.name.as_str(), index);
             }
             if !check(p.address) {
                 self.out.push(rule(
@@ -557,6 +660,30 @@ impl<'a> Validator<'a> {
                 }
             }
             open.push((el, cidr));
+        }
+        host_bits(
+            &mut self.out,
+            &Element::K3s("cluster_cidr"),
+            "cluster CIDR",
+            k.cluster_cidr,
+        );
+        host_bits(
+            &mut self.out,
+            &Element::K3s("service_cidr"),
+            "service CIDR",
+            k.service_cidr,
+        );
+        for (what, p) in [("web", k.ingress.web), ("websecure", k.ingress.websecure)] {
+            if !NODE_PORTS.contains(&p.get()) {
+                self.out.push(rule(
+                    Element::K3s("ingress"),
+                    format!(
+                        "{what} port {p} is outside the NodePort range {}-{} that Traefik's service is exposed on",
+                        NODE_PORTS.start(),
+                        NODE_PORTS.end()
+                    ),
+                ));
+            }
         }
         if k.ingress.web == k.ingress.websecure {
             self.out.push(rule(
@@ -619,15 +746,23 @@ impl<'a> Validator<'a> {
     }
 
     fn shares(&mut self) {
-        let mut names = BTreeSet::new();
-        for s in &self.spec.shares {
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, s) in self.spec.shares.iter().enumerate() {
             let el = Element::Share(s.name.to_string());
-            if !names.insert(s.name.as_str()) {
+            if let Some(&first) = names.get(s.name.as_str()) {
                 self.out.push(Problem::DuplicateName {
                     name: s.name.to_string(),
-                    first: el.clone(),
-                    second: el.clone(),
+                    first: Element::Entry {
+                        list: "shares",
+                        index: first,
+                    },
+                    second: Element::Entry {
+                        list: "shares",
+                        index,
+                    },
                 });
+            } else {
+                names.insert(s.name.as_str(), index);
             }
             for c in &s.clients {
                 self.endpoint(&el, c);
@@ -651,6 +786,167 @@ impl<'a> Validator<'a> {
                 Element::Admin,
                 "no SSH key: nobody could log in to any VM (add one with ssh_key(\"ssh-ed25519 …\"); the example generates one into secrets/)",
             ));
+        }
+    }
+
+    /// One name, one A record: the host, the VMs, the VIPs and the `api`
+    /// alias of the API VIP share the zone, so no two may share a label.
+    fn dns_names(&mut self) {
+        if self.spec.dns.forwarders.len() > MAX_FORWARDERS {
+            self.out.push(rule(
+                Element::Dns,
+                format!(
+                    "{} forwarders; CoreDNS's forward plugin accepts at most {MAX_FORWARDERS}",
+                    self.spec.dns.forwarders.len()
+                ),
+            ));
+        }
+        let mut labels: BTreeMap<&str, Element> = BTreeMap::new();
+        let host = &self.spec.host.name;
+        labels.insert(host.as_str(), Element::Host);
+        for vm in &self.spec.vms {
+            if labels.get(vm.name.as_str()) == Some(&Element::Host) {
+                self.out.push(Problem::DuplicateName {
+                    name: vm.name.to_string(),
+                    first: Element::Host,
+                    second: Element::Vm(vm.name.to_string()),
+                });
+            }
+            labels
+                .entry(vm.name.as_str())
+                .or_insert_with(|| Element::Vm(vm.name.to_string()));
+        }
+        for vip in &self.spec.vips {
+            // VM/VIP clashes are reported by `vips`.
+            if labels.get(vip.name.as_str()) == Some(&Element::Host) {
+                self.out.push(Problem::DuplicateName {
+                    name: vip.name.to_string(),
+                    first: Element::Host,
+                    second: Element::Vip(vip.name.to_string()),
+                });
+            }
+            labels
+                .entry(vip.name.as_str())
+                .or_insert_with(|| Element::Vip(vip.name.to_string()));
+        }
+        let api = self
+            .spec
+            .vips
+            .iter()
+            .find(|v| v.ports.iter().any(|p| p.role == Role::Master));
+        if let Some(api) = api.filter(|v| v.name.as_str() != "api") {
+            if let Some(first) = labels.get("api") {
+                self.out.push(rule(
+                    Element::Vip(api.name.to_string()),
+                    format!("serves the K3s API, so it is also named \"api\" in DNS, which is already {first}"),
+                ));
+            }
+        }
+    }
+
+    /// Every volume in the pool has its own name: `<vm>-root.qcow2` and
+    /// `<vm>-<disk>.qcow2` must not collide (a disk named `root`, or
+    /// `x-root` on VM `a` beside VM `a-x`).
+    fn volumes(&mut self) {
+        let mut vols: BTreeMap<String, Element> = BTreeMap::new();
+        let base = self.spec.image.volume_name();
+        for vm in &self.spec.vms {
+            let mut own = vec![(
+                format!("{}-root.qcow2", vm.name),
+                Element::Vm(vm.name.to_string()),
+            )];
+            own.extend(vm.data_disks.iter().map(|d| {
+                (
+                    format!("{}-{}.qcow2", vm.name, d.name),
+                    Element::Disk {
+                        vm: vm.name.to_string(),
+                        disk: d.name.to_string(),
+                    },
+                )
+            }));
+            for (vol, el) in own {
+                if vol == base {
+                    self.out.push(rule(
+                        el.clone(),
+                        format!("volume {vol} is the name of the OS base image"),
+                    ));
+                }
+                match vols.get(&vol) {
+                    Some(first) if *first != el => self.out.push(rule(
+                        el,
+                        format!("volume {vol} is also the volume of {first}"),
+                    )),
+                    Some(_) => {}
+                    None => {
+                        vols.insert(vol, el);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Host interface names: every bridge, the uplink and the VPN interface
+    /// (when the VPN ends on the host) are distinct devices.
+    fn interfaces(&mut self) {
+        fn claim<'s>(
+            seen: &mut BTreeMap<&'s str, String>,
+            out: &mut Vec<Problem>,
+            el: Element,
+            what: &str,
+            name: &'s str,
+        ) {
+            match seen.get(name) {
+                Some(first) => out.push(rule(el, format!("{what} {name:?} is also the {first}"))),
+                None => {
+                    seen.insert(name, format!("{what} of {el}"));
+                }
+            }
+        }
+        let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+        let h = &self.spec.host;
+        claim(
+            &mut seen,
+            &mut self.out,
+            Element::Host,
+            "uplink",
+            h.uplink.as_str(),
+        );
+        for net in &self.spec.networks {
+            let el = Element::Network(net.name.to_string());
+            // A second network with the same bridge is reported by `networks`.
+            if seen
+                .get(net.bridge.as_str())
+                .is_some_and(|f| f.starts_with("bridge"))
+            {
+                continue;
+            }
+            // The LAN bridge equal to the uplink is reported by `host`.
+            if net.name == h.lan && net.bridge.as_str() == h.uplink.as_str() {
+                continue;
+            }
+            claim(&mut seen, &mut self.out, el, "bridge", net.bridge.as_str());
+        }
+        if let Some(vpn) = &self.spec.vpn {
+            match &vpn.endpoint {
+                VpnEndpoint::Host => claim(
+                    &mut seen,
+                    &mut self.out,
+                    Element::Vpn,
+                    "interface",
+                    vpn.interface.as_str(),
+                ),
+                VpnEndpoint::Vm(_) => {
+                    let i = vpn.interface.as_str();
+                    if i.strip_prefix("eth")
+                        .is_some_and(|n| n.parse::<u32>().is_ok())
+                    {
+                        self.out.push(rule(
+                            Element::Vpn,
+                            format!("interface {i:?} is the name of a NIC inside the endpoint VM (eth0, eth1, …)"),
+                        ));
+                    }
+                }
+            }
         }
     }
 }

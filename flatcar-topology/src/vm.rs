@@ -55,61 +55,26 @@ impl fmt::Display for Channel {
     }
 }
 
-/// Why an OS image version was rejected.
+/// Why an OS image version was rejected (the text is shown escaped and shortened).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a Flatcar version like 4081.2.0")]
+#[error("{0} is not a Flatcar version like 4081.2.0")]
 pub struct VersionError(pub String);
 
-/// A Flatcar release version (`4081.2.0`).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct FlatcarVersion(String);
-
-impl FlatcarVersion {
-    /// Validates `major.minor.patch`.
-    pub fn new(s: impl Into<String>) -> Result<Self, VersionError> {
-        let s = s.into();
-        let parts: Vec<&str> = s.split('.').collect();
-        let ok = parts.len() == 3
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 6 && p.bytes().all(|b| b.is_ascii_digit()));
-        if ok {
-            Ok(FlatcarVersion(s))
-        } else {
-            Err(VersionError(s))
-        }
-    }
-
-    /// The version text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+crate::validated_string! {
+    /// A Flatcar release version (`4081.2.0`).
+    pub struct FlatcarVersion;
+    error = VersionError;
+    validate = flatcar_version;
 }
 
-impl TryFrom<String> for FlatcarVersion {
-    type Error = VersionError;
-    fn try_from(s: String) -> Result<Self, VersionError> {
-        FlatcarVersion::new(s)
-    }
-}
-
-impl From<FlatcarVersion> for String {
-    fn from(v: FlatcarVersion) -> String {
-        v.0
-    }
-}
-
-impl fmt::Display for FlatcarVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for FlatcarVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
+fn flatcar_version(s: &str) -> Result<(), VersionError> {
+    let parts: Vec<&str> = s.split('.').collect();
+    let ok = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 6 && p.bytes().all(|b| b.is_ascii_digit()));
+    ok.then_some(())
+        .ok_or_else(|| VersionError(crate::text::shown(s)))
 }
 
 /// The Flatcar QEMU base image VMs boot from (each VM gets a qcow2 overlay).
@@ -126,7 +91,7 @@ impl Default for OsImage {
     fn default() -> Self {
         OsImage {
             channel: Channel::Stable,
-            version: FlatcarVersion("4081.2.0".to_string()),
+            version: FlatcarVersion::unchecked("4081.2.0"),
         }
     }
 }
@@ -197,62 +162,34 @@ impl Vm {
 )]
 pub struct SshKeyError;
 
-/// One `authorized_keys` line: `ssh-ed25519 AAAA… comment`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct SshKey(String);
-
-impl SshKey {
-    /// Validates a public key line.
-    pub fn new(s: impl Into<String>) -> Result<Self, SshKeyError> {
-        let s = s.into();
-        let printable = s.bytes().all(|b| (0x20..0x7f).contains(&b));
-        let mut parts = s.split(' ');
-        let kind = parts.next().unwrap_or_default();
-        let key = parts.next().unwrap_or_default();
-        let kind_ok = matches!(
-            kind,
-            "ssh-ed25519"
-                | "ssh-rsa"
-                | "ecdsa-sha2-nistp256"
-                | "ecdsa-sha2-nistp384"
-                | "ecdsa-sha2-nistp521"
-                | "sk-ssh-ed25519@openssh.com"
-        );
-        let key_ok = key.len() >= 16
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
-        if printable && kind_ok && key_ok {
-            Ok(SshKey(s))
-        } else {
-            Err(SshKeyError)
-        }
-    }
-
-    /// The key line.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+crate::validated_string! {
+    /// One `authorized_keys` line: `ssh-ed25519 AAAA… comment`.
+    pub struct SshKey;
+    error = SshKeyError;
+    validate = ssh_key;
 }
 
-impl TryFrom<String> for SshKey {
-    type Error = SshKeyError;
-    fn try_from(s: String) -> Result<Self, SshKeyError> {
-        SshKey::new(s)
-    }
-}
-
-impl From<SshKey> for String {
-    fn from(k: SshKey) -> String {
-        k.0
-    }
-}
-
-impl fmt::Debug for SshKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
+fn ssh_key(s: &str) -> Result<(), SshKeyError> {
+    let printable = s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let mut parts = s.split(' ');
+    let kind = parts.next().unwrap_or_default();
+    let key = parts.next().unwrap_or_default();
+    let kind_ok = matches!(
+        kind,
+        "ssh-ed25519"
+            | "ssh-rsa"
+            | "ecdsa-sha2-nistp256"
+            | "ecdsa-sha2-nistp384"
+            | "ecdsa-sha2-nistp521"
+            | "sk-ssh-ed25519@openssh.com"
+    );
+    let key_ok = key.len() >= 16
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    (printable && kind_ok && key_ok && s.len() <= 16 * 1024)
+        .then_some(())
+        .ok_or(SshKeyError)
 }
 
 /// The administrative login on every VM.

@@ -125,6 +125,7 @@ pub struct Vpn {
     /// UDP listen port.
     pub listen_port: Port,
     /// Tunnel subnet.
+    #[serde(with = "crate::addr::subnet")]
     pub subnet: Ipv4Net,
     /// The endpoint's tunnel address.
     pub address: Ipv4Addr,

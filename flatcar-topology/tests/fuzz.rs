@@ -208,7 +208,12 @@ fn cluster_seeds(f: Format) -> Vec<Vec<u8>> {
 fn fuzz_toml_loader() {
     fuzz("toml", &cluster_seeds(Format::Toml), |b| {
         if let Err(e) = Cluster::from_str_as(&text(b), Format::Toml) {
-            assert!(!e.to_string().is_empty());
+            let m = e.to_string();
+            assert!(!m.is_empty());
+            assert!(
+                flatcar_topology::text::is_clean(&m),
+                "control character in {m:?}"
+            );
         }
     });
 }
@@ -217,7 +222,57 @@ fn fuzz_toml_loader() {
 fn fuzz_json_loader() {
     fuzz("json", &cluster_seeds(Format::Json), |b| {
         if let Err(e) = Cluster::from_str_as(&text(b), Format::Json) {
-            assert!(!e.to_string().is_empty());
+            let m = e.to_string();
+            assert!(!m.is_empty());
+            assert!(
+                flatcar_topology::text::is_clean(&m),
+                "control character in {m:?}"
+            );
+        }
+    });
+}
+
+/// The error formatter: no input makes a message hold a control character
+/// or grow with the input.
+#[test]
+fn fuzz_error_formatter() {
+    use flatcar_topology::problem::{Element, Problem};
+    use flatcar_topology::text::{clean, is_clean, shown};
+    let seeds: Vec<Vec<u8>> = ["lb1", "a\nb", "\u{1b}[2J", "\u{202e}x", "é\u{0}"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    fuzz("formatter", &seeds, |b| {
+        let t = text(b);
+        let p = Problem::InvalidName {
+            element: Element::Vm(t.clone()),
+            name: t.clone(),
+            reason: flatcar_topology::NameError::Empty,
+        };
+        let r = Problem::Rule {
+            element: Element::Disk {
+                vm: t.clone(),
+                disk: t.clone(),
+            },
+            rule: t.clone(),
+        };
+        for m in [shown(&t), clean(&t, 80), p.to_string(), r.to_string()] {
+            assert!(is_clean(&m) && !m.contains('\n'), "{m:?}");
+            assert!(m.chars().count() < 1_000, "{} chars", m.chars().count());
+        }
+        for m in [
+            Name::new(t.clone()).err().map(|e| e.to_string()),
+            DomainName::new(t.clone()).err().map(|e| e.to_string()),
+            SshKey::new(t.clone()).err().map(|e| e.to_string()),
+            t.parse::<MacAddr>().err().map(|e| e.to_string()),
+            flatcar_topology::ImageRef::new(t.clone())
+                .err()
+                .map(|e| e.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(is_clean(&m) && !m.contains('\n'), "{m:?}");
         }
     });
 }

@@ -1,34 +1,34 @@
 //! Secret stores: generate once, keep, never print. The in-memory store
 //! lives here; the on-disk store (`DirSecrets`) is in `flatcar-ignition`.
 
-use crate::{Error, Secret};
+use crate::{Error, Secret, SecretId};
 use std::collections::BTreeMap;
 
 /// Where generated secrets live between runs.
 pub trait SecretStore {
-    /// The secret `name`; generated with `generate` and stored if absent.
+    /// The secret `id`; generated with `generate` and stored if absent.
     fn get_or_create(
         &mut self,
-        name: &str,
+        id: &SecretId,
         generate: &dyn Fn() -> Result<Secret, Error>,
     ) -> Result<Secret, Error>;
 }
 
 /// An in-memory store (tests, one-shot renders).
 #[derive(Debug, Default)]
-pub struct MemorySecrets(BTreeMap<String, Secret>);
+pub struct MemorySecrets(BTreeMap<SecretId, Secret>);
 
 impl SecretStore for MemorySecrets {
     fn get_or_create(
         &mut self,
-        name: &str,
+        id: &SecretId,
         generate: &dyn Fn() -> Result<Secret, Error>,
     ) -> Result<Secret, Error> {
-        if let Some(s) = self.0.get(name) {
+        if let Some(s) = self.0.get(id) {
             return Ok(s.clone());
         }
         let s = generate()?;
-        self.0.insert(name.into(), s.clone());
+        self.0.insert(id.clone(), s.clone());
         Ok(s)
     }
 }
