@@ -317,27 +317,27 @@ fn flows_refer_to_existing_things() {
         matches!(
             p,
             Problem::UnknownVm {
-                element: Element::Flow(i),
+                element: Element::Flow(j),
                 ..
-            }
+            } if *j == i
         )
     });
     has(&p, |p| {
         matches!(
             p,
             Problem::UnknownVip {
-                element: Element::Flow(i),
+                element: Element::Flow(j),
                 ..
-            }
+            } if *j == i
         )
     });
     has(&p, |p| {
         matches!(
             p,
             Problem::Rule {
-                element: Element::Flow(i),
+                element: Element::Flow(j),
                 ..
-            }
+            } if *j == i
         )
     });
 }
