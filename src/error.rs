@@ -2,6 +2,7 @@
 
 /// Everything that can go wrong composing, rendering or writing a bundle.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The model or a service failed.
     #[error(transparent)]
@@ -16,6 +17,17 @@ pub enum Error {
         path: String,
         /// What failed.
         message: String,
+    },
+    /// Strict rendering refused downloads that carry no hash or digest.
+    #[error("refusing to render: {} artifact(s) without a published hash or digest (pin or override them):\n{}", .0.len(), .0.join("\n"))]
+    Unverified(Vec<String>),
+    /// An artifact override names no artifact the cloud downloads.
+    #[error("artifact override {name:?} matches nothing this cloud downloads (known: {known})")]
+    UnknownOverride {
+        /// The override's name.
+        name: String,
+        /// The artifact names the cloud uses.
+        known: String,
     },
     /// An artifact could not be rendered.
     #[error("cannot render {what}: {message}")]

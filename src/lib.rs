@@ -17,7 +17,7 @@ pub mod scale;
 pub mod services;
 pub mod terraform;
 
-pub use bundle::{Bundle, BundleSecrets, Plan};
+pub use bundle::{Bundle, BundleSecrets, Plan, RenderOptions};
 pub use error::Error;
 
 /// libvirt XML documents of the cluster, by bundle path.

@@ -73,7 +73,7 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
         .dns("microcloud.home.arpa", &plan.forwarders)
         .ntp(&["0.flatcar.pool.ntp.org", "1.flatcar.pool.ntp.org"])
         .k3s(|k| {
-            k.version("v1.31.4+k3s1")
+            k.version("v1.36.5+k3s1")
                 .cluster_cidr(plan.cluster_cidr)
                 .service_cidr(plan.service_cidr)
                 .ingress(30080, 30443)

@@ -2,6 +2,7 @@
 
 /// Everything that can go wrong rendering K3s configuration.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The cluster has no API VIP (a VIP with a port served by masters).
     #[error("no VIP serves role master: agents and joining servers need the API VIP")]
@@ -18,6 +19,18 @@ pub enum Error {
         version: String,
         /// The keys.
         keys: Vec<String>,
+    },
+    /// The K3s version has no pinned binary hash and no `k3s` override.
+    #[error("K3s {0} has no pinned SHA-256 (pinned: {pinned}); pin it or override the artifact \"k3s\" with its url and hash", pinned = crate::install::K3S_BINARIES.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", "))]
+    UnpinnedVersion(String),
+    /// A pinned artifact is malformed (a bug in the pin table).
+    #[error("pinned artifact {name}: {source}")]
+    Artifact {
+        /// Artifact name.
+        name: String,
+        /// Why it was rejected.
+        #[source]
+        source: flatcar_topology::artifact::ArtifactError,
     },
     /// YAML rendering failed.
     #[error("cannot render {what}: {message}")]

@@ -42,4 +42,7 @@ pub mod ruleset;
 pub mod wireguard;
 
 pub use error::Error;
-pub use flatcar::{NetServices, CHRONY_CONF, CHRONY_IMAGE, COREDNS_IMAGE};
+pub use flatcar::{
+    chrony_sysext, coredns_image, NetServices, CHRONY_CONF, CHRONY_VERSION, COREDNS_DIGEST,
+    COREDNS_IMAGE, COREDNS_VERSION,
+};

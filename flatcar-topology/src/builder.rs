@@ -489,6 +489,7 @@ pub struct ClusterBuilder {
     flows: Vec<Flow>,
     vpn: Option<Vpn>,
     shares: Vec<NfsShare>,
+    artifacts: crate::artifact::ArtifactSettings,
 }
 
 impl Cluster {
@@ -523,6 +524,7 @@ impl Cluster {
             flows: Vec::new(),
             vpn: None,
             shares: Vec::new(),
+            artifacts: crate::artifact::ArtifactSettings::default(),
         }
     }
 }
@@ -806,6 +808,20 @@ impl ClusterBuilder {
         self
     }
 
+    /// Fetches every pinned artifact through `mirror` (air-gapped installs).
+    pub fn mirror(&mut self, mirror: crate::artifact::Mirror) -> &mut Self {
+        self.artifacts.mirror = mirror;
+        self
+    }
+
+    /// Replaces the artifact `name` (`k3s`, `keepalived`, `coredns`, …) with
+    /// its own source and check: a local build or a private mirror.
+    pub fn override_artifact(&mut self, name: &str, with: crate::artifact::Override) -> &mut Self {
+        let n = self.sink.name(Element::Cluster, name);
+        self.artifacts.overrides.insert(n, with);
+        self
+    }
+
     /// Validates everything and returns the cluster or every problem found.
     pub fn build(mut self) -> Result<Cluster, Problems> {
         let h = &self.host;
@@ -853,6 +869,7 @@ impl ClusterBuilder {
             flows: self.flows,
             vpn: self.vpn,
             shares: self.shares,
+            artifacts: self.artifacts,
         };
         let mut problems = self.sink.0;
         match Cluster::try_from(spec) {

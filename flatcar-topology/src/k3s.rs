@@ -188,7 +188,7 @@ fn default_token() -> Name {
 impl Default for K3s {
     fn default() -> Self {
         K3s {
-            version: K3sVersion("v1.31.4+k3s1".into()),
+            version: K3sVersion("v1.36.5+k3s1".into()),
             cluster_cidr: crate::net4!("10.42.0.0/16"),
             service_cidr: crate::net4!("10.43.0.0/16"),
             ingress: Ingress {

@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod artifact;
 mod builder;
 mod cluster;
 mod error;

@@ -96,14 +96,10 @@ impl Service for Hostile {
         let vm = &cluster.vms()[0].name;
         out.file(vm, File::text("/etc/../shadow", 0o644, ""));
         out.file(vm, File::text("relative/path", 0o644, ""));
-        out.file(
-            vm,
-            File::remote("/opt/bin/x", 0o755, "http://insecure", &"a".repeat(128)),
-        );
-        out.file(
-            vm,
-            File::remote("/opt/bin/y", 0o755, "https://example.org/y", "short"),
-        );
+        // Remote files take a typed Artifact (URL and hash validated by
+        // its constructors); links are checked here.
+        out.link(vm, "/etc/extensions/../x.raw", "/opt/extensions/x.raw");
+        out.link(vm, "/etc/extensions/y.raw", "relative/y.raw");
         out.unit(vm, Unit::enabled("evil\n.service", ""));
         out.sysctl(vm, "net.ipv4.ip_forward\n", "1");
         Ok(())
