@@ -18,7 +18,9 @@ impl Service for Writes {
     }
     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
         if let Some(vm) = cluster.vms().first() {
-            out.file(&vm.name, File::text(self.1, 0o644, "x\n"));
+            // Each service writes its own bytes: identical bytes at one path
+            // are one file (see below), different bytes collide.
+            out.file(&vm.name, File::text(self.1, 0o644, format!("{}\n", self.0)));
             out.unit(
                 &vm.name,
                 Unit::dropin("docker.service", &format!("{}.conf", self.0), "[Unit]\n"),
@@ -85,6 +87,27 @@ fn two_services_writing_one_path_is_an_error_naming_both() {
     )
     .expect_err("collision");
     assert!(err.to_string().contains("base and gamma"), "{err}");
+    // The same bytes at the same path from two services (two system
+    // extensions' shared sysupdate placeholder) are one file.
+    struct Same(&'static str);
+    impl Service for Same {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
+            out.file(
+                &cluster.vms()[0].name,
+                File::text("/etc/same", 0o644, "same\n"),
+            );
+            Ok(())
+        }
+    }
+    compose(
+        &c,
+        &[&Same("one"), &Same("two")],
+        &mut MemorySecrets::default(),
+    )
+    .expect("identical files do not collide");
 }
 
 struct Hostile;
