@@ -17,7 +17,7 @@
 //! (`vdb`, `vdc`, …) as the built-in domain XML.
 
 use crate::Error;
-use flatcar_topology::libvirt::domain::disk_dev;
+use flatcar_libvirt::domain::disk_dev;
 use flatcar_topology::{Cluster, NetworkKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -336,10 +336,7 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
         },
         resource: r,
     };
-    let mut s = serde_json::to_string_pretty(&doc).map_err(|e| Error::Render {
-        what: "terraform".into(),
-        message: e.to_string(),
-    })?;
+    let mut s = serde_json::to_string_pretty(&doc).map_err(Error::Terraform)?;
     s.push('\n');
     Ok(s)
 }

@@ -316,7 +316,7 @@ fn terraform_pins_the_provider_and_addresses_data_disks_like_ignition() {
         }
         let xslt = dom["xml"]["xslt"].as_str().expect("xslt");
         for (i, d) in vm.data_disks.iter().enumerate() {
-            let dev = flatcar_topology::libvirt::domain::disk_dev(i + 1);
+            let dev = flatcar_libvirt::domain::disk_dev(i + 1);
             // The domain XML gives the disk at `dev` this serial …
             let at = xml
                 .find(&format!("<target dev=\"{dev}\""))

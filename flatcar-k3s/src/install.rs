@@ -247,7 +247,7 @@ impl Service for K3sCluster {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let err = |e: Error| TopologyError::Serialize(format!("flatcar-k3s: {e}"));
+        let err = |e: Error| TopologyError::service("flatcar-k3s", e);
         let nodes: Vec<_> = cluster
             .vms()
             .iter()

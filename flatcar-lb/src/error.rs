@@ -2,6 +2,7 @@
 
 /// Everything that can go wrong rendering load-balancer configs.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The VM is not a load balancer of the cluster.
     #[error("vm {0:?} does not exist or holds no VIP")]

@@ -62,8 +62,8 @@ impl Service for LoadBalancers {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let err = |e: crate::Error| TopologyError::Serialize(format!("flatcar-lb: {e}"));
-        let aerr = |e: ArtifactError| TopologyError::Serialize(format!("flatcar-lb: {e}"));
+        let err = |e: crate::Error| TopologyError::service("flatcar-lb", e);
+        let aerr = |e: ArtifactError| TopologyError::service("flatcar-lb", e);
         let holders: Vec<_> = cluster
             .with_role(Role::LoadBalancer)
             .filter(|vm| cluster.vips_held_by(vm).next().is_some())

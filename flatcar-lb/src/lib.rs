@@ -37,8 +37,8 @@
 //!
 //! // On Flatcar: files, units and sysctls reach both holders through the
 //! // provisioning model.
-//! use flatcar_topology::provision::{compose, MemorySecrets};
-//! let nodes = compose(&cluster, &[&flatcar_lb::LoadBalancers::default()], &mut MemorySecrets::default())
+//! use flatcar_topology::provision::{Composed, MemorySecrets};
+//! let nodes = Composed::from_services(&cluster, &[&flatcar_lb::LoadBalancers::default()], &mut MemorySecrets::default())
 //!     .expect("no collisions")
 //!     .nodes;
 //! assert!(nodes["lb2"].files.contains_key("/etc/keepalived/keepalived.conf"));

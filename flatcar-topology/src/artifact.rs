@@ -61,6 +61,16 @@ pub enum ArtifactError {
     /// An override that is neither a file nor an image, or lacks its check.
     #[error("artifact override: {0}")]
     Override(&'static str),
+    /// An artifact of the wrong kind where a file (or an image) is needed.
+    #[error("artifact {name} must be {expected}: override it with {hint}")]
+    Kind {
+        /// Artifact name.
+        name: String,
+        /// `a file` or `an image`.
+        expected: &'static str,
+        /// What to write instead.
+        hint: &'static str,
+    },
     /// An artifact name that is not a valid name.
     #[error("artifact name {0:?} is not a valid name")]
     Name(String),

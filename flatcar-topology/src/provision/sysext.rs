@@ -92,9 +92,14 @@ pub fn install(
     let version = artifact.version();
     let raw = format!("/opt/extensions/{name}/{}", image_file(name, version));
     let file = File::remote(&raw, 0o644, artifact).ok_or_else(|| {
-        Error::Serialize(format!(
-            "artifact {name} is a system extension: override it with a url, not an image"
-        ))
+        Error::service(
+            "sysext",
+            ArtifactError::Kind {
+                name: name.to_string(),
+                expected: "a file (a system extension image)",
+                hint: "url = \"…\", not image",
+            },
+        )
     })?;
     let source_dir = artifact
         .as_file()
