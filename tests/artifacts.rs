@@ -89,8 +89,8 @@ fn every_remote_file_is_verified_or_listed_and_k3s_coredns_are_verified() {
         }
     }
     assert!(
-        remote >= 7 + 2 * 2 + 1,
-        "k3s on 7 nodes, 2 extensions on 2 LBs, chrony: {remote}"
+        remote >= 12,
+        "k3s on 7 nodes + 2 extensions on 2 LBs + chrony = 12: {remote}"
     );
     for name in ["k3s", "coredns"] {
         assert!(b.downloads()[name].is_verified(), "{name} must be verified");

@@ -46,7 +46,7 @@ const CHRONY_DROPIN: &str =
 
 /// WireGuard, CoreDNS and Chrony.
 #[derive(Debug, Clone, Default)]
-pub struct NetServices;
+pub struct NetServices {}
 
 fn coredns_unit(image: &str) -> String {
     format!(

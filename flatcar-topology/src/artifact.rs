@@ -899,8 +899,11 @@ mod tests {
     fn serde_goes_through_the_constructors() {
         let zero = format!("\"sha256-{}\"", "0".repeat(64));
         assert!(serde_json::from_str::<FileHash>(&zero).is_err());
-        let ok: FileHash = serde_json::from_str(&format!("\"{K3S}\"")).unwrap();
-        assert_eq!(serde_json::to_string(&ok).unwrap(), format!("\"{K3S}\""));
+        let ok: FileHash = serde_json::from_str(&format!("\"{K3S}\"")).expect("valid");
+        assert_eq!(
+            serde_json::to_string(&ok).expect("valid"),
+            format!("\"{K3S}\"")
+        );
         assert!(serde_json::from_str::<SourceUrl>("\"ftp://x/y\"").is_err());
         assert!(serde_json::from_str::<ImageName>("\"docker.io/a/b@sha256:aa\"").is_err());
     }
@@ -920,10 +923,10 @@ mod tests {
         ] {
             assert!(SourceUrl::new(bad).is_err(), "{bad:?}");
         }
-        let i = ImageName::new("registry.k8s.io/coredns/coredns:v1.14.2").unwrap();
+        let i = ImageName::new("registry.k8s.io/coredns/coredns:v1.14.2").expect("valid");
         assert_eq!(i.to_string(), "registry.k8s.io/coredns/coredns:v1.14.2");
         assert_eq!(
-            i.on_registry(&RegistryHost::new("reg.lan:5000").unwrap())
+            i.on_registry(&RegistryHost::new("reg.lan:5000").expect("valid"))
                 .to_string(),
             "reg.lan:5000/coredns/coredns:v1.14.2"
         );
@@ -940,18 +943,19 @@ mod tests {
 
     #[test]
     fn mirror_and_override() {
-        let a = Artifact::file("k3s", "v1", "https://github.com/k3s-io/k3s/k3s", K3S).unwrap();
+        let a =
+            Artifact::file("k3s", "v1", "https://github.com/k3s-io/k3s/k3s", K3S).expect("valid");
         let img = Artifact::image(
             "coredns",
             "1.14.2",
             "registry.k8s.io/coredns/coredns:v1.14.2",
             "sha256:fd5079792b93909db3adefa91e41c3995455013394f0197c7346786ae19079fc",
         )
-        .unwrap();
+        .expect("valid");
         let mut s = ArtifactSettings {
             mirror: Mirror {
-                files: Some(SourceUrl::new("http://mirror.lan/files/").unwrap()),
-                registry: Some(RegistryHost::new("mirror.lan:5000").unwrap()),
+                files: Some(SourceUrl::new("http://mirror.lan/files/").expect("valid")),
+                registry: Some(RegistryHost::new("mirror.lan:5000").expect("valid")),
             },
             overrides: BTreeMap::new(),
         };
@@ -960,16 +964,16 @@ mod tests {
             "http://mirror.lan/files/github.com/k3s-io/k3s/k3s"
         );
         assert_eq!(
-            img.resolve(&s).pull_ref().unwrap(),
+            img.resolve(&s).pull_ref().expect("valid"),
             "mirror.lan:5000/coredns/coredns:v1.14.2@sha256:fd5079792b93909db3adefa91e41c3995455013394f0197c7346786ae19079fc"
         );
         s.overrides.insert(
-            Name::new("k3s").unwrap(),
+            Name::new("k3s").expect("valid"),
             Override::file(
                 "https://build.lan/k3s",
                 &format!("sha512-{}", "12".repeat(64)),
             )
-            .unwrap(),
+            .expect("valid"),
         );
         let o = a.resolve(&s);
         assert_eq!(o.source().to_string(), "https://build.lan/k3s");
@@ -984,7 +988,7 @@ mod tests {
              [keepalived]\nurl = \"https://b.lan/k.raw\"\nunverified = true\n\
              [coredns]\nimage = \"reg.lan/coredns:1\"\ndigest = \"sha256:fd5079792b93909db3adefa91e41c3995455013394f0197c7346786ae19079fc\"\n",
         )
-        .unwrap();
+        .expect("valid");
         assert_eq!(t.len(), 3);
         assert!(matches!(
             t["keepalived"].source,
@@ -993,8 +997,8 @@ mod tests {
                 ..
             }
         ));
-        let back = toml::to_string(&t).unwrap();
-        let again: BTreeMap<String, Override> = toml::from_str(&back).unwrap();
+        let back = toml::to_string(&t).expect("valid");
+        let again: BTreeMap<String, Override> = toml::from_str(&back).expect("valid");
         assert_eq!(t, again);
         for bad in [
             "[x]\nurl = \"https://b/k\"\n",
