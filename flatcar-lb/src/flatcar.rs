@@ -82,8 +82,14 @@ impl Service for LoadBalancers {
                 kad.clone(),
                 false,
             );
-            sysext::install(out, &vm.name, &hap_ext, &["haproxy.service"])?;
-            sysext::install(out, &vm.name, &kad_ext, &["keepalived.service"])?;
+            sysext::install(
+                out,
+                &vm.name,
+                &[
+                    (&hap_ext, &["haproxy.service"]),
+                    (&kad_ext, &["keepalived.service"]),
+                ],
+            )?;
             // The extension's unit reads /etc/haproxy/haproxy.cfg and writes
             // its pid to /run/haproxy/haproxy.pid, as the config says.
             out.file(&vm.name, File::text("/etc/haproxy/haproxy.cfg", 0o644, hap));

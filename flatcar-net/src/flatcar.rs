@@ -205,7 +205,7 @@ impl Service for NetServices {
         if !ntp_vms.is_empty() {
             let ext = out.uses(cluster.artifact(&chrony_sysext().map_err(aerr)?));
             for vm in ntp_vms {
-                sysext::install(out, &vm.name, &ext, &["chronyd.service"])?;
+                sysext::install(out, &vm.name, &[(&ext, &["chronyd.service"])])?;
                 out.file(&vm.name, File::text(CHRONY_CONF, 0o644, server.clone()));
                 out.unit(
                     &vm.name,

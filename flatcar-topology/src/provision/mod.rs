@@ -430,15 +430,16 @@ impl<'a> Contributions<'a> {
                 "is not an absolute path of safe characters",
             );
         }
-        // The same file with the same bytes twice (two extensions' shared
-        // sysupdate placeholder) is one file, not a collision.
-        if self
-            .composed
-            .nodes
-            .get(vm.as_str())
-            .and_then(|n| n.files.get(&file.path))
-            == Some(&file)
-        {
+        // Two *different* services agreeing on the same bytes at one path
+        // (the sysupdate placeholder every system extension needs) is one
+        // file; a service writing a path twice, or different bytes, collides.
+        let service = self.service;
+        if self.composed.nodes.get(vm.as_str()).is_some_and(|n| {
+            n.files.get(&file.path) == Some(&file)
+                && n.claims
+                    .get(&("file", file.path.clone()))
+                    .is_some_and(|first| *first != service)
+        }) {
             return;
         }
         if let Some(n) = self.claimed(vm, "file", &file.path) {

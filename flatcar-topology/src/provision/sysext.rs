@@ -75,14 +75,46 @@ pub fn transfer(name: &str, version: &str, source_dir: &str) -> String {
 /// fails on an empty `/etc/sysupdate.d`.
 pub const NOOP_TRANSFER: &str = "[Source]\nType=regular-file\nPath=/\nMatchPattern=invalid@v.raw\n\n[Target]\nType=regular-file\nPath=/\n";
 
-/// Installs the (already resolved) extension image `artifact` on `vm`:
-/// download, `/etc/extensions` link, sysupdate transfer and timer dropin,
-/// `systemd-sysext` enabled. `units` are units the extension ships that
-/// should start at boot; they are linked into `multi-user.target.wants`
-/// because presets run before extensions merge.
+/// One extension to install: the (already resolved) image artifact and the
+/// units it ships that should start at boot.
+pub type Extension<'a> = (&'a Artifact, &'a [&'a str]);
+
+/// Installs `extensions` on `vm`: per extension the download, the
+/// `/etc/extensions` link, the sysupdate transfer and its timer dropin; once
+/// per VM the sysupdate placeholder and `systemd-sysext`/the sysupdate timer
+/// enabled. Units an extension ships are linked into
+/// `multi-user.target.wants` because presets run before extensions merge.
 ///
-/// Fails when `artifact` is an image (an override of the wrong kind).
+/// Fails when an artifact is an image (an override of the wrong kind).
 pub fn install(
+    out: &mut Contributions<'_>,
+    vm: &Name,
+    extensions: &[Extension<'_>],
+) -> Result<(), Error> {
+    if extensions.is_empty() {
+        return Ok(());
+    }
+    for (artifact, units) in extensions {
+        install_one(out, vm, artifact, units)?;
+    }
+    out.file(
+        vm,
+        File::text("/etc/sysupdate.d/noop.conf", 0o644, NOOP_TRANSFER),
+    );
+    for unit in ["systemd-sysext.service", "systemd-sysupdate.timer"] {
+        out.unit(
+            vm,
+            Unit {
+                name: unit.into(),
+                enabled: Some(true),
+                ..Unit::default()
+            },
+        );
+    }
+    Ok(())
+}
+
+fn install_one(
     out: &mut Contributions<'_>,
     vm: &Name,
     artifact: &Artifact,
@@ -114,26 +146,6 @@ pub fn install(
             0o644,
             transfer(name, version, &source_dir),
         ),
-    );
-    out.file(
-        vm,
-        File::text("/etc/sysupdate.d/noop.conf", 0o644, NOOP_TRANSFER),
-    );
-    out.unit(
-        vm,
-        Unit {
-            name: "systemd-sysext.service".into(),
-            enabled: Some(true),
-            ..Unit::default()
-        },
-    );
-    out.unit(
-        vm,
-        Unit {
-            name: "systemd-sysupdate.timer".into(),
-            enabled: Some(true),
-            ..Unit::default()
-        },
     );
     out.unit(
         vm,
