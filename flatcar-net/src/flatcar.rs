@@ -4,10 +4,11 @@
 //! flows of every service, so the bundle renders it after composition with
 //! [`crate::ruleset::render`].)
 
-use crate::{chrony, coredns as dns, wireguard};
+use crate::{chrony, coredns as dns, router, wireguard};
 use flatcar_topology::artifact::{Artifact, ArtifactError};
 use flatcar_topology::provision::{sysext, Contributions, File, Service, Unit};
 use flatcar_topology::{Cluster, Error as TopologyError, Role, VpnEndpoint};
+use std::collections::BTreeMap;
 
 /// CoreDNS release pinned for the DNS role.
 pub const COREDNS_VERSION: &str = "1.14.2";
@@ -46,7 +47,13 @@ const CHRONY_DROPIN: &str =
 
 /// WireGuard, CoreDNS and Chrony.
 #[derive(Debug, Clone, Default)]
-pub struct NetServices {}
+pub struct NetServices {
+    /// The zones as rendered last time, by zone name (the cluster domain or
+    /// a reverse zone): each zone keeps its SOA serial when its content is
+    /// unchanged and takes the next one when it changed. Empty: every zone
+    /// starts at [`dns::Serial::FIRST`].
+    pub previous_zones: BTreeMap<String, dns::PreviousZone>,
+}
 
 fn coredns_unit(image: &str) -> String {
     format!(
@@ -127,10 +134,47 @@ impl Service for NetServices {
             }
             out.artifact("vpn/endpoint.pub", format!("{}\n", endpoint.public), false);
         }
+        // The LAN router's port forwards (for the user's router).
+        if let (Some(table), Some(rules)) = (router::table(cluster), router::nftables(cluster)) {
+            out.artifact("router/port-forwards.md", table, false);
+            out.artifact("router/nftables.nft", rules, false);
+        }
+        // Chrony: the sysext-bakery extension on the NTP role.
+        let server = chrony::server(cluster);
+        out.artifact("ntp/chrony-server.conf", server.clone(), false);
+        out.artifact("ntp/chrony-client.conf", chrony::client(cluster), false);
+        let ntp_vms: Vec<_> = cluster.with_role(Role::Ntp).collect();
+        if !ntp_vms.is_empty() {
+            let ext = out.uses(cluster.artifact(&chrony_sysext().map_err(aerr)?));
+            for vm in ntp_vms {
+                sysext::install(out, &vm.name, &[(&ext, &["chronyd.service"])])?;
+                out.file(&vm.name, File::text(CHRONY_CONF, 0o644, server.clone()));
+                out.unit(
+                    &vm.name,
+                    Unit::dropin("chronyd.service", "20-microcloud.conf", CHRONY_DROPIN),
+                );
+                out.unit(
+                    &vm.name,
+                    Unit {
+                        name: "systemd-timesyncd.service".into(),
+                        mask: true,
+                        ..Unit::default()
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), TopologyError> {
+        let aerr = |e: ArtifactError| TopologyError::service("flatcar-net", e);
         // CoreDNS.
-        let zone = dns::zone(cluster, &[]);
+        // Rendered once, after every service asked for its records: the
+        // bundle's `dns/` files and the DNS nodes' files are the same values.
+        let domain = cluster.domain().to_string();
+        let zone = dns::zone_after(cluster, out.records(), self.previous_zones.get(&domain));
         let corefile = dns::corefile(cluster);
-        let reverse = dns::reverse_zones(cluster);
+        let reverse = dns::reverse_zones_after(cluster, &self.previous_zones);
         out.artifact("dns/Corefile", corefile.clone(), false);
         out.artifact(
             &format!("dns/{}.zone", cluster.domain()),
@@ -196,30 +240,6 @@ impl Service for NetServices {
                     "[Resolve]\nDNSStubListener=no\n",
                 ),
             );
-        }
-        // Chrony.
-        let server = chrony::server(cluster);
-        out.artifact("ntp/chrony-server.conf", server.clone(), false);
-        out.artifact("ntp/chrony-client.conf", chrony::client(cluster), false);
-        let ntp_vms: Vec<_> = cluster.with_role(Role::Ntp).collect();
-        if !ntp_vms.is_empty() {
-            let ext = out.uses(cluster.artifact(&chrony_sysext().map_err(aerr)?));
-            for vm in ntp_vms {
-                sysext::install(out, &vm.name, &[(&ext, &["chronyd.service"])])?;
-                out.file(&vm.name, File::text(CHRONY_CONF, 0o644, server.clone()));
-                out.unit(
-                    &vm.name,
-                    Unit::dropin("chronyd.service", "20-microcloud.conf", CHRONY_DROPIN),
-                );
-                out.unit(
-                    &vm.name,
-                    Unit {
-                        name: "systemd-timesyncd.service".into(),
-                        mask: true,
-                        ..Unit::default()
-                    },
-                );
-            }
         }
         Ok(())
     }

@@ -273,6 +273,33 @@ impl VmBuilder {
     }
 }
 
+/// Configures the LAN router's port forwards
+/// ([`ClusterBuilder::router`]).
+#[derive(Debug)]
+pub struct RouterBuilder {
+    builder: u64,
+    sink: Sink,
+    forwards: Vec<crate::PortForward>,
+}
+
+impl RouterBuilder {
+    /// Forwards TCP `public` on the router's WAN side to `port` on `vip`.
+    pub fn forward(mut self, public: u16, vip: &VipRef, port: u16) -> Self {
+        if vip.builder != self.builder {
+            self.sink
+                .value(Element::Router, "vip", "handle comes from another builder");
+        }
+        let public = self.sink.port(&Element::Router, "public port", public);
+        let port = self.sink.port(&Element::Router, "vip port", port);
+        self.forwards.push(crate::PortForward {
+            public,
+            vip: vip.name.clone(),
+            port,
+        });
+        self
+    }
+}
+
 /// Settings of one VIP, inside [`ClusterBuilder::vip`].
 #[derive(Debug)]
 pub struct VipBuilder {
@@ -490,6 +517,7 @@ pub struct ClusterBuilder {
     vpn: Option<Vpn>,
     shares: Vec<NfsShare>,
     artifacts: crate::artifact::ArtifactSettings,
+    router: Option<crate::LanRouter>,
 }
 
 impl Cluster {
@@ -525,6 +553,7 @@ impl Cluster {
             vpn: None,
             shares: Vec::new(),
             artifacts: crate::artifact::ArtifactSettings::default(),
+            router: None,
         }
     }
 }
@@ -822,6 +851,43 @@ impl ClusterBuilder {
         self
     }
 
+    /// The LAN router (not managed; in the model for its port forwards):
+    /// its WAN interface and what it forwards to which VIP.
+    ///
+    /// ```
+    /// use flatcar_topology::{net4, BackendPort, Cluster, Endpoint, HostBuilder, Proto, Role};
+    /// let mut c = Cluster::builder("demo", HostBuilder::new("kvm1"));
+    /// let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
+    /// let lb = c.vm("lb1", |v| v.role(Role::LoadBalancer).nic(&lan, 11));
+    /// c.vm("worker1", |v| v.role(Role::Worker).nic(&lan, 21));
+    /// let web = c.vip("web", &lan, 14, |v| v.ingress(80, Role::Worker, BackendPort::IngressWeb).holders([&lb]));
+    /// c.allow(Endpoint::Internet, &web, Proto::Tcp, &[80]);
+    /// c.router("wan", |r| r.forward(8080, &web, 80));
+    /// let cluster = c.build().expect("valid");
+    /// assert_eq!(cluster.router().expect("router").forwards[0].public.get(), 8080);
+    /// ```
+    pub fn router(
+        &mut self,
+        wan: &str,
+        f: impl FnOnce(RouterBuilder) -> RouterBuilder,
+    ) -> &mut Self {
+        let wan = IfName::new(wan.to_string()).unwrap_or_else(|e| {
+            self.sink.value(Element::Router, "wan interface", &e);
+            IfName::unchecked(e.0)
+        });
+        let b = f(RouterBuilder {
+            builder: self.id,
+            sink: Sink::default(),
+            forwards: Vec::new(),
+        });
+        self.sink.0.extend(b.sink.0);
+        self.router = Some(crate::LanRouter {
+            wan,
+            forwards: b.forwards,
+        });
+        self
+    }
+
     /// Validates everything and returns the cluster or every problem found.
     pub fn build(mut self) -> Result<Cluster, Problems> {
         let h = &self.host;
@@ -870,6 +936,7 @@ impl ClusterBuilder {
             vpn: self.vpn,
             shares: self.shares,
             artifacts: self.artifacts,
+            router: self.router,
         };
         let mut problems = self.sink.0;
         match Cluster::try_from(spec) {

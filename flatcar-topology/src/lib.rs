@@ -60,6 +60,7 @@ mod port;
 pub mod problem;
 pub mod provision;
 mod role;
+mod router;
 mod secret;
 mod services;
 mod size;
@@ -75,8 +76,8 @@ mod vm;
 mod vpn;
 
 pub use builder::{
-    ClusterBuilder, HostBuilder, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder, VipBuilder,
-    VipRef, VmBuilder, VmRef, VpnBuilder,
+    ClusterBuilder, HostBuilder, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder, RouterBuilder,
+    VipBuilder, VipRef, VmBuilder, VmRef, VpnBuilder,
 };
 pub use cluster::{Backend, Cluster, NicView};
 pub use error::{BoxError, Error};
@@ -90,6 +91,7 @@ pub use network::{DhcpRange, IfName, IfNameError, Network, NetworkKind};
 pub use port::{Port, PortError, PortRange};
 pub use problem::{Element, Problem, Problems};
 pub use role::Role;
+pub use router::{LanRouter, PortForward};
 pub use secret::Secret;
 pub use services::{Dns, Ntp};
 pub use size::{GiB, MiB};

@@ -52,4 +52,8 @@ pub struct Spec {
     /// Mirror and per-artifact overrides for everything the cloud downloads.
     #[serde(default, skip_serializing_if = "ArtifactSettings::is_default")]
     pub artifacts: ArtifactSettings,
+    /// The LAN router's port forwards to the VIPs (the router itself is
+    /// not managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<crate::LanRouter>,
 }
