@@ -18,10 +18,7 @@ pub fn all_after(previous_zones: BTreeMap<String, PreviousZone>) -> Vec<Box<dyn 
     vec![
         Box::new(flatcar_lb::LoadBalancers::default()),
         Box::new(flatcar_k3s::K3sCluster),
-        Box::new(flatcar_net::NetServices {
-            previous_zones,
-            ..flatcar_net::NetServices::default()
-        }),
+        Box::new(flatcar_net::NetServices { previous_zones }),
     ]
 }
 
