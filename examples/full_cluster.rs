@@ -9,7 +9,7 @@
 
 use clap::Parser;
 use flatcar_microcloud::bundle::ChangeKind;
-use flatcar_microcloud::{Bundle, BundleSecrets};
+use flatcar_microcloud::{Bundle, BundleSecrets, RenderOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,6 +30,10 @@ struct Args {
     /// Print unified diffs of changed files.
     #[arg(long)]
     diff: bool,
+    /// Refuse to render when any downloaded artifact has no published hash
+    /// or digest (the error lists them).
+    #[arg(long)]
+    strict: bool,
     /// Define the pool, volumes, networks and domains at this libvirt URI
     /// (e.g. qemu:///system); prints the plan first. Nothing is started.
     #[cfg(feature = "libvirt")]
@@ -268,13 +272,38 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let bundle = match Bundle::render(&cluster, &mut secrets) {
+    let options = if args.strict {
+        RenderOptions::strict()
+    } else {
+        RenderOptions::default()
+    };
+    let bundle = match Bundle::render_opts(&cluster, &mut secrets, options) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    println!("downloads: {} artifact(s)", bundle.downloads().len());
+    for a in bundle.downloads().values() {
+        let mark = if a.is_verified() {
+            "verified  "
+        } else {
+            "UNVERIFIED"
+        };
+        println!("  {mark} {a}");
+    }
+    let unverified = bundle.unverified();
+    if !unverified.is_empty() {
+        println!(
+            "warning: {} unverified artifact(s) (no published hash found; --strict refuses them):",
+            unverified.len()
+        );
+        for a in unverified {
+            println!("  {} {} ({})", a.name(), a.version(), a.source());
+        }
+    }
+    println!();
     let plan = match bundle.plan(&args.out) {
         Ok(p) => p,
         Err(e) => {

@@ -29,6 +29,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Strict rendering refused downloads that carry no hash or digest.
+    #[error("refusing to render: {} artifact(s) without a published hash or digest (pin or override them):\n{}", .0.len(), .0.join("\n"))]
+    Unverified(Vec<String>),
+    /// An artifact override names no artifact the cloud downloads.
+    #[error("artifact override {name:?} matches nothing this cloud downloads (known: {known})")]
+    UnknownOverride {
+        /// The override's name.
+        name: String,
+        /// The artifact names the cloud uses.
+        known: String,
+    },
     /// The bundle path has no directory name (`/`, `..`).
     #[error("{}: not a directory name", .0.display())]
     NotADirectory(PathBuf),

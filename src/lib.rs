@@ -28,7 +28,13 @@ pub mod reference;
 pub mod services;
 pub mod terraform;
 
-pub use bundle::{Bundle, BundleSecrets, Plan};
+pub use bundle::{Bundle, BundleSecrets, Plan, RenderOptions};
+
+/// Every pinned artifact (K3s, system extensions, images) with its version,
+/// hash and the public source the hash was taken from; how they are
+/// delivered on Flatcar; mirror and overrides. (`docs/artifacts.md`)
+#[doc = include_str!("../docs/artifacts.md")]
+pub mod artifacts {}
 pub use error::Error;
 
 /// PostgreSQL on the database VMs.

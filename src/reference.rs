@@ -89,7 +89,7 @@ pub fn cluster_for(plan: &AddressPlan, admin_keys: &[&str]) -> Result<Cluster, P
         .dns("microcloud.home.arpa", &plan.forwarders)
         .ntp(&["0.flatcar.pool.ntp.org", "1.flatcar.pool.ntp.org"])
         .k3s(|k| {
-            k.version("v1.31.4+k3s1")
+            k.version("v1.36.5+k3s1")
                 .cluster_cidr(plan.cluster_cidr)
                 .service_cidr(plan.service_cidr)
                 .ingress(30080, 30443)

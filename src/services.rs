@@ -18,10 +18,7 @@ pub fn all_after(previous_zones: BTreeMap<String, PreviousZone>) -> Vec<Box<dyn 
     vec![
         Box::new(flatcar_lb::LoadBalancers::default()),
         Box::new(flatcar_k3s::K3sCluster),
-        Box::new(flatcar_net::NetServices {
-            previous_zones,
-            ..flatcar_net::NetServices::default()
-        }),
+        Box::new(flatcar_net::NetServices { previous_zones }),
         Box::new(flatcar_db::Postgres),
     ]
 }
@@ -46,4 +43,21 @@ pub fn compose(
     let services = all();
     let refs: Vec<&dyn Service> = services.iter().map(|s| s.as_ref()).collect();
     flatcar_ignition::compose(cluster, &refs, secrets)
+}
+
+/// PostgreSQL release pinned for the database role (no sysext-bakery
+/// extension exists, so it runs as a digest-pinned container).
+pub const POSTGRES_VERSION: &str = "18.6";
+
+/// The PostgreSQL image: the multi-arch index of `postgres:18-alpine`
+/// (PostgreSQL 18.6) as recorded by `docker-library/repo-info`
+/// `repos/postgres/remote/18-alpine.md` (see `docs/artifacts.md`).
+pub fn postgres_image(
+) -> Result<flatcar_topology::artifact::Artifact, flatcar_topology::artifact::ArtifactError> {
+    flatcar_topology::artifact::Artifact::image(
+        "postgres",
+        POSTGRES_VERSION,
+        "docker.io/library/postgres:18.6-alpine",
+        "sha256:a1d02e4bd40c94d3bf2bdd3678c137388e76d9efcd23c285e9429d336a834b44",
+    )
 }

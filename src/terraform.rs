@@ -1,8 +1,23 @@
 //! Terraform export for the dmacvicar/libvirt provider (`.tf.json`): the
 //! same pool, volumes, networks, Ignition and domains the built-in apply
 //! manages — an alternative for teams that already run Terraform.
+//!
+//! The export follows the provider's **0.8.x schema** (`libvirt_domain`
+//! with `disk`, `network_interface`, `coreos_ignition`, `fw_cfg_name` and
+//! `xml { xslt }` blocks; documented in the provider's
+//! `website/docs/r/domain.html.markdown` at tag `v0.8.3`) and pins exactly
+//! [`PROVIDER_VERSION`]: the 0.9 rewrite replaced that schema with one that
+//! mirrors libvirt's domain XML, so `~> 0.8`-style ranges are not used.
+//!
+//! Data disks: Ignition's `disks` section (from the model) addresses each
+//! data disk as `/dev/disk/by-id/virtio-<name>`, which udev creates only for
+//! a virtio disk with a `<serial>`. The 0.8 `disk` block has no `serial`
+//! (only `wwn`, for SCSI disks), so each domain carries an XSLT that adds
+//! `<serial><name></serial>` to the data disk at the same target device
+//! (`vdb`, `vdc`, …) as the built-in domain XML.
 
 use crate::Error;
+use flatcar_libvirt::domain::disk_dev;
 use flatcar_topology::{Cluster, NetworkKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -98,6 +113,35 @@ struct Ignition {
     content: String,
 }
 
+/// The exact dmacvicar/libvirt provider version whose schema this export follows.
+pub const PROVIDER_VERSION: &str = "= 0.8.3";
+
+#[derive(Serialize)]
+struct Xml {
+    xslt: String,
+}
+
+/// The XSLT that gives each data disk of `vm` its `<serial>` (the name), so
+/// `/dev/disk/by-id/virtio-<name>` exists for Ignition's `disks` section.
+/// `None` for a VM without data disks.
+pub fn serial_xslt(vm: &flatcar_topology::Vm) -> Option<String> {
+    if vm.data_disks.is_empty() {
+        return None;
+    }
+    let mut s = String::from(
+        "<?xml version=\"1.0\"?>\n<xsl:stylesheet version=\"1.0\" xmlns:xsl=\"http://www.w3.org/1999/XSL/Transform\">\n  <xsl:output method=\"xml\" indent=\"yes\"/>\n  <xsl:template match=\"node()|@*\">\n    <xsl:copy><xsl:apply-templates select=\"node()|@*\"/></xsl:copy>\n  </xsl:template>\n",
+    );
+    for (i, d) in vm.data_disks.iter().enumerate() {
+        s.push_str(&format!(
+            "  <xsl:template match=\"/domain/devices/disk[target/@dev='{dev}']\">\n    <xsl:copy><xsl:apply-templates select=\"node()|@*\"/><serial>{name}</serial></xsl:copy>\n  </xsl:template>\n",
+            dev = disk_dev(i + 1),
+            name = d.name
+        ));
+    }
+    s.push_str("</xsl:stylesheet>\n");
+    Some(s)
+}
+
 #[derive(Serialize)]
 struct Domain {
     name: String,
@@ -110,6 +154,8 @@ struct Domain {
     disk: Vec<Disk>,
     network_interface: Vec<Nic>,
     console: Vec<Console>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xml: Option<Xml>,
 }
 
 #[derive(Serialize)]
@@ -246,6 +292,7 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
                     target_type: "serial",
                     target_port: "0",
                 }],
+                xml: serial_xslt(vm).map(|xslt| Xml { xslt }),
             },
         );
     }
@@ -280,7 +327,7 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
             required_providers: RequiredProviders {
                 libvirt: ProviderSource {
                     source: "dmacvicar/libvirt",
-                    version: "~> 0.8",
+                    version: PROVIDER_VERSION,
                 },
             },
         },

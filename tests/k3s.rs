@@ -178,13 +178,18 @@ fn token_only_in_secret_files_and_binary_verified() {
                 panic!("token not secret")
             };
             token = Some(s.expose().to_string());
-            let Contents::Remote { url, sha512 } = &node.files["/opt/bin/k3s"].contents else {
+            let Contents::Remote { url, hash } = &node.files["/opt/bin/k3s"].contents else {
                 panic!("k3s not fetched")
             };
-            assert!(
-                url.starts_with("https://github.com/k3s-io/k3s/releases/download/v1.31.4%2Bk3s1/")
+            assert_eq!(
+                url.as_str(),
+                "https://github.com/k3s-io/k3s/releases/download/v1.36.5%2Bk3s1/k3s"
             );
-            assert_eq!(sha512.len(), 128);
+            // The SHA-256 from the release's sha256sum-amd64.txt.
+            assert_eq!(
+                hash.map(|h| h.to_string()).as_deref(),
+                Some("sha256-d73847bcd3c5fccef0115b372e2f9a91f3032dc84bbf71518a4617565294d313")
+            );
             assert_eq!(node.files[config::CONFIG_FILE].mode, 0o600);
         }
     }

@@ -124,20 +124,27 @@ fn contributed_to_the_load_balancers_only() {
             "{name}"
         );
     }
-    let unit = composed.nodes["lb1"].units["haproxy.service"]
-        .contents
-        .clone()
-        .expect("unit");
-    assert!(
-        unit.contains("@sha256:") && unit.contains("--network host"),
-        "{unit}"
+    // HAProxy and Keepalived come from the sysext-bakery extensions, with
+    // their own units; the cloud adds drop-ins, not container units.
+    let lb1 = &composed.nodes["lb1"];
+    assert!(lb1.units["haproxy.service"].contents.is_none());
+    assert!(lb1.units["haproxy.service"]
+        .dropins
+        .contains_key("20-microcloud.conf"));
+    assert_eq!(
+        lb1.links
+            .get("/etc/extensions/haproxy.raw")
+            .map(String::as_str),
+        Some("/opt/extensions/haproxy/haproxy-3.2.5-x86-64.raw")
     );
     assert!(composed.artifacts.contains_key("lb/lb1/haproxy.cfg"));
 }
 
 /// The track script works on a real Flatcar node only if the pid HAProxy
-/// writes means the same process in Keepalived's container: both run in the
-/// host pid namespace and share the runtime directory holding the pid file.
+/// writes is the pid Keepalived probes: both run as host services from
+/// their system extensions (no pid namespaces), the extension's HAProxy unit
+/// writes `-p /run/haproxy/haproxy.pid`, which is what the config and the
+/// track script name.
 #[test]
 fn keepalived_sees_the_haproxy_pid_it_tracks() {
     let c = cluster().expect("valid");
@@ -148,27 +155,29 @@ fn keepalived_sees_the_haproxy_pid_it_tracks() {
     )
     .expect("no collisions");
     let node = &composed.nodes["lb1"];
-    let unit = |n: &str| node.units[n].contents.clone().expect("unit text");
     let file = |p: &str| match &node.files[p].contents {
         Contents::Inline(b) => String::from_utf8(b.clone()).expect("utf8"),
         other => panic!("{p}: {other:?}"),
     };
-    let (hap_unit, ka_unit) = (unit("haproxy.service"), unit("keepalived.service"));
-    let mount = format!("-v {0}:{0}", haproxy::RUN_DIR);
-    for u in [&hap_unit, &ka_unit] {
-        assert!(u.contains("--pid host") && u.contains(&mount), "{u}");
-    }
-    assert!(
-        ka_unit.contains(&format!("--entrypoint {} ", flatcar_lb::KEEPALIVED_BIN)),
-        "{ka_unit}"
-    );
     assert!(haproxy::PID_FILE.starts_with(haproxy::RUN_DIR));
     assert!(file("/etc/haproxy/haproxy.cfg").contains(&format!("pidfile {}", haproxy::PID_FILE)));
     assert!(
         file("/etc/keepalived/keepalived.conf").contains(&format!("$(cat {})", haproxy::PID_FILE))
     );
-    // Every image is pinned by digest.
-    for u in [&hap_unit, &ka_unit] {
-        assert!(u.contains("@sha256:"), "{u}");
+    // Keepalived runs VRRP only, after HAProxy.
+    assert_eq!(
+        file(flatcar_lb::KEEPALIVED_ENV),
+        "KEEPALIVED_OPTIONS=\"--vrrp\"\n"
+    );
+    let order = &node.units["keepalived.service"].dropins["20-microcloud.conf"];
+    assert!(order.contains("After=haproxy.service"), "{order}");
+    // Both extensions are downloaded to /opt/extensions and linked.
+    for (name, ver) in [
+        ("haproxy", flatcar_lb::HAPROXY_VERSION),
+        ("keepalived", flatcar_lb::KEEPALIVED_VERSION),
+    ] {
+        let raw = format!("/opt/extensions/{name}/{name}-{ver}-x86-64.raw");
+        assert!(matches!(node.files[&raw].contents, Contents::Remote { .. }));
+        assert_eq!(node.links[&format!("/etc/extensions/{name}.raw")], raw);
     }
 }

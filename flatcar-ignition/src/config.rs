@@ -64,6 +64,22 @@ pub struct Storage<'a> {
     pub filesystems: Vec<Filesystem<'a>>,
     /// Files.
     pub files: Vec<FileEntry<'a>>,
+    /// Symbolic links.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkEntry<'a>>,
+}
+
+/// A symbolic link.
+#[derive(Debug, Serialize)]
+pub struct LinkEntry<'a> {
+    /// Link path.
+    pub path: &'a str,
+    /// What it points to.
+    pub target: &'a str,
+    /// Symbolic, not hard.
+    pub hard: bool,
+    /// Replace what is there.
+    pub overwrite: bool,
 }
 
 /// A disk to partition.
@@ -138,7 +154,7 @@ pub struct Resource<'a> {
 /// Content verification.
 #[derive(Debug, Serialize)]
 pub struct Verification {
-    /// `sha512-<hex>`.
+    /// `sha256-<hex>` or `sha512-<hex>`.
     pub hash: String,
 }
 
@@ -203,10 +219,10 @@ pub fn config(node: &Node) -> Config<'_> {
                     source: data_url(s.expose().as_bytes()).into(),
                     verification: None,
                 },
-                Contents::Remote { url, sha512 } => Resource {
+                Contents::Remote { url, hash } => Resource {
                     source: url.as_str().into(),
-                    verification: Some(Verification {
-                        hash: format!("sha512-{sha512}"),
+                    verification: hash.map(|h| Verification {
+                        hash: h.to_string(),
                     }),
                 },
             },
@@ -280,6 +296,16 @@ pub fn config(node: &Node) -> Config<'_> {
             disks,
             filesystems,
             files,
+            links: node
+                .links
+                .iter()
+                .map(|(path, target)| LinkEntry {
+                    path,
+                    target,
+                    hard: false,
+                    overwrite: true,
+                })
+                .collect(),
         },
         systemd: Systemd { units },
     }

@@ -19,7 +19,9 @@ impl Service for Writes {
     }
     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
         if let Some(vm) = cluster.vms().first() {
-            out.file(&vm.name, File::text(self.1, 0o644, "x\n"));
+            // Each service writes its own bytes: identical bytes at one path
+            // are one file (see below), different bytes collide.
+            out.file(&vm.name, File::text(self.1, 0o644, format!("{}\n", self.0)));
             out.unit(
                 &vm.name,
                 Unit::dropin("docker.service", &format!("{}.conf", self.0), "[Unit]\n"),
@@ -99,6 +101,27 @@ fn two_services_writing_one_path_is_an_error_naming_both() {
     )
     .expect_err("collision");
     assert!(err.to_string().contains("base and gamma"), "{err}");
+    // The same bytes at the same path from two services (two system
+    // extensions' shared sysupdate placeholder) are one file.
+    struct Same(&'static str);
+    impl Service for Same {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
+            out.file(
+                &cluster.vms()[0].name,
+                File::text("/etc/same", 0o644, "same\n"),
+            );
+            Ok(())
+        }
+    }
+    compose(
+        &c,
+        &[&Same("one"), &Same("two")],
+        &mut MemorySecrets::default(),
+    )
+    .expect("identical files do not collide");
 }
 
 struct Hostile;
@@ -110,14 +133,10 @@ impl Service for Hostile {
         let vm = &cluster.vms()[0].name;
         out.file(vm, File::text("/etc/../shadow", 0o644, ""));
         out.file(vm, File::text("relative/path", 0o644, ""));
-        out.file(
-            vm,
-            File::remote("/opt/bin/x", 0o755, "http://insecure", &"a".repeat(128)),
-        );
-        out.file(
-            vm,
-            File::remote("/opt/bin/y", 0o755, "https://example.org/y", "short"),
-        );
+        // Remote files take a typed Artifact (URL and hash validated by
+        // its constructors); links are checked here.
+        out.link(vm, "/etc/extensions/../x.raw", "/opt/extensions/x.raw");
+        out.link(vm, "/etc/extensions/y.raw", "relative/y.raw");
         out.unit(vm, Unit::enabled("evil\n.service", ""));
         out.sysctl(vm, "net.ipv4.ip_forward\n", "1");
         Ok(())

@@ -10,6 +10,18 @@ pub enum Error {
     /// A VM that should run K3s has no address.
     #[error("vm {0:?} has no NIC")]
     NoAddress(String),
+    /// The K3s version has no pinned binary hash and no `k3s` override.
+    #[error("K3s {0} has no pinned SHA-256 (pinned: {pinned}); pin it or override the artifact \"k3s\" with its url and hash", pinned = crate::install::K3S_BINARIES.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", "))]
+    UnpinnedVersion(String),
+    /// A pinned artifact is malformed (a bug in the pin table).
+    #[error("pinned artifact {name}: {source}")]
+    Artifact {
+        /// Artifact name.
+        name: String,
+        /// Why it was rejected.
+        #[source]
+        source: flatcar_topology::artifact::ArtifactError,
+    },
     /// A config uses a key K3s does not accept.
     #[error("{config}: keys not accepted by K3s {version}: {keys:?}")]
     UnknownKeys {

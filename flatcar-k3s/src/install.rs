@@ -3,21 +3,31 @@
 //! ordering and the bootstrap wait, the token as a 0600 secret, the storage
 //! node's NFS exports and the Longhorn prerequisites.
 
+use crate::Error;
 use crate::{config, manifests};
+use flatcar_topology::artifact::Artifact;
 use flatcar_topology::provision::{random_hex, Contributions, File, Service, Unit};
 use flatcar_topology::{
-    Cluster, Endpoint, Error as TopologyError, Flannel, Flow, Name, PortRange, Proto, Role,
+    Cluster, Endpoint, Error as TopologyError, Flannel, Flow, K3sVersion, Name, PortRange, Proto,
+    Role,
 };
 
-/// SHA-512 of the K3s amd64 binary per pinned version. K3s publishes SHA-256
-/// sums; this project has no internet access to compute the SHA-512, so the
-/// entry is a placeholder and Ignition's verification fails at first boot —
-/// an unverified binary never runs. Fill it with `sha512sum k3s` of the
-/// release asset when bumping the version.
-pub const K3S_SHA512: &[(&str, &str)] = &[(
-    "v1.31.4+k3s1",
-    "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
-)];
+/// K3s amd64 binaries this project pins, with the SHA-256 each release
+/// publishes in its `sha256sum-amd64.txt` (sources in `docs/artifacts.md`).
+/// Newest first; the reference cloud runs the first.
+pub const K3S_BINARIES: &[(&str, &str)] = &[
+    (
+        "v1.36.5+k3s1",
+        "d73847bcd3c5fccef0115b372e2f9a91f3032dc84bbf71518a4617565294d313",
+    ),
+    (
+        "v1.36.4+k3s1",
+        "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f",
+    ),
+];
+
+/// Name of the K3s binary artifact (what an override refers to).
+pub const K3S_ARTIFACT: &str = "k3s";
 
 /// Download URL of the K3s binary.
 pub fn binary_url(version: &str) -> String {
@@ -25,6 +35,47 @@ pub fn binary_url(version: &str) -> String {
         "https://github.com/k3s-io/k3s/releases/download/{}/k3s",
         version.replace('+', "%2B")
     )
+}
+
+/// The pinned K3s binary of `version`, verified by its published SHA-256.
+/// A version without a pin is an error, never a silent fallback: pin it
+/// here or give the cluster an artifact override named `k3s`.
+pub fn binary(version: &K3sVersion) -> Result<Artifact, Error> {
+    let v = version.as_str();
+    let unknown = || Error::UnpinnedVersion(v.to_string());
+    let (_, sha) = K3S_BINARIES
+        .iter()
+        .find(|(p, _)| *p == v)
+        .ok_or_else(unknown)?;
+    Artifact::file(K3S_ARTIFACT, v, &binary_url(v), &format!("sha256-{sha}")).map_err(|e| {
+        Error::Artifact {
+            name: K3S_ARTIFACT.into(),
+            source: e,
+        }
+    })
+}
+
+/// The K3s binary as `cluster` fetches it: its override when there is one
+/// (then any version works), else the pinned binary through the mirror.
+pub fn cluster_binary(cluster: &Cluster) -> Result<Artifact, Error> {
+    let version = &cluster.k3s().version;
+    let has_override = Name::new(K3S_ARTIFACT)
+        .map(|n| cluster.artifacts().overrides.contains_key(&n))
+        .unwrap_or(false);
+    let pinned = match binary(version) {
+        Ok(a) => a,
+        Err(Error::UnpinnedVersion(_)) if has_override => Artifact::unverified_file(
+            K3S_ARTIFACT,
+            version.as_str(),
+            &binary_url(version.as_str()),
+        )
+        .map_err(|e| Error::Artifact {
+            name: K3S_ARTIFACT.into(),
+            source: e,
+        })?,
+        Err(e) => return Err(e),
+    };
+    Ok(cluster.artifact(&pinned))
 }
 
 /// The K3s service: servers, agents, storage node, manifests, flows.
@@ -258,8 +309,7 @@ impl Service for K3sCluster {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let err = |e: crate::Error| TopologyError::service("flatcar-k3s", e);
-        let version = cluster.k3s().version.as_str();
+        let err = |e: Error| TopologyError::service("flatcar-k3s", e);
         let nodes: Vec<_> = cluster
             .vms()
             .iter()
@@ -270,11 +320,7 @@ impl Service for K3sCluster {
         }
         let token = out.secret(&cluster.k3s().token.id(), &|| random_hex(32))?;
         let agent_token = out.secret(&config::agent_token_secret(cluster), &|| random_hex(32))?;
-        let sha = K3S_SHA512
-            .iter()
-            .find(|(v, _)| *v == version)
-            .map(|(_, h)| *h)
-            .unwrap_or("00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000");
+        let binary = out.uses(cluster_binary(cluster).map_err(err)?);
         for vm in nodes {
             let Some(text) = config::render(cluster, vm).map_err(err)? else {
                 continue;
@@ -293,10 +339,11 @@ impl Service for K3sCluster {
                 &vm.name,
                 File::secret(config::AGENT_TOKEN_FILE, 0o600, agent_token.clone()),
             );
-            out.file(
-                &vm.name,
-                File::remote("/opt/bin/k3s", 0o755, &binary_url(version), sha),
-            );
+            // Upstream binary with its published SHA-256: the sysext-bakery's
+            // k3s extension has no hash published anywhere we could find.
+            if let Some(f) = File::remote("/opt/bin/k3s", 0o755, &binary) {
+                out.file(&vm.name, f);
+            }
             let name = if server {
                 "k3s.service"
             } else {

@@ -43,4 +43,6 @@ pub mod keys;
 pub mod manifests;
 
 pub use error::Error;
-pub use install::{binary_url, exports, flows, K3sCluster, K3S_SHA512};
+pub use install::{
+    binary, binary_url, cluster_binary, exports, flows, K3sCluster, K3S_ARTIFACT, K3S_BINARIES,
+};

@@ -1,109 +1,49 @@
-//! Running HAProxy and Keepalived on Flatcar: host-network containers pinned
-//! by digest, config files and sysctls, contributed through the
+//! Running HAProxy and Keepalived on Flatcar as system extensions from the
+//! Flatcar sysext-bakery (downloaded by Ignition, merged by
+//! `systemd-sysext`, patch-updated by `systemd-sysupdate`), with the
+//! generated config files and sysctls, contributed through the
 //! provisioning model.
 
 use crate::{haproxy, keepalived, Settings};
-use flatcar_topology::provision::{Contributions, File, Service, Unit};
-use flatcar_topology::{Cluster, Error as TopologyError, ImageRef, Role};
+use flatcar_topology::artifact::{Artifact, ArtifactError};
+use flatcar_topology::provision::{sysext, Contributions, File, Service, Unit};
+use flatcar_topology::{Cluster, Error as TopologyError, Role};
 
-/// HAProxy image, pinned by digest: the multi-arch index that the Docker
-/// Official Images `repo-info` recorded for `haproxy:lts` when it was HAProxy
-/// 2.8.5 (December 2023). It cannot be verified offline; check it with
-/// `docker buildx imagetools inspect docker.io/library/haproxy:lts` (or pin a
-/// newer 2.8 release) before deploying. Docker pulls by the digest and ignores
-/// the tag, so a moved tag never changes what runs.
-pub const HAPROXY_IMAGE: &str = "docker.io/library/haproxy:lts@sha256:d19bc3c72bb56be5ac512d1d0e9518b92795edc45f2b5aab01a0d71541ab19be";
-/// Keepalived image (`osixia/keepalived:2.0.20`: Alpine, keepalived built
-/// into `/usr/local/sbin`, VRRPv3 and sub-second adverts supported).
-/// **The digest is a placeholder** (all zeros): no public record of its real
-/// digest was available to this project offline, and an invented one would
-/// be worse than an obvious gap. Set [`LoadBalancers::keepalived_image`] to
-/// the digest printed by `docker buildx imagetools inspect
-/// osixia/keepalived:2.0.20`; until then the pull fails and nothing unpinned
-/// ever runs.
-pub const KEEPALIVED_IMAGE: &str = "docker.io/osixia/keepalived:2.0.20@sha256:0000000000000000000000000000000000000000000000000000000000000000";
-/// Keepalived's binary inside [`KEEPALIVED_IMAGE`] (run directly, bypassing
-/// the image's env-var templating entrypoint).
-pub const KEEPALIVED_BIN: &str = "/usr/local/sbin/keepalived";
+/// HAProxy release of the bakery's `haproxy` extension this project pins
+/// (the version the bakery's own `docs/haproxy.md` documents).
+pub const HAPROXY_VERSION: &str = "3.2.5";
+/// Keepalived release of the bakery's `keepalived` extension this project
+/// pins (the version the bakery's `docs/keepalived.md` documents).
+pub const KEEPALIVED_VERSION: &str = "v2.3.1";
+/// Keepalived's binary inside the extension (`--sbindir=/usr/sbin`).
+pub const KEEPALIVED_BIN: &str = "/usr/sbin/keepalived";
+/// Options the extension's unit passes to Keepalived (VRRP only: no
+/// checker or BFD process), read from this environment file.
+pub const KEEPALIVED_ENV: &str = "/etc/sysconfig/keepalived";
+
+/// The HAProxy system extension (unverified: the bakery's SHA-256 sums are
+/// not quoted in any public source this project could read).
+pub fn haproxy_sysext() -> Result<Artifact, ArtifactError> {
+    sysext::bakery("haproxy", HAPROXY_VERSION)
+}
+
+/// The Keepalived system extension (unverified, like [`haproxy_sysext`]).
+pub fn keepalived_sysext() -> Result<Artifact, ArtifactError> {
+    sysext::bakery("keepalived", KEEPALIVED_VERSION)
+}
 
 /// The load-balancer service: HAProxy + Keepalived on every VIP holder.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadBalancers {
     /// Failure-detection settings.
     pub settings: Settings,
-    /// HAProxy image reference (pinned by digest).
-    pub haproxy_image: ImageRef,
-    /// Keepalived image reference (pinned by digest).
-    pub keepalived_image: ImageRef,
 }
 
-impl Default for LoadBalancers {
-    fn default() -> Self {
-        LoadBalancers {
-            settings: Settings::default(),
-            haproxy_image: ImageRef::new(HAPROXY_IMAGE).expect("HAPROXY_IMAGE is valid (tested)"),
-            keepalived_image: ImageRef::new(KEEPALIVED_IMAGE)
-                .expect("KEEPALIVED_IMAGE is valid (tested)"),
-        }
-    }
-}
+/// HAProxy needs ~2 fds per connection of [`haproxy::MAXCONN`].
+const HAPROXY_LIMITS: &str = "[Service]\nLimitNOFILE=65536\n";
 
-/// HAProxy as a host-network container. `--pid host` matters: Keepalived's
-/// track script reads HAProxy's pid file and probes it with `kill -0`, so the
-/// pid must be a host pid (in a private pid namespace it would be `1`, which
-/// is always alive in Keepalived's view — HAProxy's death would go unseen).
-fn haproxy_unit(image: &ImageRef) -> String {
-    format!(
-        "[Unit]
-Description=HAProxy for the VIPs (flatcar-microcloud)
-Wants=network-online.target
-After=docker.service network-online.target
-Requires=docker.service
-
-[Service]
-RuntimeDirectory=haproxy
-RuntimeDirectoryPreserve=yes
-ExecStartPre=-/usr/bin/docker rm -f haproxy
-ExecStart=/usr/bin/docker run --rm --name haproxy --network host --pid host --ulimit nofile=65536:65536 --user 0 --cap-drop ALL --cap-add NET_BIND_SERVICE -v /etc/haproxy:/usr/local/etc/haproxy:ro -v {run}:{run} {image} haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg
-ExecReload=/usr/bin/docker kill --signal USR2 haproxy
-ExecStop=/usr/bin/docker stop -t 5 haproxy
-Restart=always
-RestartSec=1
-
-[Install]
-WantedBy=multi-user.target
-",
-        run = haproxy::RUN_DIR,
-        image = image
-    )
-}
-
-/// Keepalived as a host-network container with the capabilities VRRP needs
-/// (raw sockets, address changes) and the host pid namespace (see
-/// [`haproxy_unit`]); VRRP only (`--vrrp`: no checker or BFD process).
-fn keepalived_unit(image: &ImageRef) -> String {
-    format!(
-        "[Unit]
-Description=Keepalived VRRP for the VIPs (flatcar-microcloud)
-Wants=network-online.target haproxy.service
-After=docker.service network-online.target haproxy.service
-Requires=docker.service
-
-[Service]
-ExecStartPre=-/usr/bin/docker rm -f keepalived
-ExecStart=/usr/bin/docker run --rm --name keepalived --network host --pid host --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_BROADCAST --cap-add NET_RAW -v /etc/keepalived:/etc/keepalived:ro -v {run}:{run}:ro --entrypoint {bin} {image} --dont-fork --log-console --vrrp -f /etc/keepalived/keepalived.conf
-ExecStop=/usr/bin/docker stop -t 5 keepalived
-Restart=always
-RestartSec=1
-
-[Install]
-WantedBy=multi-user.target
-",
-        run = haproxy::RUN_DIR,
-        bin = KEEPALIVED_BIN,
-        image = image
-    )
-}
+/// Keepalived starts after HAProxy (its track script watches HAProxy's pid).
+const KEEPALIVED_ORDER: &str = "[Unit]\nWants=haproxy.service\nAfter=haproxy.service\n";
 
 impl Service for LoadBalancers {
     fn name(&self) -> &'static str {
@@ -123,10 +63,17 @@ impl Service for LoadBalancers {
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
         let err = |e: crate::Error| TopologyError::service("flatcar-lb", e);
-        for vm in cluster.with_role(Role::LoadBalancer) {
-            if cluster.vips_held_by(vm).next().is_none() {
-                continue;
-            }
+        let aerr = |e: ArtifactError| TopologyError::service("flatcar-lb", e);
+        let holders: Vec<_> = cluster
+            .with_role(Role::LoadBalancer)
+            .filter(|vm| cluster.vips_held_by(vm).next().is_some())
+            .collect();
+        if holders.is_empty() {
+            return Ok(());
+        }
+        let hap_ext = out.uses(cluster.artifact(&haproxy_sysext().map_err(aerr)?));
+        let kad_ext = out.uses(cluster.artifact(&keepalived_sysext().map_err(aerr)?));
+        for vm in holders {
             let hap = haproxy::render(cluster, vm, &self.settings).map_err(err)?;
             let kad = keepalived::render(cluster, vm, &self.settings).map_err(err)?;
             out.artifact(&format!("lb/{}/haproxy.cfg", vm.name), hap.clone(), false);
@@ -135,21 +82,32 @@ impl Service for LoadBalancers {
                 kad.clone(),
                 false,
             );
+            sysext::install(
+                out,
+                &vm.name,
+                &[
+                    (&hap_ext, &["haproxy.service"]),
+                    (&kad_ext, &["keepalived.service"]),
+                ],
+            )?;
+            // The extension's unit reads /etc/haproxy/haproxy.cfg and writes
+            // its pid to /run/haproxy/haproxy.pid, as the config says.
             out.file(&vm.name, File::text("/etc/haproxy/haproxy.cfg", 0o644, hap));
             out.file(
                 &vm.name,
                 File::text("/etc/keepalived/keepalived.conf", 0o644, kad),
             );
-            out.unit(
+            out.file(
                 &vm.name,
-                Unit::enabled("haproxy.service", haproxy_unit(&self.haproxy_image)),
+                File::text(KEEPALIVED_ENV, 0o644, "KEEPALIVED_OPTIONS=\"--vrrp\"\n"),
             );
             out.unit(
                 &vm.name,
-                Unit::enabled(
-                    "keepalived.service",
-                    keepalived_unit(&self.keepalived_image),
-                ),
+                Unit::dropin("haproxy.service", "20-microcloud.conf", HAPROXY_LIMITS),
+            );
+            out.unit(
+                &vm.name,
+                Unit::dropin("keepalived.service", "20-microcloud.conf", KEEPALIVED_ORDER),
             );
             // HAProxy on the backup binds VIP addresses it does not hold yet.
             out.sysctl(&vm.name, "net.ipv4.ip_nonlocal_bind", "1");
@@ -161,13 +119,10 @@ impl Service for LoadBalancers {
 }
 
 #[cfg(test)]
-mod image_tests {
+mod sysext_tests {
     #[test]
-    fn pinned_images_are_valid_references() {
-        for i in [super::HAPROXY_IMAGE, super::KEEPALIVED_IMAGE] {
-            assert!(flatcar_topology::ImageRef::new(i).is_ok(), "{i}");
-        }
-        let lb = super::LoadBalancers::default();
-        assert_eq!(lb.haproxy_image.as_str(), super::HAPROXY_IMAGE);
+    fn pinned_extensions_are_artifacts() {
+        assert!(super::haproxy_sysext().is_ok());
+        assert!(super::keepalived_sysext().is_ok());
     }
 }

@@ -16,7 +16,7 @@ pub const PID_FILE: &str = "/run/haproxy/haproxy.pid";
 pub const API_CHECK_PATH: &str = "/readyz";
 
 /// Process-wide connection limit (needs ~2 fds per connection; the
-/// container gets `--ulimit nofile=65536`).
+/// unit gets `LimitNOFILE=65536`).
 pub const MAXCONN: u32 = 8_000;
 
 /// Frontend/backend name of a VIP port (`api-6443`).
@@ -46,10 +46,7 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
     let _ = writeln!(s, "    stats socket {STATS_SOCKET} mode 600 level admin");
     let _ = writeln!(s, "    stats timeout 30s");
     let _ = writeln!(s, "    pidfile {PID_FILE}");
-    let _ = writeln!(
-        s,
-        "    # bounded, not derived from the container's huge nofile limit"
-    );
+    let _ = writeln!(s, "    # bounded, not derived from the unit's nofile limit");
     let _ = writeln!(s, "    maxconn {MAXCONN}");
     let _ = writeln!(
         s,

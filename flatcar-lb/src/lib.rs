@@ -82,5 +82,8 @@ pub mod keepalived;
 mod settings;
 
 pub use error::Error;
-pub use flatcar::{LoadBalancers, HAPROXY_IMAGE, KEEPALIVED_BIN, KEEPALIVED_IMAGE};
+pub use flatcar::{
+    haproxy_sysext, keepalived_sysext, LoadBalancers, HAPROXY_VERSION, KEEPALIVED_BIN,
+    KEEPALIVED_ENV, KEEPALIVED_VERSION,
+};
 pub use settings::Settings;

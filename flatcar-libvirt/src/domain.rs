@@ -312,7 +312,9 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
 }
 
 /// Linux-style virtio disk name of the `i`-th disk: `vda` … `vdz`, `vdaa` …
-fn disk_dev(i: usize) -> String {
+/// (the root disk is 0, data disk `k` is `k + 1`; the Terraform export
+/// addresses data disks by the same names).
+pub fn disk_dev(i: usize) -> String {
     let mut n = i + 1;
     let mut letters = Vec::new();
     while n > 0 {

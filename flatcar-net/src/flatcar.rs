@@ -5,32 +5,49 @@
 //! [`crate::ruleset::render`].)
 
 use crate::{chrony, coredns as dns, router, wireguard};
-use flatcar_topology::provision::{Contributions, File, Service, Unit};
-use flatcar_topology::{Cluster, Error as TopologyError, ImageRef, Role, VpnEndpoint};
+use flatcar_topology::artifact::{Artifact, ArtifactError};
+use flatcar_topology::provision::{sysext, Contributions, File, Service, Unit};
+use flatcar_topology::{Cluster, Error as TopologyError, Role, VpnEndpoint};
 use std::collections::BTreeMap;
 
-/// CoreDNS image, pinned by its index digest (the digest of
-/// `coredns/coredns:1.11.3` as pinned by several public repositories; not
-/// re-resolved from here, the test machine has no registry access).
-pub const COREDNS_IMAGE: &str = "docker.io/coredns/coredns:1.11.3@sha256:9caabbf6238b189a65d0d6e6ac138de60d6a1c419e5a341fbbb7c78382559c6e";
+/// CoreDNS release pinned for the DNS role.
+pub const COREDNS_VERSION: &str = "1.14.2";
+/// CoreDNS image name (without digest).
+pub const COREDNS_IMAGE: &str = "registry.k8s.io/coredns/coredns:v1.14.2";
+/// Digest of [`COREDNS_IMAGE`] as CoreDNS publishes it in
+/// `coredns/corefile-migration` `migration/versions.go` (the table kubeadm
+/// checks released CoreDNS images against).
+pub const COREDNS_DIGEST: &str =
+    "sha256:fd5079792b93909db3adefa91e41c3995455013394f0197c7346786ae19079fc";
 
-/// Chrony image (Alpine + chrony), pinned by digest (as pinned by several
-/// public repositories). Flatcar's generic/QEMU image ships no chronyd (it
-/// comes only in some cloud OEM sysexts), so the NTP role runs it as a
-/// container with the generated config.
-pub const CHRONY_IMAGE: &str =
-    "docker.io/cturra/ntp@sha256:7224d4e7c7833aabbcb7dd70c46c8a8dcccda365314c6db047b9b10403ace3bc";
+/// CoreDNS runs as a digest-pinned container: the sysext-bakery has no
+/// CoreDNS extension.
+pub fn coredns_image() -> Result<Artifact, ArtifactError> {
+    Artifact::image("coredns", COREDNS_VERSION, COREDNS_IMAGE, COREDNS_DIGEST)
+}
 
-/// Where the NTP server's config lives on the VM (mounted into the container).
+/// Chrony release of the bakery's `chrony` extension (the version the
+/// bakery's `docs/chrony.md` documents).
+pub const CHRONY_VERSION: &str = "4.8";
+
+/// The Chrony system extension (unverified: the bakery's SHA-256 sums are
+/// not quoted in any public source this project could read). Flatcar's
+/// generic image ships no chronyd.
+pub fn chrony_sysext() -> Result<Artifact, ArtifactError> {
+    sysext::bakery("chrony", CHRONY_VERSION)
+}
+
+/// Where the NTP server's config lives on the VM.
 pub const CHRONY_CONF: &str = "/etc/chrony/chrony.conf";
 
+/// The extension's `chronyd.service` with the generated config: the
+/// extension installs chronyd as `/usr/bin/chronyd` (`--sbindir=/usr/bin`).
+const CHRONY_DROPIN: &str =
+    "[Service]\nExecStart=\nExecStart=/usr/bin/chronyd -f /etc/chrony/chrony.conf\n";
+
 /// WireGuard, CoreDNS and Chrony.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NetServices {
-    /// CoreDNS image reference (pinned by digest).
-    pub coredns_image: ImageRef,
-    /// Chrony image reference (pinned by digest).
-    pub chrony_image: ImageRef,
     /// The zones as rendered last time, by zone name (the cluster domain or
     /// a reverse zone): each zone keeps its SOA serial when its content is
     /// unchanged and takes the next one when it changed. Empty: every zone
@@ -38,17 +55,7 @@ pub struct NetServices {
     pub previous_zones: BTreeMap<String, dns::PreviousZone>,
 }
 
-impl Default for NetServices {
-    fn default() -> Self {
-        NetServices {
-            coredns_image: ImageRef::new(COREDNS_IMAGE).expect("COREDNS_IMAGE is valid (tested)"),
-            chrony_image: ImageRef::new(CHRONY_IMAGE).expect("CHRONY_IMAGE is valid (tested)"),
-            previous_zones: BTreeMap::new(),
-        }
-    }
-}
-
-fn coredns_unit(image: &ImageRef) -> String {
+fn coredns_unit(image: &str) -> String {
     format!(
         "[Unit]
 Description=CoreDNS for the cluster zone (flatcar-microcloud)
@@ -70,30 +77,6 @@ WantedBy=multi-user.target
     )
 }
 
-fn chrony_unit(image: &ImageRef) -> String {
-    format!(
-        "[Unit]
-Description=Chrony NTP server for the cluster (flatcar-microcloud)
-Wants=network-online.target
-After=docker.service network-online.target
-Requires=docker.service
-Conflicts=systemd-timesyncd.service
-
-[Service]
-ExecStartPre=-/usr/bin/docker rm -f chronyd
-ExecStartPre=/usr/bin/mkdir -p /var/lib/chrony
-ExecStart=/usr/bin/docker run --rm --name chronyd --network host --cap-drop ALL --cap-add SYS_TIME --cap-add NET_BIND_SERVICE -v {conf}:/etc/chrony/chrony.conf:ro -v /var/lib/chrony:/var/lib/chrony --entrypoint /usr/sbin/chronyd {image} -d -u root -f /etc/chrony/chrony.conf
-ExecStop=/usr/bin/docker stop -t 5 chronyd
-Restart=always
-RestartSec=2
-
-[Install]
-WantedBy=multi-user.target
-",
-        conf = CHRONY_CONF
-    )
-}
-
 impl Service for NetServices {
     fn name(&self) -> &'static str {
         "flatcar-net"
@@ -105,6 +88,7 @@ impl Service for NetServices {
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
         let werr = |e: crate::Error| TopologyError::service("flatcar-net", e);
+        let aerr = |e: ArtifactError| TopologyError::service("flatcar-net", e);
         // WireGuard.
         if let Some(vpn) = cluster.vpn() {
             let endpoint = wireguard::keypair(
@@ -160,29 +144,35 @@ impl Service for NetServices {
             out.artifact("router/port-forwards.md", table, false);
             out.artifact("router/nftables.nft", rules, false);
         }
-        // Chrony.
+        // Chrony: the sysext-bakery extension on the NTP role.
         let server = chrony::server(cluster);
         out.artifact("ntp/chrony-server.conf", server.clone(), false);
         out.artifact("ntp/chrony-client.conf", chrony::client(cluster), false);
-        for vm in cluster.with_role(Role::Ntp) {
-            out.file(&vm.name, File::text(CHRONY_CONF, 0o644, server.clone()));
-            out.unit(
-                &vm.name,
-                Unit::enabled("chronyd.service", chrony_unit(&self.chrony_image)),
-            );
-            out.unit(
-                &vm.name,
-                Unit {
-                    name: "systemd-timesyncd.service".into(),
-                    mask: true,
-                    ..Unit::default()
-                },
-            );
+        let ntp_vms: Vec<_> = cluster.with_role(Role::Ntp).collect();
+        if !ntp_vms.is_empty() {
+            let ext = out.uses(cluster.artifact(&chrony_sysext().map_err(aerr)?));
+            for vm in ntp_vms {
+                sysext::install(out, &vm.name, &[(&ext, &["chronyd.service"])])?;
+                out.file(&vm.name, File::text(CHRONY_CONF, 0o644, server.clone()));
+                out.unit(
+                    &vm.name,
+                    Unit::dropin("chronyd.service", "20-microcloud.conf", CHRONY_DROPIN),
+                );
+                out.unit(
+                    &vm.name,
+                    Unit {
+                        name: "systemd-timesyncd.service".into(),
+                        mask: true,
+                        ..Unit::default()
+                    },
+                );
+            }
         }
         Ok(())
     }
 
     fn finish(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), TopologyError> {
+        let aerr = |e: ArtifactError| TopologyError::service("flatcar-net", e);
         // CoreDNS.
         // Rendered once, after every service asked for its records: the
         // bundle's `dns/` files and the DNS nodes' files are the same values.
@@ -199,7 +189,20 @@ impl Service for NetServices {
         for (name, text) in &reverse {
             out.artifact(&format!("dns/{name}.zone"), text.clone(), false);
         }
-        for vm in cluster.with_role(Role::Dns) {
+        let dns_vms: Vec<_> = cluster.with_role(Role::Dns).collect();
+        let coredns = if dns_vms.is_empty() {
+            None
+        } else {
+            let a = out.uses(cluster.artifact(&coredns_image().map_err(aerr)?));
+            Some(a.pull_ref().ok_or_else(|| {
+                aerr(ArtifactError::Kind {
+                    name: "coredns".into(),
+                    expected: "an image",
+                    hint: "image = \"…\" and digest = \"sha256:…\", not url",
+                })
+            })?)
+        };
+        for vm in dns_vms {
             out.file(
                 &vm.name,
                 File::text(
@@ -228,7 +231,10 @@ impl Service for NetServices {
             }
             out.unit(
                 &vm.name,
-                Unit::enabled("coredns.service", coredns_unit(&self.coredns_image)),
+                Unit::enabled(
+                    "coredns.service",
+                    coredns_unit(coredns.as_deref().unwrap_or_default()),
+                ),
             );
             // systemd-resolved's stub listener would hold port 53.
             out.file(
@@ -247,11 +253,9 @@ impl Service for NetServices {
 #[cfg(test)]
 mod image_tests {
     #[test]
-    fn pinned_images_are_valid_references() {
-        for i in [super::COREDNS_IMAGE, super::CHRONY_IMAGE] {
-            assert!(flatcar_topology::ImageRef::new(i).is_ok(), "{i}");
-        }
-        let n = super::NetServices::default();
-        assert_eq!(n.chrony_image.as_str(), super::CHRONY_IMAGE);
+    fn pinned_image_is_a_valid_reference() {
+        let r = format!("{}@{}", super::COREDNS_IMAGE, super::COREDNS_DIGEST);
+        assert!(flatcar_topology::ImageRef::new(r.as_str()).is_ok(), "{r}");
+        assert!(super::coredns_image().is_ok());
     }
 }

@@ -45,7 +45,10 @@ pub mod ruleset;
 pub mod wireguard;
 
 pub use error::Error;
-pub use flatcar::{NetServices, CHRONY_CONF, CHRONY_IMAGE, COREDNS_IMAGE};
+pub use flatcar::{
+    chrony_sysext, coredns_image, NetServices, CHRONY_CONF, CHRONY_VERSION, COREDNS_DIGEST,
+    COREDNS_IMAGE, COREDNS_VERSION,
+};
 
 /// A secret's name as shown in errors: `"wg-peer-laptop" (secrets/wg-peer-laptop in a bundle)`.
 pub(crate) fn shown_id(id: &flatcar_topology::SecretId) -> String {

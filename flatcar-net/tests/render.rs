@@ -173,14 +173,24 @@ fn chrony_and_the_service_contribute_without_collisions() {
     let infra = &composed.nodes["infra"];
     assert!(infra.files.contains_key(flatcar_net::CHRONY_CONF));
     let ign = infra.ignition_json().expect("ignition");
+    // Chrony: the bakery's system extension, linked into /etc/extensions,
+    // patch-updated by systemd-sysupdate, enabled before the merge.
     assert!(
-        ign.contains(flatcar_net::CHRONY_IMAGE),
-        "chrony runs as a pinned container"
+        ign.contains("/opt/extensions/chrony/chrony-4.8-x86-64.raw"),
+        "{ign}"
     );
-    assert!(ign.contains(flatcar_net::COREDNS_IMAGE));
+    assert!(ign.contains("\"/etc/extensions/chrony.raw\""));
+    assert!(ign.contains("/etc/sysupdate.chrony.d/chrony.conf"));
+    assert!(ign.contains("/etc/systemd/system/multi-user.target.wants/chronyd.service"));
     assert!(ign.contains("systemd-timesyncd.service"));
-    for img in [flatcar_net::CHRONY_IMAGE, flatcar_net::COREDNS_IMAGE] {
-        let digest = img.split("@sha256:").nth(1).expect("pinned by digest");
-        assert_eq!(digest.len(), 64);
-    }
+    // CoreDNS: a container pinned by digest (no extension exists).
+    assert!(ign.contains(&format!(
+        "{}@{}",
+        flatcar_net::COREDNS_IMAGE,
+        flatcar_net::COREDNS_DIGEST
+    )));
+    let names: Vec<&str> = composed.downloads.keys().map(String::as_str).collect();
+    assert_eq!(names, ["chrony", "coredns"]);
+    assert!(composed.downloads["coredns"].is_verified());
+    assert!(!composed.downloads["chrony"].is_verified());
 }

@@ -516,6 +516,7 @@ pub struct ClusterBuilder {
     flows: Vec<Flow>,
     vpn: Option<Vpn>,
     shares: Vec<NfsShare>,
+    artifacts: crate::artifact::ArtifactSettings,
     router: Option<crate::LanRouter>,
 }
 
@@ -553,6 +554,7 @@ impl Cluster {
             flows: Vec::new(),
             vpn: None,
             shares: Vec::new(),
+            artifacts: crate::artifact::ArtifactSettings::default(),
             router: None,
         }
     }
@@ -837,6 +839,20 @@ impl ClusterBuilder {
         self
     }
 
+    /// Fetches every pinned artifact through `mirror` (air-gapped installs).
+    pub fn mirror(&mut self, mirror: crate::artifact::Mirror) -> &mut Self {
+        self.artifacts.mirror = mirror;
+        self
+    }
+
+    /// Replaces the artifact `name` (`k3s`, `keepalived`, `coredns`, …) with
+    /// its own source and check: a local build or a private mirror.
+    pub fn override_artifact(&mut self, name: &str, with: crate::artifact::Override) -> &mut Self {
+        let n = self.sink.name(Element::Cluster, name);
+        self.artifacts.overrides.insert(n, with);
+        self
+    }
+
     /// The LAN router (not managed; in the model for its port forwards):
     /// its WAN interface and what it forwards to which VIP.
     ///
@@ -923,6 +939,7 @@ impl ClusterBuilder {
             flows: self.flows,
             vpn: self.vpn,
             shares: self.shares,
+            artifacts: self.artifacts,
             router: self.router,
         };
         let mut problems = self.sink.0;

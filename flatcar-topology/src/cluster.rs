@@ -188,6 +188,16 @@ impl Cluster {
         &self.spec.k3s
     }
 
+    /// Mirror and overrides for downloaded artifacts.
+    pub fn artifacts(&self) -> &crate::artifact::ArtifactSettings {
+        &self.spec.artifacts
+    }
+
+    /// `pinned` as this cluster fetches it (override, else through the mirror).
+    pub fn artifact(&self, pinned: &crate::artifact::Artifact) -> crate::artifact::Artifact {
+        pinned.resolve(&self.spec.artifacts)
+    }
+
     /// The VPN, if any.
     pub fn vpn(&self) -> Option<&Vpn> {
         self.spec.vpn.as_ref()

@@ -212,7 +212,7 @@ fn default_flannel() -> Flannel {
 impl Default for K3s {
     fn default() -> Self {
         K3s {
-            version: K3sVersion::unchecked("v1.31.4+k3s1"),
+            version: K3sVersion::unchecked("v1.36.5+k3s1"),
             cluster_cidr: crate::net4!("10.42.0.0/16"),
             service_cidr: crate::net4!("10.43.0.0/16"),
             ingress: Ingress {

@@ -49,6 +49,7 @@
 
 pub mod addr;
 pub mod bringup;
+pub mod artifact;
 mod builder;
 mod cluster;
 mod error;

@@ -1,5 +1,6 @@
 //! The document form of a cluster: plain data, loaded from and saved to files.
 
+use crate::artifact::ArtifactSettings;
 use crate::{Admin, Dns, Flow, K3s, KvmHost, Name, Network, NfsShare, Ntp, OsImage, Vip, Vm, Vpn};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,9 @@ pub struct Spec {
     /// NFS shares on the storage node.
     #[serde(default)]
     pub shares: Vec<NfsShare>,
+    /// Mirror and per-artifact overrides for everything the cloud downloads.
+    #[serde(default, skip_serializing_if = "ArtifactSettings::is_default")]
+    pub artifacts: ArtifactSettings,
     /// The LAN router's port forwards to the VIPs (the router itself is
     /// not managed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

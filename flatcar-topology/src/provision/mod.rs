@@ -38,9 +38,11 @@
 //! ```
 
 mod secrets;
+pub mod sysext;
 
 pub use secrets::{random_hex, MemorySecrets, SecretStore};
 
+use crate::artifact::{Artifact as ArtifactRef, FileHash, SourceUrl};
 use crate::{Cluster, Error, Flow, Name, Secret, SecretId};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -112,12 +114,14 @@ pub enum Contents {
     /// A secret: the node's Ignition config (and any artifact holding it)
     /// is written 0600.
     Secret(Secret),
-    /// Fetched by Ignition at first boot and verified against a SHA-512.
+    /// Fetched by Ignition at first boot, verified against the hash when
+    /// one is published (an unverified download is listed by the plan and
+    /// refused by strict rendering).
     Remote {
-        /// `https://` URL.
-        url: String,
-        /// Lowercase hex SHA-512 of the content.
-        sha512: String,
+        /// `http(s)://` URL.
+        url: SourceUrl,
+        /// SHA-256/SHA-512, or `None` for an unverified artifact.
+        hash: Option<FileHash>,
     },
 }
 
@@ -126,7 +130,8 @@ impl fmt::Debug for Contents {
         match self {
             Contents::Inline(b) => write!(f, "Inline({} bytes)", b.len()),
             Contents::Secret(_) => f.write_str("Secret(<redacted>)"),
-            Contents::Remote { url, sha512 } => write!(f, "Remote({url}, sha512-{sha512})"),
+            Contents::Remote { url, hash: Some(h) } => write!(f, "Remote({url}, {h})"),
+            Contents::Remote { url, hash: None } => write!(f, "Remote({url}, unverified)"),
         }
     }
 }
@@ -165,17 +170,19 @@ impl File {
         }
     }
 
-    /// A file fetched at first boot, verified by SHA-512 (lowercase hex).
-    pub fn remote(path: &str, mode: u32, url: &str, sha512: &str) -> Self {
-        File {
+    /// A file fetched at first boot from a file artifact (`None` for an
+    /// image artifact).
+    pub fn remote(path: &str, mode: u32, artifact: &ArtifactRef) -> Option<Self> {
+        let (url, hash) = artifact.as_file()?;
+        Some(File {
             path: path.into(),
             mode,
             owner: None,
             contents: Contents::Remote {
-                url: url.into(),
-                sha512: sha512.into(),
+                url: url.clone(),
+                hash: hash.copied(),
             },
-        }
+        })
     }
 
     /// Whether the contents are secret.
@@ -271,6 +278,8 @@ pub struct Node {
     pub sysctls: BTreeMap<String, String>,
     /// Data disks.
     pub disks: Vec<DiskSetup>,
+    /// Symbolic links, path → target.
+    pub links: BTreeMap<String, String>,
     /// Which service contributed each item (collision bookkeeping, not rendered).
     claims: BTreeMap<(&'static str, String), &'static str>,
 }
@@ -294,6 +303,9 @@ pub struct Composed {
     pub records: Vec<DnsRecord>,
     /// Bundle artifacts by relative path.
     pub artifacts: BTreeMap<String, Artifact>,
+    /// Every downloaded thing (files fetched by Ignition, images pulled),
+    /// by artifact name, as resolved through the mirror and overrides.
+    pub downloads: BTreeMap<String, ArtifactRef>,
 }
 
 /// A service: a function from the model to contributions.
@@ -460,29 +472,53 @@ impl<'a> Contributions<'a> {
                 "is not an absolute path of safe characters",
             );
         }
-        if let Contents::Remote { url, sha512 } = &file.contents {
-            if !url.starts_with("https://") || url.chars().any(|c| c.is_whitespace() || c == '"') {
-                return self.invalid(
-                    "url",
-                    &url.clone(),
-                    "must be https:// without spaces or quotes",
-                );
-            }
-            if sha512.len() != 128
-                || !sha512
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-            {
-                return self.invalid(
-                    "sha512",
-                    &sha512.clone(),
-                    "must be 128 lowercase hex digits",
-                );
-            }
+        // Two *different* services agreeing on the same bytes at one path
+        // (the sysupdate placeholder every system extension needs) is one
+        // file; a service writing a path twice, or different bytes, collides.
+        let service = self.service;
+        if self.composed.nodes.get(vm.as_str()).is_some_and(|n| {
+            n.files.get(&file.path) == Some(&file)
+                && n.claims
+                    .get(&("file", file.path.clone()))
+                    .is_some_and(|first| *first != service)
+        }) {
+            return;
         }
         if let Some(n) = self.claimed(vm, "file", &file.path) {
             n.files.insert(file.path.clone(), file);
         }
+    }
+
+    /// Adds a symbolic link `path -> target` to VM `vm` (sysext activation,
+    /// unit enablement for units that only exist once extensions merge).
+    pub fn link(&mut self, vm: &Name, path: &str, target: &str) {
+        if !safe_path(path) || !safe_path(target) {
+            return self.invalid("link", path, "is not an absolute path of safe characters");
+        }
+        if self
+            .composed
+            .nodes
+            .get(vm.as_str())
+            .and_then(|n| n.links.get(path))
+            .map(String::as_str)
+            == Some(target)
+        {
+            return;
+        }
+        if let Some(n) = self.claimed(vm, "file", path) {
+            n.links.insert(path.to_string(), target.to_string());
+        }
+    }
+
+    /// Records that the bundle downloads `artifact` (resolved through the
+    /// cluster's mirror and overrides by the caller) and returns it. Every
+    /// recorded artifact is listed by [`Composed::downloads`]; strict
+    /// rendering refuses unverified ones.
+    pub fn uses(&mut self, artifact: ArtifactRef) -> ArtifactRef {
+        self.composed
+            .downloads
+            .insert(artifact.name().to_string(), artifact.clone());
+        artifact
     }
 
     /// Adds a unit (or dropins for a Flatcar unit) to VM `vm`. Two services
