@@ -63,9 +63,7 @@ impl Cluster {
     /// Renders the description in `format`. Loading the result gives an equal cluster.
     pub fn to_string_as(&self, format: Format) -> Result<String, Error> {
         match format {
-            Format::Toml => {
-                toml::to_string(self.spec()).map_err(Error::TomlWrite)
-            }
+            Format::Toml => toml::to_string(self.spec()).map_err(Error::TomlWrite),
             Format::Json => serde_json::to_string_pretty(self.spec())
                 .map(|mut s| {
                     s.push('\n');

@@ -46,6 +46,8 @@ pub enum Element {
     Dns,
     /// The admin settings.
     Admin,
+    /// A KVM host, by name (multi-host clouds).
+    KvmHost(String),
 }
 
 impl fmt::Display for Element {
@@ -67,6 +69,7 @@ impl fmt::Display for Element {
             Element::Share(n) => write!(f, "share {n:?}"),
             Element::Dns => f.write_str("dns"),
             Element::Admin => f.write_str("admin"),
+            Element::KvmHost(n) => write!(f, "kvm host {n:?}"),
         }
     }
 }
@@ -239,6 +242,36 @@ pub enum Problem {
         vm: String,
         /// Why.
         why: &'static str,
+    },
+    /// A placement names a KVM host that does not exist.
+    #[error("{element}: kvm host {host:?} does not exist")]
+    UnknownHost {
+        /// The VM placed there.
+        element: Element,
+        /// The missing host.
+        host: String,
+    },
+    /// The VMs placed on a host need more than it offers.
+    #[error("{element}: {resource} over capacity: the VMs need {used}, the host offers {available} ({how})")]
+    OverCapacity {
+        /// The host.
+        element: Element,
+        /// What runs out (`vCPUs`, `memory MiB`, `disk GiB`).
+        resource: &'static str,
+        /// What the VMs placed there need.
+        used: u64,
+        /// What the host offers, overcommit included.
+        available: u64,
+        /// How `available` is computed.
+        how: String,
+    },
+    /// A spread rule does not hold.
+    #[error("spread rule for {rule}: {why}")]
+    Spread {
+        /// The group (`etcd members`, `holders of vip api`, …).
+        rule: String,
+        /// Why it does not hold.
+        why: String,
     },
     /// Some rule about a single element.
     #[error("{element}: {rule}")]
