@@ -22,6 +22,7 @@ pub mod diagram;
 mod error;
 pub mod inventory;
 pub mod model;
+pub mod multi_host;
 pub mod reference;
 pub mod services;
 pub mod terraform;
@@ -29,18 +30,18 @@ pub mod terraform;
 pub use bundle::{Bundle, BundleSecrets, Plan};
 pub use error::Error;
 
-/// The model: typed values, builder DSL, validation, document form, service composition.
-pub use flatcar_topology as topology;
 /// Provisioning: Ignition v3, the base service, the on-disk secret store.
 pub use flatcar_ignition as ignition;
-/// libvirt XML; plan/apply/destroy with feature `libvirt`/`live`.
-pub use flatcar_libvirt as libvirt;
-/// HAProxy and Keepalived.
-pub use flatcar_lb as lb;
-/// nftables, WireGuard, CoreDNS, Chrony.
-pub use flatcar_net as net;
 /// K3s servers, agents, manifests.
 pub use flatcar_k3s as k3s;
+/// HAProxy and Keepalived.
+pub use flatcar_lb as lb;
+/// libvirt XML; plan/apply/destroy with feature `libvirt`/`live`.
+pub use flatcar_libvirt as libvirt;
+/// nftables, WireGuard, CoreDNS, Chrony.
+pub use flatcar_net as net;
+/// The model: typed values, builder DSL, validation, document form, service composition.
+pub use flatcar_topology as topology;
 
 /// libvirt XML documents of the cluster, by bundle path.
 pub fn libvirt_files(cluster: &flatcar_topology::Cluster) -> Result<Vec<(String, String)>, Error> {
