@@ -217,7 +217,6 @@ fn crash_between_renames_is_recovered() {
     assert!(!tmp.path().join(".out.old-99999").exists());
 }
 
-
 #[test]
 fn mermaid_names_every_vm() {
     let tmp = TempDir::new("mmd");

@@ -4,12 +4,10 @@
 
 mod support;
 
-use flatcar_microcloud::bundle::ChangeKind;
 use flatcar_microcloud::reference::cluster;
 use flatcar_microcloud::{Bundle, BundleSecrets};
 use flatcar_topology::provision::{Contributions, Service};
 use flatcar_topology::{Cluster, Error};
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use support::{require, TempDir};
 

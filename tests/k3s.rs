@@ -2,9 +2,9 @@
 //! all agents joining through the API VIP, only accepted keys, the token only
 //! in 0600 secret files, manifests of the right kinds, Ignition valid.
 
+use flatcar_ignition::compose;
 use flatcar_k3s::{config, keys, manifests, K3sCluster};
 use flatcar_microcloud::reference::cluster;
-use flatcar_ignition::compose;
 use flatcar_topology::provision::{Contents, MemorySecrets};
 use flatcar_topology::{Cluster, Role};
 

@@ -2,10 +2,9 @@
 //! and contributions follow the model; one source of truth for ports. (The
 //! real `haproxy -c` and `keepalived -t` are the live target `lb_tools.rs`.)
 
-
+use flatcar_ignition::compose;
 use flatcar_lb::{haproxy, keepalived, LoadBalancers, Settings};
 use flatcar_microcloud::reference::cluster;
-use flatcar_ignition::compose;
 use flatcar_topology::provision::{Contents, MemorySecrets};
 use flatcar_topology::{Preempt, Spec};
 

@@ -3,11 +3,8 @@
 
 mod support;
 
-use flatcar_lb::{haproxy, keepalived, LoadBalancers, Settings};
+use flatcar_lb::{haproxy, keepalived, Settings};
 use flatcar_microcloud::reference::cluster;
-use flatcar_ignition::compose;
-use flatcar_topology::provision::{Contents, MemorySecrets};
-use flatcar_topology::{Preempt, Spec};
 use std::process::Command;
 use support::{require, TempDir};
 
@@ -56,4 +53,3 @@ fn real_tools_accept_both_load_balancers() {
         }
     }
 }
-

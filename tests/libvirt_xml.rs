@@ -68,4 +68,3 @@ fn reference_documents_are_deterministic_and_hashed() {
     let hash = |x: &str| x.split("hash=\"").nth(1).map(|h| h[..20].to_string());
     assert_ne!(hash(master1), hash(&m1b));
 }
-

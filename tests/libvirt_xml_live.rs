@@ -4,8 +4,8 @@
 
 mod support;
 
-use flatcar_microcloud::reference::cluster;
 use flatcar_libvirt as libvirt;
+use flatcar_microcloud::reference::cluster;
 use flatcar_topology::Cluster;
 use std::process::Command;
 use support::{require, TempDir};

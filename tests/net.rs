@@ -101,4 +101,3 @@ fn ruleset_states_the_security_claims() {
     let v: serde_json::Value = serde_json::from_str(&json).expect("valid json");
     assert_eq!(v["nftables"][1]["delete"]["table"]["name"], "microcloud");
 }
-

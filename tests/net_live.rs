@@ -2,9 +2,9 @@
 //! reference cloud, judged by the real tools: `nft -c` (and loading the
 //! ruleset in a namespace), `named-checkzone`, `chronyd -p`, `wg`.
 
-mod support;
 #[path = "../benches/common/scale.rs"]
 mod scale;
+mod support;
 
 use flatcar_microcloud::reference::cluster;
 use flatcar_microcloud::{Bundle, BundleSecrets};
@@ -193,7 +193,7 @@ fn wireguard_configs_are_accepted_by_wg_and_keys_stay_secret() {
         host.contains("AllowedIPs = 10.17.9.2/32") && host.contains("Endpoint = 203.0.113.7:51820"),
         "{host}"
     );
-    let kp = wireguard::keypair(wireguard::generate()).expect("key");
+    let kp = wireguard::keypair(wireguard::generate().expect("random")).expect("key");
     assert!(format!("{kp:?}").contains("<redacted>"));
 }
 

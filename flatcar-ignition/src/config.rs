@@ -1,8 +1,8 @@
 //! Ignition v3 rendering with serde types (no hand-built JSON).
 
 use crate::Error;
-use flatcar_topology::provision::{Contents, Node};
 use base64::Engine;
+use flatcar_topology::provision::{Contents, Node};
 use serde::Serialize;
 
 /// The Ignition spec version rendered. Only fields that exist since 3.0 are

@@ -6,7 +6,9 @@
 mod common;
 
 use flatcar_ignition::compose;
-use flatcar_topology::provision::{Contributions, File, MemorySecrets, ProvisionError, Service, Unit};
+use flatcar_topology::provision::{
+    Contributions, File, MemorySecrets, ProvisionError, Service, Unit,
+};
 use flatcar_topology::{Cluster, Error, Secret};
 
 struct Writes(&'static str, &'static str);

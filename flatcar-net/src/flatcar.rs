@@ -100,15 +100,15 @@ impl Service for NetServices {
         let werr = |e: crate::Error| TopologyError::service("flatcar-net", e);
         // WireGuard.
         if let Some(vpn) = cluster.vpn() {
-            let endpoint = wireguard::keypair(
-                out.secret(wireguard::ENDPOINT_SECRET, &|| wireguard::generate().map_err(werr))?,
-            )
+            let endpoint = wireguard::keypair(out.secret(wireguard::ENDPOINT_SECRET, &|| {
+                wireguard::generate().map_err(werr)
+            })?)
             .map_err(werr)?;
             let mut peers = Vec::new();
             for p in &vpn.peers {
-                let kp = wireguard::keypair(
-                    out.secret(&wireguard::peer_secret(p), &|| wireguard::generate().map_err(werr))?,
-                )
+                let kp = wireguard::keypair(out.secret(&wireguard::peer_secret(p), &|| {
+                    wireguard::generate().map_err(werr)
+                })?)
                 .map_err(werr)?;
                 if let Some(text) = wireguard::peer_config(cluster, p, &kp, &endpoint) {
                     out.artifact(&format!("vpn/{}.conf", p.name), text, true);

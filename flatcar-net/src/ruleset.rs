@@ -1027,8 +1027,7 @@ pub fn check(ruleset: &Ruleset) -> Result<(), Error> {
 /// error instead of on stderr.
 #[cfg(feature = "live")]
 pub fn apply_with(ruleset: &Ruleset, program: &str, args: &[&str]) -> Result<(), Error> {
-    let json = serde_json::to_string(&ruleset.to_nftables())
-        .map_err(Error::Json)?;
+    let json = serde_json::to_string(&ruleset.to_nftables()).map_err(Error::Json)?;
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["-j", "-f", "-"]);
     run_nft(program, &all, &json)

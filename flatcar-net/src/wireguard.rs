@@ -158,7 +158,7 @@ pub fn apply(
             .map(Key)
             .ok_or_else(|| Error::Key(shown.to_string()))
     };
-    let vpn = cluster.vpn().ok_or_else(|| Error::NoVpn)?;
+    let vpn = cluster.vpn().ok_or(Error::NoVpn)?;
     let name: InterfaceName = ifname.parse().map_err(|source| Error::InterfaceName {
         interface: ifname.into(),
         source,

@@ -32,4 +32,3 @@ pub fn small() -> Cluster {
         .allow(&k8s, Endpoint::Internet, Proto::Any, &[]);
     c.build().expect("valid small cloud")
 }
-
