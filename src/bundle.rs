@@ -4,6 +4,7 @@
 use crate::error::io;
 use crate::Error;
 use flatcar_ignition::{compose, IgnitionJson};
+use flatcar_net::coredns::PreviousZone;
 use flatcar_topology::provision::Service;
 use flatcar_topology::{Cluster, Format, Secret};
 use std::collections::BTreeMap;
@@ -48,20 +49,51 @@ pub struct Bundle {
 
 /// A secret store that reads the secrets a previous bundle wrote (so a
 /// re-render is byte-identical) and remembers every secret used, so the
-/// bundle can write them (0600) under `secrets/`.
+/// bundle can write them (0600) under `secrets/`. It also stands for the
+/// previous bundle as a whole: [`Bundle::render`] continues each DNS zone's
+/// SOA serial from the zone files there ([`BundleSecrets::previous_zones`]).
 #[derive(Debug, Default)]
 pub struct BundleSecrets {
     dir: Option<PathBuf>,
+    bundle: Option<PathBuf>,
     used: BTreeMap<String, Secret>,
 }
 
 impl BundleSecrets {
-    /// Reuses the secrets under `<bundle dir>/secrets/` when present.
+    /// Reuses the secrets under `<bundle dir>/secrets/` when present, and
+    /// the zone serials of `<bundle dir>/dns/*.zone`.
     pub fn from_bundle_dir(dir: &Path) -> Self {
         BundleSecrets {
             dir: Some(dir.join("secrets")),
+            bundle: Some(dir.to_path_buf()),
             used: BTreeMap::new(),
         }
+    }
+
+    /// The previous bundle's zones (`dns/<zone>.zone`), by zone name; a
+    /// zone file without a readable SOA serial is left out (that zone
+    /// starts again at the first serial). Empty without a previous bundle.
+    pub fn previous_zones(&self) -> BTreeMap<String, PreviousZone> {
+        let mut out = BTreeMap::new();
+        let Some(dns) = self.bundle.as_ref().map(|b| b.join("dns")) else {
+            return out;
+        };
+        let Ok(entries) = std::fs::read_dir(&dns) else {
+            return out;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(zone) = name.strip_suffix(".zone") else {
+                continue;
+            };
+            if let Some(p) = std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|t| PreviousZone::parse(&t))
+            {
+                out.insert(zone.to_string(), p);
+            }
+        }
+        out
     }
 }
 
@@ -166,10 +198,14 @@ Layout:
 - `libvirt/`                   pool, volume, network and domain XML (`virsh define` order: pool, volumes, networks, domains)
 - `host/`                      the KVM host's nftables ruleset and WireGuard endpoint
 - `lb/`, `dns/`, `ntp/`, `k3s/`, `vpn/`  reference copies of service configs and client configs
+- `router/`                    the LAN router's port forwards: a table and an nftables DNAT ruleset
 - `inventory/hosts.yml`        Ansible inventory (groups by role)
 - `terraform/main.tf.json`     the same VMs for the dmacvicar/libvirt Terraform provider
 - `diagram/cloud.dot`, `.mmd`  the cloud as Graphviz and Mermaid
 - `secrets/`                   generated secrets (0600); keep them, re-renders reuse them
+
+Rendering again into this directory keeps every DNS zone's SOA serial while
+the zone is unchanged and raises it by one when it changed.
 
 Deploy: copy `vms/<vm>/ignition.json` to the path in each domain's fw_cfg
 entry (the storage pool), apply `host/nftables.nft` with `nft -f`, then
@@ -180,9 +216,11 @@ etcd), then the load balancers, then the rest.
 ";
 
 impl Bundle {
-    /// Renders every artifact of `cluster` with the default services.
+    /// Renders every artifact of `cluster` with the default services. The
+    /// secrets and the DNS zone serials continue from the previous bundle
+    /// `secrets` was opened on ([`BundleSecrets::from_bundle_dir`]).
     pub fn render(cluster: &Cluster, secrets: &mut BundleSecrets) -> Result<Bundle, Error> {
-        let services = crate::services::all();
+        let services = crate::services::all_after(secrets.previous_zones());
         let refs: Vec<&dyn Service> = services.iter().map(|s| s.as_ref()).collect();
         Bundle::render_with(cluster, &refs, secrets)
     }
@@ -217,13 +255,6 @@ impl Bundle {
         for (path, a) in &composed.artifacts {
             b.add(path, a.contents.clone(), a.secret);
         }
-        // The zone with the records every service asked for (a service
-        // cannot see the records of services composed after it).
-        b.add(
-            &format!("dns/{}.zone", cluster.domain()),
-            flatcar_net::coredns::zone(cluster, &composed.records),
-            false,
-        );
         for (path, text) in crate::libvirt_files(cluster)? {
             b.add(&path, text, false);
         }

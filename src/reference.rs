@@ -146,6 +146,12 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
             .ingress(443, Role::Worker, BackendPort::IngressWebsecure)
             .holders([&lb1, &lb2])
     });
+    // The same API on the k8s network, held by the same load balancers on
+    // their k8s NICs: the nodes join through it, so request and answer stay
+    // on the k8s bridge (a symmetric path the host never routes).
+    c.vip("api-internal", &k8s, 10, |v| {
+        v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2])
+    });
 
     // VPN on the physical host.
     c.vpn(plan.vpn, |v| {
@@ -179,6 +185,11 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
         .allow(Role::Worker, Role::Database, Proto::Tcp, &[5432])
         .allow(&k8s, Endpoint::Internet, Proto::Any, &[])
         .allow(&infra, Endpoint::Internet, Proto::Any, &[]);
+
+    // The LAN router (not managed) forwards public ports to the web VIP.
+    c.router("wan", |r| {
+        r.forward(8080, &web, 80).forward(2052, &web, 443)
+    });
 
     c.share("pgdata", [Endpoint::Role(Role::Database)])
         .share("shared", [Endpoint::Role(Role::Worker)]);

@@ -1,14 +1,27 @@
 //! Every service of the cloud, in the order they contribute.
 
+use flatcar_net::coredns::PreviousZone;
 use flatcar_topology::provision::{Composed, SecretStore, Service};
 use flatcar_topology::Cluster;
+use std::collections::BTreeMap;
 
-/// The services the bundle composes, after the built-in base service.
+/// The services the bundle composes, after the built-in base service
+/// (every DNS zone rendered for the first time).
 pub fn all() -> Vec<Box<dyn Service>> {
+    all_after(BTreeMap::new())
+}
+
+/// The same services, with the zones of a previous render (by zone name),
+/// so each zone's SOA serial stays when its content does and grows when it
+/// changes.
+pub fn all_after(previous_zones: BTreeMap<String, PreviousZone>) -> Vec<Box<dyn Service>> {
     vec![
         Box::new(flatcar_lb::LoadBalancers::default()),
         Box::new(flatcar_k3s::K3sCluster),
-        Box::new(flatcar_net::NetServices::default()),
+        Box::new(flatcar_net::NetServices {
+            previous_zones,
+            ..flatcar_net::NetServices::default()
+        }),
     ]
 }
 

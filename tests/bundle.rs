@@ -5,11 +5,13 @@
 
 mod support;
 
+use flatcar_ignition::compose;
 use flatcar_microcloud::bundle::ChangeKind;
 use flatcar_microcloud::reference::cluster;
 use flatcar_microcloud::{Bundle, BundleSecrets};
-use flatcar_topology::provision::{Contributions, Service};
-use flatcar_topology::{Cluster, Error};
+use flatcar_net::coredns::Serial;
+use flatcar_topology::provision::{Contents, Contributions, MemorySecrets, Service};
+use flatcar_topology::{Cluster, Error, Role};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use support::TempDir;
@@ -229,4 +231,133 @@ fn mermaid_names_every_vm() {
             vm.name
         );
     }
+}
+
+/// A service composed *after* flatcar-net that asks for a DNS record.
+struct Registry;
+impl Service for Registry {
+    fn name(&self) -> &'static str {
+        "registry"
+    }
+    fn contribute(&self, _: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
+        out.dns_record("registry", std::net::Ipv4Addr::new(192, 168, 0, 99));
+        Ok(())
+    }
+}
+
+/// The DNS node's zone file and the bundle's `dns/<domain>.zone` are one
+/// value, with the records of every service (also those composed after
+/// flatcar-net).
+#[test]
+fn the_dns_node_serves_the_bundles_zone_with_every_services_records() {
+    let c = cluster().expect("valid");
+    let all = flatcar_microcloud::services::all();
+    let mut services: Vec<&dyn Service> = all.iter().map(|s| s.as_ref()).collect();
+    services.push(&Registry);
+    let zone_path = format!("dns/{}.zone", c.domain());
+    let node_path = format!("{}/{}.zone", flatcar_net::coredns::ZONE_DIR, c.domain());
+    let composed = compose(&c, &services, &mut MemorySecrets::default()).expect("composes");
+    let dns_vm = c.with_role(Role::Dns).next().expect("a DNS node");
+    let on_node = match &composed.nodes[dns_vm.name.as_str()].files[&node_path].contents {
+        Contents::Inline(b) => String::from_utf8(b.clone()).expect("utf8"),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        on_node
+            .lines()
+            .any(|l| l.starts_with("registry ") && l.ends_with(" 192.168.0.99")),
+        "the DNS node's zone lacks the registry record:\n{on_node}"
+    );
+    assert_eq!(
+        composed.artifacts[&zone_path].contents,
+        on_node.as_bytes(),
+        "artifact and node file differ"
+    );
+    let b = Bundle::render_with(&c, &services, &mut BundleSecrets::default()).expect("renders");
+    assert_eq!(b.files()[&zone_path].contents, on_node.as_bytes());
+}
+
+/// A record asked for in `finish` (after the zone's records were collected)
+/// is rejected, not silently missing from the zone.
+#[test]
+fn a_record_asked_for_too_late_is_an_error() {
+    struct Late;
+    impl Service for Late {
+        fn name(&self) -> &'static str {
+            "late"
+        }
+        fn contribute(&self, _: &Cluster, _: &mut Contributions<'_>) -> Result<(), Error> {
+            Ok(())
+        }
+        fn finish(&self, _: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error> {
+            out.dns_record("late", std::net::Ipv4Addr::new(192, 168, 0, 98));
+            Ok(())
+        }
+    }
+    let c = cluster().expect("valid");
+    let err = compose(&c, &[&Late], &mut MemorySecrets::default()).expect_err("too late");
+    assert!(err.to_string().contains("late"), "{err}");
+}
+
+fn serial_of(b: &Bundle, zone: &str) -> Serial {
+    let text =
+        String::from_utf8(b.files()[&format!("dns/{zone}.zone")].contents.clone()).expect("utf8");
+    Serial::of_zone(&text).expect("a SOA serial")
+}
+
+/// The SOA serial of each zone grows by one when its content changes and
+/// stays (byte-identical files) when it does not, continued from the
+/// previous bundle on disk.
+#[test]
+fn zone_serials_grow_on_change_and_stay_otherwise() {
+    let tmp = TempDir::new("serial");
+    let out = tmp.path().join("out");
+    let c = cluster().expect("valid");
+    let (fwd, k8s, lan) = (
+        c.domain().to_string(),
+        "4.17.10.in-addr.arpa",
+        "0.168.192.in-addr.arpa",
+    );
+    let first = render(&out);
+    for z in [fwd.as_str(), k8s, lan] {
+        assert_eq!(serial_of(&first, z), Serial::FIRST, "{z}");
+    }
+    first.write_to(&out).expect("writes");
+    // Unchanged model: same serials, same bytes, nothing to write.
+    let again = render(&out);
+    assert_eq!(again, first);
+    assert!(again.plan(&out).expect("plan").is_empty());
+
+    // worker3 moves from .26 to .28 on k8s: the forward zone and the k8s
+    // reverse zone change (serial + 1); the LAN reverse zone does not.
+    let mut spec = c.clone().into_spec();
+    let w3 = spec
+        .vms
+        .iter_mut()
+        .find(|v| v.name.as_str() == "worker3")
+        .expect("worker3");
+    w3.nics[0].address = std::net::Ipv4Addr::new(10, 17, 4, 28);
+    let moved = Cluster::try_from(spec).expect("still valid");
+    let render_moved =
+        || Bundle::render(&moved, &mut BundleSecrets::from_bundle_dir(&out)).expect("renders");
+    let second = render_moved();
+    assert_eq!(serial_of(&second, &fwd), Serial::FIRST.next());
+    assert_eq!(serial_of(&second, k8s), Serial::FIRST.next());
+    assert_eq!(serial_of(&second, lan), Serial::FIRST);
+    let lan_path = format!("dns/{lan}.zone");
+    assert_eq!(second.files()[&lan_path], first.files()[&lan_path]);
+    // The DNS node's Ignition carries the new zone too.
+    assert_ne!(
+        second.files()["vms/infra/ignition.json"],
+        first.files()["vms/infra/ignition.json"]
+    );
+    second.write_to(&out).expect("writes");
+    // Rendering the moved cloud again: serials stay at 2, bytes identical.
+    let third = render_moved();
+    assert_eq!(third, second);
+    assert!(third.plan(&out).expect("plan").is_empty());
+    // Back to the original cloud: a change again, so 3 — never back to 1.
+    let back = render(&out);
+    assert_eq!(serial_of(&back, &fwd), Serial::new(3));
+    assert_eq!(serial_of(&back, lan), Serial::FIRST);
 }

@@ -18,8 +18,14 @@
 //! - infra serves the generated zones with `named` (CoreDNS is not packaged
 //!   here; same zone files) and time with `chronyd` from the generated
 //!   server config; master1 syncs with the generated client config.
-//! - An "internet" namespace behind the LAN router, a LAN client and a VPN
-//!   client (laptop config from the bundle) dialing the endpoint.
+//! - An "internet" namespace behind the LAN router, which runs the bundle's
+//!   port-forward ruleset (`router/nftables.nft`: public 8080/2052 to the web
+//!   VIP, nothing else in); rows marked "internet (no router)" send from the
+//!   router's WAN address past that ruleset, so they judge the host's ruleset
+//!   alone. A LAN client and a VPN client (laptop config from the bundle)
+//!   dialing the endpoint.
+//! - Every K3s node dials its real join URL (`server:` of its generated
+//!   config) without br_netfilter, before and after lb1 crashes.
 //!
 //! Then lb1 crashes (links down, every process SIGKILLed) while a LAN client
 //! keeps connecting to both VIPs; master1 dies and leaves HAProxy's
@@ -62,8 +68,34 @@ fn routes_from_networkd(ns: &Netns, c: &Cluster, vm: &str, dev: &str) {
     ns.ip(&["route", "add", "default", "via", gw, "dev", dev]);
 }
 
+/// The `server:` URL of a generated K3s config as address and port
+/// (`None` for the first server, which has none).
+fn join_target(config: &str) -> Option<(Ipv4Addr, u16)> {
+    let url = config.lines().find_map(|l| l.strip_prefix("server: "))?;
+    let host_port = url
+        .trim()
+        .trim_matches(['"', '\''])
+        .strip_prefix("https://")?;
+    let (host, port) = host_port.rsplit_once(':')?;
+    Some((host.parse().ok()?, port.parse().ok()?))
+}
+
 fn open(from: &Netns, addr: Ipv4Addr, port: u16) -> Option<String> {
     connect(&from.name, addr, port, Duration::from_millis(1500))
+}
+
+/// One TCP connection from `from` with source address `src` (one of its
+/// own); what the server said, if it answered within 1.5 s.
+fn open_from(from: &Netns, src: Ipv4Addr, addr: Ipv4Addr, port: u16) -> Option<String> {
+    assert_test_addr(addr);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &from.name, "socat", "-u", "-T1.5"])
+        .arg(format!("TCP:{addr}:{port},bind={src},connect-timeout=1.5"))
+        .arg("STDOUT")
+        .output()
+        .expect("socat");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }
 
 fn listen(ns: &Netns, bind: Ipv4Addr, port: u16, reply: &str) -> Daemon {
@@ -195,9 +227,22 @@ fn full_lab_every_claim() {
     veth(&router, "eth0", &host, "rtr0");
     enslave(&host, "rtr0", lan.bridge.as_str());
     router.addr("eth0", lan.gateway, lan.cidr.prefix_len());
+    // The router's WAN side is named as the model names it, and it runs the
+    // bundle's port-forward ruleset: the internet reaches the web VIP only
+    // through the forwarded public ports.
+    let wan = c.router().expect("router in the model").wan.to_string();
+    let wan_addr = ip("198.18.200.1");
     let inet = ns("inet");
-    veth(&router, "eth1", &inet, "eth0");
-    router.addr("eth1", ip("198.18.200.1"), 24);
+    veth(&router, &wan, &inet, "eth0");
+    router.addr(&wan, wan_addr, 24);
+    router.exec(&[
+        "nft",
+        "-f",
+        bundle_dir
+            .join("router/nftables.nft")
+            .to_str()
+            .expect("utf8"),
+    ]);
     inet.addr("eth0", ip("198.18.200.2"), 24);
     inet.ip(&["route", "add", "default", "via", "198.18.200.1"]);
     router.sysctl("net.ipv4.ip_forward", "1");
@@ -238,10 +283,17 @@ fn full_lab_every_claim() {
         let mut daemons = Vec::new();
         let me = vm.primary_address().expect("address");
         daemons.push(listen(&n, me, 22, &format!("{}-ssh", vm.name)));
-        for vip in c.vips() {
-            for port in vip.ports.iter().filter(|p| vm.has(p.role)) {
-                daemons.push(listen(&n, me, c.backend_port(port).get(), vm.name.as_str()));
-            }
+        // One listener per backend port (several VIPs may share one, e.g.
+        // the API on the LAN VIP and on the k8s-internal VIP).
+        let ports: std::collections::BTreeSet<u16> = c
+            .vips()
+            .iter()
+            .flat_map(|vip| vip.ports.iter())
+            .filter(|p| vm.has(p.role))
+            .map(|p| c.backend_port(p).get())
+            .collect();
+        for port in ports {
+            daemons.push(listen(&n, me, port, vm.name.as_str()));
         }
         if vm.has(Role::Storage) {
             daemons.push(listen(&n, me, 2049, vm.name.as_str()));
@@ -502,9 +554,9 @@ fn full_lab_every_claim() {
     };
     let first_lb = vec![lbs[0].clone()];
     wait_until(Duration::from_secs(10), || {
-        holders(api) == first_lb && holders(web) == first_lb
+        c.vips().iter().all(|v| holders(v.address) == first_lb)
     })
-    .expect("lb1 holds both VIPs");
+    .expect("lb1 holds every VIP");
     wait_until(Duration::from_secs(10), || {
         open(&lanc, api, 6443).is_some_and(|b| b.starts_with("master"))
     })
@@ -514,9 +566,22 @@ fn full_lab_every_claim() {
     })
     .expect("etcd cluster formed");
 
-    let mut rows: Vec<(String, &str, bool, bool)> = Vec::new();
-    let mut check = |what: &str, from: &'static str, expect: bool, got: bool| {
-        rows.push((what.to_string(), from, expect, got))
+    // Each K3s node's join URL, read from its generated config in the bundle.
+    let joiners: Vec<(String, Ipv4Addr, u16)> = c
+        .vms()
+        .iter()
+        .filter_map(|vm| {
+            let path = bundle_dir.join(format!("k3s/{}/config.yaml", vm.name));
+            let text = std::fs::read_to_string(path).ok()?;
+            let (addr, port) = join_target(&text)?;
+            Some((vm.name.to_string(), addr, port))
+        })
+        .collect();
+    assert_eq!(joiners.len(), 6, "every K3s node but the first joins");
+
+    let mut rows: Vec<(String, String, bool, bool)> = Vec::new();
+    let mut check = |what: &str, from: &str, expect: bool, got: bool| {
+        rows.push((what.to_string(), from.to_string(), expect, got))
     };
     let is = |got: Option<String>, prefix: &str| got.is_some_and(|g| g.starts_with(prefix));
     let m1 = c.vm("master1").expect("vm").primary_address().expect("a");
@@ -528,6 +593,20 @@ fn full_lab_every_claim() {
         .primary_address()
         .expect("a");
     let lb1_lan = c.vm(&lbs[0]).expect("vm").primary_address().expect("a");
+    // Internet-side packets that skip the router's forward chain (sent by
+    // the router itself from its WAN address): what the host's ruleset
+    // alone lets in from the internet side.
+    let past_router = |addr: Ipv4Addr, port: u16| open_from(&router, wan_addr, addr, port);
+    // The router's port forwards (public port -> web VIP port).
+    let forwards = flatcar_net::router::forwards(&c);
+    let public_for = |port: u16| {
+        forwards
+            .iter()
+            .find(|f| f.address == web && f.port == port)
+            .map(|f| f.public)
+            .expect("a forward to the web VIP port")
+    };
+    let (pub80, pub443) = (public_for(80), public_for(443));
     let ingress = c.k3s().ingress.web.get();
 
     // Claim: the Kubernetes API only from the LAN or through the VPN.
@@ -545,15 +624,15 @@ fn full_lab_every_claim() {
     );
     check(
         "api VIP :6443",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, api, 6443).is_some(),
+        past_router(api, 6443).is_some(),
     );
     check(
         "master1 :6443 (direct)",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, m1, 6443).is_some(),
+        past_router(m1, 6443).is_some(),
     );
     check(
         "master1 :6443 (direct)",
@@ -588,9 +667,9 @@ fn full_lab_every_claim() {
     );
     check(
         "host :22",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, host_addr, 22).is_some(),
+        past_router(host_addr, 22).is_some(),
     );
     let k8s_gw = c.network("k8s").expect("k8s").gateway;
     check(
@@ -599,18 +678,50 @@ fn full_lab_every_claim() {
         false,
         open(node("master1"), k8s_gw, 22).is_some(),
     );
+    // Claim: the internet reaches the web VIP only through the router's
+    // port forwards (bundle: router/nftables.nft), never directly.
+    check(
+        &format!("router :{pub80} -> web VIP :80 -> worker"),
+        "internet",
+        true,
+        is(open(&inet, wan_addr, pub80), "worker"),
+    );
+    check(
+        &format!("router :{pub443} -> web VIP :443 -> worker"),
+        "internet",
+        true,
+        is(open(&inet, wan_addr, pub443), "worker"),
+    );
+    check(
+        "web VIP :80 (direct, not forwarded)",
+        "internet",
+        false,
+        open(&inet, web, 80).is_some(),
+    );
+    check(
+        "api VIP :6443 (direct)",
+        "internet",
+        false,
+        open(&inet, api, 6443).is_some(),
+    );
+    check(
+        "router :6443 (no such forward)",
+        "internet",
+        false,
+        open(&inet, wan_addr, 6443).is_some(),
+    );
     // Claim: web traffic enters only via the web VIP.
     check(
         "web VIP :80 -> worker",
-        "internet",
+        "internet (no router)",
         true,
-        is(open(&inet, web, 80), "worker"),
+        is(past_router(web, 80), "worker"),
     );
     check(
         "web VIP :443 -> worker",
-        "internet",
+        "internet (no router)",
         true,
-        is(open(&inet, web, 443), "worker"),
+        is(past_router(web, 443), "worker"),
     );
     check(
         "web VIP :80 -> worker",
@@ -620,9 +731,9 @@ fn full_lab_every_claim() {
     );
     check(
         "worker1 ingress port (direct)",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, w1, ingress).is_some(),
+        past_router(w1, ingress).is_some(),
     );
     check(
         "worker1 ingress port (direct)",
@@ -645,9 +756,9 @@ fn full_lab_every_claim() {
     );
     check(
         "master1 :22",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, m1, 22).is_some(),
+        past_router(m1, 22).is_some(),
     );
     check(
         "postgresql1 :5432 (k8s->infra)",
@@ -663,9 +774,9 @@ fn full_lab_every_claim() {
     );
     check(
         "postgresql1 :5432",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, db1, 5432).is_some(),
+        past_router(db1, 5432).is_some(),
     );
     check(
         "storage1 nfs :2049",
@@ -675,9 +786,9 @@ fn full_lab_every_claim() {
     );
     check(
         "storage1 nfs :2049",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, st1, 2049).is_some(),
+        past_router(st1, 2049).is_some(),
     );
     let seen = open(node("master1"), ip("198.18.200.2"), 8080);
     check(
@@ -743,15 +854,21 @@ fn full_lab_every_claim() {
     host.sysctl("net.bridge.bridge-nf-call-iptables", "0");
     check(
         "api VIP :6443 (no br_netfilter)",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, api, 6443).is_some(),
+        past_router(api, 6443).is_some(),
     );
     check(
         "web VIP :80 (no br_netfilter)",
+        "internet (no router)",
+        true,
+        is(past_router(web, 80), "worker"),
+    );
+    check(
+        &format!("router :{pub80} -> web VIP :80 (no br_netfilter)"),
         "internet",
         true,
-        is(open(&inet, web, 80), "worker"),
+        is(open(&inet, wan_addr, pub80), "worker"),
     );
     check(
         "api VIP :6443 (no br_netfilter)",
@@ -759,6 +876,17 @@ fn full_lab_every_claim() {
         true,
         is(open(&lanc, api, 6443), "master"),
     );
+    // Claim: every joining node reaches the API along an allowed, symmetric
+    // path: its real join URL (`server:` of its generated K3s config), from
+    // its own namespace, with the host's ruleset and no br_netfilter.
+    for (vm, addr, port) in &joiners {
+        check(
+            &format!("k3s join {addr}:{port} (no br_netfilter)"),
+            vm,
+            true,
+            is(open(node(vm), *addr, *port), "master"),
+        );
+    }
     host.sysctl("net.bridge.bridge-nf-call-iptables", "1");
     // Time: master1 (NAT) syncs with the infra node.
     let synced = wait_until(Duration::from_secs(30), || {
@@ -801,7 +929,7 @@ fn full_lab_every_claim() {
     }
     let second_lb = vec![lbs[1].clone()];
     let moved = wait_until(Duration::from_secs(5), || {
-        holders(api) == second_lb && holders(web) == second_lb
+        c.vips().iter().all(|v| holders(v.address) == second_lb)
     });
     std::thread::sleep(Duration::from_secs(3));
     let log = prober.finish();
@@ -839,13 +967,24 @@ fn full_lab_every_claim() {
             ok,
         );
     }
-    check("both VIPs moved to lb2", "-", true, moved.is_some());
+    check("every VIP moved to lb2", "-", true, moved.is_some());
+    // The join path survives the crash: the same URLs, now through lb2.
+    host.sysctl("net.bridge.bridge-nf-call-iptables", "0");
+    for (vm, addr, port) in &joiners {
+        check(
+            &format!("k3s join {addr}:{port} (on lb2, no br_nf)"),
+            vm,
+            true,
+            is(open(node(vm), *addr, *port), "master"),
+        );
+    }
+    host.sysctl("net.bridge.bridge-nf-call-iptables", "1");
     // The security claims hold with lb2 holding the VIPs.
     check(
         "api VIP :6443 (on lb2)",
-        "internet",
+        "internet (no router)",
         false,
-        open(&inet, api, 6443).is_some(),
+        past_router(api, 6443).is_some(),
     );
     check(
         "api VIP :6443 (on lb2)",
@@ -855,9 +994,16 @@ fn full_lab_every_claim() {
     );
     check(
         "web VIP :443 (on lb2)",
+        "internet (no router)",
+        true,
+        is(past_router(web, 443), "worker"),
+    );
+
+    check(
+        &format!("router :{pub443} -> web VIP :443 (on lb2)"),
         "internet",
         true,
-        is(open(&inet, web, 443), "worker"),
+        is(open(&inet, wan_addr, pub443), "worker"),
     );
 
     // Claim: a master dying is taken out of HAProxy's rotation.
@@ -915,14 +1061,14 @@ fn full_lab_every_claim() {
     );
 
     println!(
-        "\n{:<48} {:<16} {:<8} {:<8}",
+        "\n{:<48} {:<20} {:<8} {:<8}",
         "claim / target", "from", "expect", "result"
     );
     for (what, from, expect, got) in &rows {
         let e = if *expect { "open" } else { "closed" };
         let g = if *got { "open" } else { "closed" };
         println!(
-            "{what:<48} {from:<16} {e:<8} {g:<8}{}",
+            "{what:<48} {from:<20} {e:<8} {g:<8}{}",
             if expect == got { "" } else { "  <-- VIOLATED" }
         );
     }

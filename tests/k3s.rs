@@ -35,7 +35,7 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
             init += 1;
             assert!(v.get("server").is_none());
         } else {
-            assert_eq!(v["server"], "https://192.168.0.10:6443", "{}", vm.name);
+            assert_eq!(v["server"], "https://10.17.4.10:6443", "{}", vm.name);
         }
         let sans: Vec<&str> = v["tls-san"]
             .as_sequence()
@@ -70,7 +70,7 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
         config::check_keys(&c, &typed, false).expect("only keys K3s accepts");
         let v = yaml(&text);
         assert!(keys::unknown_keys(top_keys(&v), false).is_empty(), "{text}");
-        assert_eq!(v["server"], "https://192.168.0.10:6443");
+        assert_eq!(v["server"], "https://10.17.4.10:6443");
         assert_eq!(v.get("cluster-init"), None);
         if vm.has(Role::Storage) {
             assert_eq!(v["node-taint"][0], "microcloud.dev/storage=true:NoSchedule");
@@ -96,6 +96,44 @@ fn unknown_keys_are_caught() {
     assert_eq!(
         keys::unknown_keys(top_keys(&v), false),
         ["cluster-init", "no-such-key"]
+    );
+}
+
+/// The check is part of rendering: every config goes through
+/// `to_checked_yaml`, and a config with a key K3s does not know is an
+/// error that names the key (and a server-only key in an agent config too).
+#[test]
+fn rendering_rejects_a_key_k3s_does_not_accept_and_names_it() {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct Typo {
+        server: String,
+        node_lable: Vec<String>,
+    }
+    let c = cluster().expect("valid");
+    let typo = Typo {
+        server: "https://192.168.0.10:6443".into(),
+        node_lable: vec!["a=b".into()],
+    };
+    let err = config::to_checked_yaml(&c, "worker1", &typo, false).expect_err("unknown key");
+    assert!(
+        matches!(&err, flatcar_k3s::Error::UnknownKeys { keys, .. } if keys == &["node-lable"]),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("node-lable") && msg.contains("worker1"),
+        "{msg}"
+    );
+    // A server's config rendered as an agent's: its server-only keys are named.
+    let m2 = c.vm("master2").expect("master2");
+    let server = config::server(&c, m2).expect("config");
+    let err = config::to_checked_yaml(&c, "master2", &server, false).expect_err("agent keys");
+    assert!(err.to_string().contains("tls-san"), "{err}");
+    // What `render` returns is exactly the checked text.
+    assert_eq!(
+        config::render(&c, m2).expect("renders"),
+        Some(config::to_checked_yaml(&c, "master2", &server, true).expect("server keys"))
     );
 }
 
@@ -203,4 +241,59 @@ fn exports_follow_shares() {
     assert!(flows.iter().any(|f| f
         .to_string()
         .contains("role:master -> role:master tcp/2379-2380,6443")));
+}
+
+/// Nodes on the k8s network join through the API VIP on that network (held
+/// by the load balancers' k8s NICs), so request and answer stay on one
+/// bridge; every API VIP is on the serving certificate, by address and name.
+#[test]
+fn nodes_join_through_the_api_vip_on_their_own_network() {
+    let c = cluster().expect("valid");
+    let internal = c.vip("api-internal").expect("internal API VIP");
+    assert_eq!(internal.network.as_str(), "k8s");
+    let url = format!("https://{}:6443", internal.address);
+    for vm in c
+        .vms()
+        .iter()
+        .filter(|v| v.roles.iter().any(|r| r.is_k3s_node()))
+    {
+        assert_eq!(
+            config::join_vip(&c, vm).expect("join vip").name.as_str(),
+            "api-internal",
+            "{}",
+            vm.name
+        );
+        let text = config::render(&c, vm).expect("renders").expect("k3s node");
+        let v = yaml(&text);
+        if !config::is_first_server(&c, vm) {
+            assert_eq!(v["server"], url.as_str(), "{}", vm.name);
+        }
+        if vm.has(Role::Master) {
+            let sans: Vec<&str> = v["tls-san"]
+                .as_sequence()
+                .expect("sans")
+                .iter()
+                .filter_map(|s| s.as_str())
+                .collect();
+            assert_eq!(
+                sans,
+                [
+                    "192.168.0.10",
+                    "api.microcloud.home.arpa",
+                    "10.17.4.10",
+                    "api-internal.microcloud.home.arpa"
+                ]
+            );
+        }
+    }
+    // The join flows name the VIP the nodes use.
+    let joins: Vec<String> = flatcar_k3s::flows(&c)
+        .iter()
+        .filter(|f| f.why.as_ref().is_some_and(|w| w.as_str() == "k3s-join"))
+        .map(|f| f.to.to_string())
+        .collect();
+    assert!(
+        !joins.is_empty() && joins.iter().all(|t| t == "vip:api-internal"),
+        "{joins:?}"
+    );
 }

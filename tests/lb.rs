@@ -22,7 +22,8 @@ fn frontends_bind_only_vips_and_backends_follow_the_model() {
         [
             "bind 192.168.0.10:6443",
             "bind 192.168.0.14:80",
-            "bind 192.168.0.14:443"
+            "bind 192.168.0.14:443",
+            "bind 10.17.4.10:6443"
         ]
     );
     assert!(!h.contains("0.0.0.0") && !h.contains("*:"));
@@ -55,8 +56,10 @@ fn frontends_bind_only_vips_and_backends_follow_the_model() {
 fn vrrp_instances_follow_holders_and_preemption() {
     let c = cluster().expect("valid");
     let ids = keepalived::router_ids(&c).expect("ids");
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len(), 3);
     assert_ne!(ids["api"], ids["web"]);
+    assert_ne!(ids["api"], ids["api-internal"]);
+    assert_ne!(ids["web"], ids["api-internal"]);
     assert_eq!(
         keepalived::router_ids(&c).expect("ids"),
         ids,
@@ -64,10 +67,14 @@ fn vrrp_instances_follow_holders_and_preemption() {
     );
     let k1 = keepalived::render(&c, c.vm("lb1").expect("lb1"), &Settings::default()).expect("k");
     let k2 = keepalived::render(&c, c.vm("lb2").expect("lb2"), &Settings::default()).expect("k");
-    assert_eq!(k1.matches("priority 200").count(), 2);
-    assert_eq!(k2.matches("priority 150").count(), 2);
+    assert_eq!(k1.matches("priority 200").count(), 3);
+    assert_eq!(k2.matches("priority 150").count(), 3);
     assert!(k1.contains("unicast_src_ip 192.168.0.11") && k1.contains("        192.168.0.12\n"));
     assert!(k1.contains("192.168.0.10/24 dev eth0") && k1.contains("192.168.0.14/24 dev eth0"));
+    // The internal API VIP: its own instance on the k8s NIC, peers on k8s.
+    assert!(k1.contains("vrrp_instance vip_api_internal {"), "{k1}");
+    assert!(k1.contains("unicast_src_ip 10.17.4.11") && k1.contains("        10.17.4.12\n"));
+    assert!(k1.contains("10.17.4.10/24 dev eth1"), "{k1}");
     assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.1"));
     assert!(k1.contains("preempt_delay 5"));
     assert!(!k1.contains("auth_pass") && !k1.contains("notify"));

@@ -6,14 +6,27 @@ mod support;
 use flatcar_lb::{haproxy, keepalived, Settings};
 use flatcar_microcloud::reference::cluster;
 use std::process::Command;
-use support::{require, TempDir};
+use support::{require, unique, Netns, TempDir};
 
 fn check(tool: &str, args: &[&str], text: &str, label: &str) {
+    check_in(None, tool, args, text, label)
+}
+
+/// Runs `tool args… file` (inside namespace `ns` when given) and asserts it
+/// accepts `text` without a warning.
+fn check_in(ns: Option<&Netns>, tool: &str, args: &[&str], text: &str, label: &str) {
     require(tool);
     let tmp = TempDir::new("lbchk");
     let path = tmp.path().join(label);
     std::fs::write(&path, text).expect("write");
-    let mut cmd = Command::new(tool);
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name, tool]);
+            c
+        }
+        None => Command::new(tool),
+    };
     for a in args {
         cmd.arg(a);
     }
@@ -40,11 +53,28 @@ fn real_tools_accept_both_load_balancers() {
     let c = cluster().expect("valid");
     for name in ["lb1", "lb2"] {
         let vm = c.vm(name).expect("lb");
+        // Keepalived checks that the interfaces exist: a namespace with the
+        // VM's NIC names (the LAN one and the k8s one of the internal VIP).
+        let ns = Netns::new(&unique("lbk"));
+        for (i, nic) in c.nics(vm).iter().enumerate() {
+            let peer = format!("peer{i}");
+            ns.ip(&[
+                "link",
+                "add",
+                nic.ifname.as_str(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+            ]);
+        }
         for settings in [Settings::default(), Settings::hand_written()] {
             let h = haproxy::render(&c, vm, &settings).expect("haproxy");
             check("haproxy", &["-c", "-f"], &h, &format!("{name}-haproxy.cfg"));
             let k = keepalived::render(&c, vm, &settings).expect("keepalived");
-            check(
+            check_in(
+                Some(&ns),
                 "keepalived",
                 &["-t", "-f"],
                 &k,

@@ -254,3 +254,90 @@ fn large_address_sets_are_aggregated_exactly() {
     ruleset::check(&rs).expect("nft -c accepts the JSON form");
     ruleset::check_text(&rs.to_text()).expect("nft -c accepts the text form");
 }
+
+/// A zone rendered after a change carries the next serial, and
+/// `named-checkzone` accepts it; the library API takes the previous serial
+/// (typed) and the previous text.
+#[test]
+fn a_changed_zone_has_the_next_serial_and_passes_named_checkzone() {
+    require("named-checkzone");
+    let c = cluster().expect("valid");
+    let first = dns::zone(&c, &[]);
+    let prev = dns::PreviousZone::parse(&first).expect("has a serial");
+    assert_eq!(prev.serial, dns::Serial::FIRST);
+    // Unchanged: the same serial and bytes.
+    assert_eq!(dns::zone_after(&c, &[], Some(&prev)), first);
+    // Changed (a service's record): the next serial.
+    let extra = [flatcar_topology::provision::DnsRecord {
+        name: "registry".into(),
+        address: std::net::Ipv4Addr::new(192, 168, 0, 99),
+    }];
+    let changed = dns::zone_after(&c, &extra, Some(&prev));
+    assert_eq!(dns::Serial::of_zone(&changed), Some(dns::Serial::new(2)));
+    // A caller continuing from a serial of its own (e.g. a zone served before).
+    let theirs = dns::PreviousZone {
+        serial: dns::Serial::new(2026112500),
+        text: first.clone(),
+    };
+    let cont = dns::zone_after(&c, &[], Some(&theirs));
+    assert_eq!(
+        dns::Serial::of_zone(&cont),
+        Some(dns::Serial::new(2026112501))
+    );
+    assert_eq!(dns::Serial::new(u32::MAX).next(), dns::Serial::new(1));
+    let tmp = TempDir::new("zone2");
+    for (name, text) in [
+        (c.domain().to_string(), changed),
+        (c.domain().to_string(), cont),
+    ] {
+        let path = tmp.path().join(format!("{name}.zone"));
+        std::fs::write(&path, &text).expect("write");
+        let out = Command::new("named-checkzone")
+            .arg(&name)
+            .arg(&path)
+            .output()
+            .expect("named-checkzone");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}\n{text}");
+        let serial = dns::Serial::of_zone(&text).expect("serial");
+        assert!(said.contains(&format!("serial {serial}")), "{said}");
+    }
+}
+
+/// The LAN router's files: a table with both forwards, and a DNAT ruleset
+/// `nft -c` accepts (checked in a namespace of its own).
+#[test]
+fn router_port_forwards_table_and_ruleset() {
+    require("nft");
+    let b = bundle();
+    let table = text(&b, "router/port-forwards.md");
+    for row in [
+        "| tcp | 8080 | web | 192.168.0.14 | 80 |",
+        "| tcp | 2052 | web | 192.168.0.14 | 443 |",
+    ] {
+        assert!(table.contains(row), "{row}\n{table}");
+    }
+    let rules = text(&b, "router/nftables.nft");
+    assert!(
+        rules.contains("iifname \"wan\" tcp dport 8080 dnat to 192.168.0.14:80")
+            && rules.contains("iifname \"wan\" tcp dport 2052 dnat to 192.168.0.14:443"),
+        "{rules}"
+    );
+    let tmp = TempDir::new("router");
+    let path = tmp.path().join("router.nft");
+    std::fs::write(&path, &rules).expect("write");
+    let ns = Netns::new(&unique("rtr"));
+    let out = ns.try_exec(&["nft", "-c", "-f", path.to_str().expect("utf8")]);
+    assert!(
+        out.status.success(),
+        "nft -c: {}\n{rules}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Loaded twice (the table is replaced, not duplicated).
+    ns.exec(&["nft", "-f", path.to_str().expect("utf8")]);
+    ns.exec(&["nft", "-f", path.to_str().expect("utf8")]);
+    assert_eq!(
+        listed(&ns).matches("table ip microcloud-forwards").count(),
+        1
+    );
+}

@@ -27,7 +27,18 @@ fn has_every_reference_address() {
     }
     // The issue text says "ten", but lists eleven: lb1-2, infra, postgresql1, master1-3, worker1-3, storage1.
     assert_eq!(c.vms().len(), 11);
-    assert_eq!(c.vips().len(), 2);
+    // api and web on the LAN, api-internal on k8s (the nodes' join path).
+    assert_eq!(c.vips().len(), 3);
+    assert!(summary.contains("10.17.4.10"), "{summary}");
+    // The LAN router forwards public 8080 -> web :80 and 2052 -> web :443.
+    let forwards: Vec<(u16, &str, u16)> = c
+        .router()
+        .expect("router")
+        .forwards
+        .iter()
+        .map(|f| (f.public.get(), f.vip.as_str(), f.port.get()))
+        .collect();
+    assert_eq!(forwards, [(8080, "web", 80), (2052, "web", 443)]);
 }
 
 #[test]

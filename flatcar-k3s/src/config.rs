@@ -2,7 +2,7 @@
 
 use crate::keys;
 use crate::Error;
-use flatcar_topology::{Cluster, Flannel, Role, Vm};
+use flatcar_topology::{Cluster, Flannel, Role, Vip, Vm};
 use serde::Serialize;
 
 /// Where the token file lives on every node (0600, from the secret store).
@@ -17,7 +17,7 @@ pub struct ServerConfig {
     /// Only on the first server: bootstrap embedded etcd.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_init: Option<bool>,
-    /// On the others: join through the API VIP.
+    /// On the others: join through the API VIP on their own network.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// The join token, by file.
@@ -30,7 +30,8 @@ pub struct ServerConfig {
     pub advertise_address: String,
     /// Interface flannel uses.
     pub flannel_iface: String,
-    /// Extra names on the serving certificate: the API VIP and `api.<domain>`.
+    /// Extra names on the serving certificate: every API VIP (address and
+    /// name) and `api.<domain>`.
     pub tls_san: Vec<String>,
     /// Kubeconfig readable by root only.
     pub write_kubeconfig_mode: String,
@@ -57,7 +58,7 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AgentConfig {
-    /// The API VIP.
+    /// The API VIP on the agent's own network.
     pub server: String,
     /// The join token, by file.
     pub token_file: String,
@@ -74,16 +75,45 @@ pub struct AgentConfig {
     pub node_taint: Vec<String>,
 }
 
-/// `https://<API VIP>:<port>`.
-pub fn api_url(cluster: &Cluster) -> Result<String, Error> {
-    let vip = cluster.api_vip().ok_or(Error::NoApiVip)?;
-    let port = vip
-        .ports
+/// The port of `vip` that masters serve (the API port).
+pub fn api_port(vip: &Vip) -> u16 {
+    vip.ports
         .iter()
         .find(|p| p.role == Role::Master)
         .map(|p| p.port.get())
-        .unwrap_or(6443);
-    Ok(format!("https://{}:{port}", vip.address))
+        .unwrap_or(6443)
+}
+
+/// `https://<API VIP>:<port>` of the cluster's (first) API VIP.
+pub fn api_url(cluster: &Cluster) -> Result<String, Error> {
+    let vip = cluster.api_vip().ok_or(Error::NoApiVip)?;
+    Ok(format!("https://{}:{}", vip.address, api_port(vip)))
+}
+
+/// Every VIP with a port served by masters, in model order.
+pub fn api_vips(cluster: &Cluster) -> impl Iterator<Item = &Vip> {
+    cluster
+        .vips()
+        .iter()
+        .filter(|v| v.ports.iter().any(|p| p.role == Role::Master))
+}
+
+/// The API VIP node `vm` joins through: one on a network `vm` itself is on
+/// (its primary network first), so the request and the answer stay on that
+/// network (the load balancers hold it on their NIC there; the host routes
+/// nothing and sees no half connection); otherwise the cluster's API VIP.
+pub fn join_vip<'a>(cluster: &'a Cluster, vm: &Vm) -> Result<&'a Vip, Error> {
+    vm.nics
+        .iter()
+        .find_map(|nic| api_vips(cluster).find(|v| v.network == nic.network))
+        .or_else(|| cluster.api_vip())
+        .ok_or(Error::NoApiVip)
+}
+
+/// `https://<join VIP>:<port>`: what node `vm` joins (see [`join_vip`]).
+pub fn join_url(cluster: &Cluster, vm: &Vm) -> Result<String, Error> {
+    let vip = join_vip(cluster, vm)?;
+    Ok(format!("https://{}:{}", vip.address, api_port(vip)))
 }
 
 /// The first server (first master in model order) bootstraps etcd.
@@ -119,23 +149,33 @@ fn labels(vm: &Vm) -> Vec<String> {
 pub fn server(cluster: &Cluster, vm: &Vm) -> Result<ServerConfig, Error> {
     let k = cluster.k3s();
     let first = is_first_server(cluster, vm);
-    let vip = cluster.api_vip().ok_or(Error::NoApiVip)?;
+    if cluster.api_vip().is_none() {
+        return Err(Error::NoApiVip);
+    }
     let ip = address(vm)?;
     Ok(ServerConfig {
         cluster_init: first.then_some(true),
-        server: if first { None } else { Some(api_url(cluster)?) },
+        server: if first {
+            None
+        } else {
+            Some(join_url(cluster, vm)?)
+        },
         token_file: TOKEN_FILE.into(),
         node_name: vm.name.to_string(),
         node_ip: ip.clone(),
         advertise_address: ip,
         flannel_iface: "eth0".into(),
         tls_san: {
-            let mut sans = vec![
-                vip.address.to_string(),
-                cluster.fqdn(&vip.name).to_string(),
-                format!("api.{}", cluster.domain()),
-            ];
-            sans.dedup();
+            // Every API VIP (the LAN one and one on the nodes' own network)
+            // by address and name, and `api.<domain>`.
+            let mut sans: Vec<String> = Vec::new();
+            for vip in api_vips(cluster) {
+                sans.push(vip.address.to_string());
+                sans.push(cluster.fqdn(&vip.name).to_string());
+            }
+            sans.push(format!("api.{}", cluster.domain()));
+            let mut seen = std::collections::BTreeSet::new();
+            sans.retain(|s| seen.insert(s.clone()));
             sans
         },
         write_kubeconfig_mode: "0600".into(),
@@ -160,7 +200,7 @@ pub fn server(cluster: &Cluster, vm: &Vm) -> Result<ServerConfig, Error> {
 /// Config of agent `vm` (worker or storage node).
 pub fn agent(cluster: &Cluster, vm: &Vm) -> Result<AgentConfig, Error> {
     Ok(AgentConfig {
-        server: api_url(cluster)?,
+        server: join_url(cluster, vm)?,
         token_file: TOKEN_FILE.into(),
         node_name: vm.name.to_string(),
         node_ip: address(vm)?,
@@ -174,8 +214,18 @@ pub fn agent(cluster: &Cluster, vm: &Vm) -> Result<AgentConfig, Error> {
     })
 }
 
-fn to_yaml<T: Serialize>(what: &str, v: &T) -> Result<String, Error> {
-    let body = serde_saphyr::to_string(v).map_err(|source| Error::Yaml {
+/// Renders `value` as the K3s config file of node `what`, checked first
+/// against the keys K3s accepts for a server (`server`) or an agent: an
+/// unknown key is [`Error::UnknownKeys`], naming it and the node. Every
+/// config this crate renders goes through here.
+pub fn to_checked_yaml<T: Serialize>(
+    cluster: &Cluster,
+    what: &str,
+    value: &T,
+    server: bool,
+) -> Result<String, Error> {
+    check(cluster, &format!("{what} config.yaml"), value, server)?;
+    let body = serde_saphyr::to_string(value).map_err(|source| Error::Yaml {
         what: what.into(),
         source,
     })?;
@@ -185,12 +235,21 @@ fn to_yaml<T: Serialize>(what: &str, v: &T) -> Result<String, Error> {
 }
 
 /// Checks a config against the keys K3s accepts: the top-level keys `config`
-/// serializes to (the same keys its YAML has). The key set is fixed by
-/// [`ServerConfig`]/[`AgentConfig`], so tests check it once per type instead
-/// of every render paying for it.
+/// serializes to (the same keys its YAML has). [`render`] calls it for every
+/// config ([`to_checked_yaml`]).
 pub fn check_keys<T: Serialize>(cluster: &Cluster, config: &T, server: bool) -> Result<(), Error> {
+    check(cluster, "config.yaml", config, server)
+}
+
+/// [`check_keys`] for the config called `label` in errors.
+fn check<T: Serialize>(
+    cluster: &Cluster,
+    label: &str,
+    config: &T,
+    server: bool,
+) -> Result<(), Error> {
     let value = serde_json::to_value(config).map_err(|source| Error::Keys {
-        config: "config.yaml".into(),
+        config: label.into(),
         source,
     })?;
     let unknown = match value.as_object() {
@@ -201,7 +260,7 @@ pub fn check_keys<T: Serialize>(cluster: &Cluster, config: &T, server: bool) -> 
         Ok(())
     } else {
         Err(Error::UnknownKeys {
-            config: "config.yaml".into(),
+            config: label.into(),
             version: cluster.k3s().version.to_string(),
             keys: unknown,
         })
@@ -210,10 +269,11 @@ pub fn check_keys<T: Serialize>(cluster: &Cluster, config: &T, server: bool) -> 
 
 /// The config file text for a K3s node, checked against the accepted keys.
 pub fn render(cluster: &Cluster, vm: &Vm) -> Result<Option<String>, Error> {
+    let what = vm.name.as_str();
     if vm.has(Role::Master) {
-        to_yaml(vm.name.as_str(), &server(cluster, vm)?).map(Some)
+        to_checked_yaml(cluster, what, &server(cluster, vm)?, true).map(Some)
     } else if vm.has(Role::Worker) || vm.has(Role::Storage) {
-        to_yaml(vm.name.as_str(), &agent(cluster, vm)?).map(Some)
+        to_checked_yaml(cluster, what, &agent(cluster, vm)?, false).map(Some)
     } else {
         Ok(None)
     }

@@ -97,13 +97,20 @@ fn flow(from: Endpoint, to: Endpoint, proto: Proto, ports: &[(u16, u16)], why: &
 pub fn flows(cluster: &Cluster) -> Vec<Flow> {
     let mut out = Vec::new();
     let nodes = [Role::Master, Role::Worker, Role::Storage];
-    if let Some(vip) = cluster.api_vip() {
-        for r in nodes {
+    for r in nodes {
+        // Each role to the API VIPs its nodes join through (config::join_vip).
+        let vips: std::collections::BTreeMap<&str, u16> = cluster
+            .with_role(r)
+            .filter_map(|vm| config::join_vip(cluster, vm).ok())
+            .map(|v| (v.name.as_str(), config::api_port(v)))
+            .collect();
+        for (name, port) in vips {
+            let Ok(vip) = Name::new(name) else { continue };
             out.push(flow(
                 role(r),
-                Endpoint::Vip(vip.name.clone()),
+                Endpoint::Vip(vip),
                 Proto::Tcp,
-                &[(6443, 6443)],
+                &[(port, port)],
                 "k3s-join",
             ));
         }
@@ -212,7 +219,6 @@ impl Service for K3sCluster {
             .find(|(v, _)| *v == version)
             .map(|(_, h)| *h)
             .unwrap_or("00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000");
-        let url = config::api_url(cluster).map_err(err)?;
         for vm in nodes {
             let Some(text) = config::render(cluster, vm).map_err(err)? else {
                 continue;
@@ -234,6 +240,7 @@ impl Service for K3sCluster {
             } else {
                 "k3s-agent.service"
             };
+            let url = config::join_url(cluster, vm).map_err(err)?;
             out.unit(
                 &vm.name,
                 Unit::enabled(name, unit(server, (!first).then_some(url.as_str()))),

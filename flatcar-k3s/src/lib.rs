@@ -2,14 +2,18 @@
 //! storage node, Traefik and Longhorn — generated from the model.
 //!
 //! - The first master (model order) runs `cluster-init`; every other node
-//!   joins `https://<API VIP>:6443` and its unit waits until the VIP answers
-//!   (`/ping`), so boot order cannot deadlock: master1 up → load balancers
-//!   route the VIP to it → the others join.
-//! - `tls-san` holds the API VIP and its names; the kubeconfig is 0600; the
+//!   joins `https://<API VIP>:6443` through the API VIP on its *own* network
+//!   when there is one ([`config::join_vip`]: request and answer then stay
+//!   on that network, a symmetric path the host never routes), and its unit
+//!   waits until the VIP answers (`/ping`), so boot order cannot deadlock:
+//!   master1 up → load balancers route the VIP to it → the others join.
+//! - `tls-san` holds every API VIP and its names; the kubeconfig is 0600; the
 //!   token is generated once, stored as a secret, referenced by file.
 //! - Traefik's node ports are `cluster.k3s().ingress` — the very ports the
 //!   load balancers forward the web VIP to.
-//! - Every key is checked against the keys K3s accepts ([`keys`]).
+//! - Every rendered config is checked against the keys K3s accepts
+//!   ([`keys`], [`config::to_checked_yaml`]); an unknown key is an error
+//!   naming it.
 //!
 //! No live K3s runs in the tests: there is no K3s binary or internet here.
 //!

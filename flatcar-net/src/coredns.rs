@@ -4,7 +4,6 @@
 use flatcar_topology::provision::DnsRecord;
 use flatcar_topology::{Cluster, Role};
 use ipnet::Ipv4Net;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -41,17 +40,95 @@ pub fn records(cluster: &Cluster, extra: &[DnsRecord]) -> Vec<(String, Ipv4Addr)
     r
 }
 
-/// A deterministic SOA serial: derived from the content, not the clock.
-fn serial(body: &str) -> u32 {
-    let d = Sha256::digest(body.as_bytes());
-    // Keep it in a YYYYMMDDnn-like range so tools that sanity-check serials are happy.
-    1_000_000_000 + (u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 1_000_000_000)
+/// A zone's SOA serial. Secondaries transfer a zone again only when its
+/// serial grew (RFC 1982 serial arithmetic), so it must increase whenever the
+/// zone's content changes and stay the same while it does not: a zone
+/// rendered for the first time gets [`Serial::FIRST`], a re-render gets the
+/// previous serial when nothing changed and [`Serial::next`] otherwise (see
+/// [`PreviousZone`]). Never derived from the clock: same input, same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Serial(u32);
+
+impl Serial {
+    /// The serial of a zone rendered for the first time.
+    pub const FIRST: Serial = Serial(1);
+
+    /// A serial with value `v`.
+    pub const fn new(v: u32) -> Serial {
+        Serial(v)
+    }
+
+    /// The value.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The next serial: one more, in serial arithmetic (after 4294967295
+    /// comes 1; 0 is skipped, some secondaries read it as "unset").
+    pub const fn next(self) -> Serial {
+        match self.0.wrapping_add(1) {
+            0 => Serial(1),
+            n => Serial(n),
+        }
+    }
+
+    /// The serial of the SOA record in zone file `text`, as written by
+    /// this module (`@ IN SOA ns. hostmaster. ( SERIAL …`).
+    pub fn of_zone(text: &str) -> Option<Serial> {
+        let line = text.lines().find(|l| l.contains(" IN SOA "))?;
+        let (_, rest) = line.split_once('(')?;
+        rest.split_whitespace().next()?.parse().ok().map(Serial)
+    }
 }
 
-fn soa(origin: &str, ns: &str, body: &str) -> String {
+impl std::fmt::Display for Serial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// How a zone was rendered last time: its serial and its text. A library
+/// caller passes it (the bundle reads it from the previous bundle's
+/// `dns/*.zone`), so the new render keeps the serial when the text would be
+/// the same and takes the next one when it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousZone {
+    /// The serial it carried.
+    pub serial: Serial,
+    /// The whole zone file as rendered then.
+    pub text: String,
+}
+
+impl PreviousZone {
+    /// A previous zone file; `None` when it has no SOA serial to continue from.
+    pub fn parse(text: &str) -> Option<PreviousZone> {
+        Some(PreviousZone {
+            serial: Serial::of_zone(text)?,
+            text: text.to_string(),
+        })
+    }
+}
+
+/// Renders with the previous serial when that reproduces the previous text
+/// byte for byte, otherwise with the next one; [`Serial::FIRST`] without a
+/// previous render.
+fn with_serial(previous: Option<&PreviousZone>, render: impl Fn(Serial) -> String) -> String {
+    match previous {
+        None => render(Serial::FIRST),
+        Some(p) => {
+            let same = render(p.serial);
+            if same == p.text {
+                same
+            } else {
+                render(p.serial.next())
+            }
+        }
+    }
+}
+
+fn soa(origin: &str, ns: &str, serial: Serial) -> String {
     format!(
-        "$ORIGIN {origin}.\n$TTL 300\n@ IN SOA {ns}. hostmaster.{origin}. ( {} 3600 600 604800 300 )\n@ IN NS {ns}.\n",
-        serial(body)
+        "$ORIGIN {origin}.\n$TTL 300\n@ IN SOA {ns}. hostmaster.{origin}. ( {serial} 3600 600 604800 300 )\n@ IN NS {ns}.\n"
     )
 }
 
@@ -65,18 +142,32 @@ fn name_server(cluster: &Cluster) -> String {
         .unwrap_or_else(|| cluster.host().name.to_string())
 }
 
-/// The forward zone file of the cluster domain.
+/// The forward zone file of the cluster domain, rendered for the first
+/// time (serial [`Serial::FIRST`]); see [`zone_after`].
 pub fn zone(cluster: &Cluster, extra: &[DnsRecord]) -> String {
+    zone_after(cluster, extra, None)
+}
+
+/// The forward zone file of the cluster domain with every VM, VIP and the
+/// `extra` records services asked for; its serial continues from
+/// `previous` (kept when nothing changed, the next one otherwise).
+pub fn zone_after(
+    cluster: &Cluster,
+    extra: &[DnsRecord],
+    previous: Option<&PreviousZone>,
+) -> String {
     let domain = cluster.domain().to_string();
     let ns_name = name_server(cluster);
     let mut body = String::new();
     for (name, addr) in records(cluster, extra) {
         let _ = writeln!(body, "{name:<24} IN A {addr}");
     }
-    format!(
-        "; Generated by flatcar-microcloud; do not edit.\n{}{body}",
-        soa(&domain, &format!("{ns_name}.{domain}"), &body)
-    )
+    with_serial(previous, |serial| {
+        format!(
+            "; Generated by flatcar-microcloud; do not edit.\n{}{body}",
+            soa(&domain, &format!("{ns_name}.{domain}"), serial)
+        )
+    })
 }
 
 /// Reverse zone name of a network (`4.17.10.in-addr.arpa` for a /24; only
@@ -91,8 +182,18 @@ pub fn reverse_zone_name(net: Ipv4Net) -> Option<String> {
     }
 }
 
-/// Reverse zones (zone name → file) with a PTR per VM NIC, VIP and host.
+/// Reverse zones (zone name → file) with a PTR per VM NIC, VIP and host,
+/// rendered for the first time; see [`reverse_zones_after`].
 pub fn reverse_zones(cluster: &Cluster) -> BTreeMap<String, String> {
+    reverse_zones_after(cluster, &BTreeMap::new())
+}
+
+/// Reverse zones (zone name → file) with a PTR per VM NIC, VIP and host;
+/// each zone's serial continues from its entry in `previous` (by zone name).
+pub fn reverse_zones_after(
+    cluster: &Cluster,
+    previous: &BTreeMap<String, PreviousZone>,
+) -> BTreeMap<String, String> {
     let domain = cluster.domain().to_string();
     let ns_name = name_server(cluster);
     let mut out = BTreeMap::new();
@@ -133,13 +234,13 @@ pub fn reverse_zones(cluster: &Cluster) -> BTreeMap<String, String> {
             };
             let _ = writeln!(body, "{label:<8} IN PTR {name}");
         }
-        out.insert(
-            zone.clone(),
+        let text = with_serial(previous.get(&zone), |serial| {
             format!(
                 "; Generated by flatcar-microcloud; do not edit.\n{}{body}",
-                soa(&zone, &format!("{ns_name}.{domain}"), &body)
-            ),
-        );
+                soa(&zone, &format!("{ns_name}.{domain}"), serial)
+            )
+        });
+        out.insert(zone, text);
     }
     out
 }

@@ -4,9 +4,10 @@
 //! flows of every service, so the bundle renders it after composition with
 //! [`crate::ruleset::render`].)
 
-use crate::{chrony, coredns as dns, wireguard};
+use crate::{chrony, coredns as dns, router, wireguard};
 use flatcar_topology::provision::{Contributions, File, Service, Unit};
 use flatcar_topology::{Cluster, Error as TopologyError, Role, VpnEndpoint};
+use std::collections::BTreeMap;
 
 /// CoreDNS image, pinned by its index digest (the digest of
 /// `coredns/coredns:1.11.3` as pinned by several public repositories; not
@@ -30,6 +31,11 @@ pub struct NetServices {
     pub coredns_image: String,
     /// Chrony image reference (with digest).
     pub chrony_image: String,
+    /// The zones as rendered last time, by zone name (the cluster domain or
+    /// a reverse zone): each zone keeps its SOA serial when its content is
+    /// unchanged and takes the next one when it changed. Empty: every zone
+    /// starts at [`dns::Serial::FIRST`].
+    pub previous_zones: BTreeMap<String, dns::PreviousZone>,
 }
 
 impl Default for NetServices {
@@ -37,6 +43,7 @@ impl Default for NetServices {
         NetServices {
             coredns_image: COREDNS_IMAGE.into(),
             chrony_image: CHRONY_IMAGE.into(),
+            previous_zones: BTreeMap::new(),
         }
     }
 }
@@ -143,10 +150,41 @@ impl Service for NetServices {
             }
             out.artifact("vpn/endpoint.pub", format!("{}\n", endpoint.public), false);
         }
+        // The LAN router's port forwards (for the user's router).
+        if let (Some(table), Some(rules)) = (router::table(cluster), router::nftables(cluster)) {
+            out.artifact("router/port-forwards.md", table, false);
+            out.artifact("router/nftables.nft", rules, false);
+        }
+        // Chrony.
+        let server = chrony::server(cluster);
+        out.artifact("ntp/chrony-server.conf", server.clone(), false);
+        out.artifact("ntp/chrony-client.conf", chrony::client(cluster), false);
+        for vm in cluster.with_role(Role::Ntp) {
+            out.file(&vm.name, File::text(CHRONY_CONF, 0o644, server.clone()));
+            out.unit(
+                &vm.name,
+                Unit::enabled("chronyd.service", chrony_unit(&self.chrony_image)),
+            );
+            out.unit(
+                &vm.name,
+                Unit {
+                    name: "systemd-timesyncd.service".into(),
+                    mask: true,
+                    ..Unit::default()
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn finish(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), TopologyError> {
         // CoreDNS.
-        let zone = dns::zone(cluster, &[]);
+        // Rendered once, after every service asked for its records: the
+        // bundle's `dns/` files and the DNS nodes' files are the same values.
+        let domain = cluster.domain().to_string();
+        let zone = dns::zone_after(cluster, out.records(), self.previous_zones.get(&domain));
         let corefile = dns::corefile(cluster);
-        let reverse = dns::reverse_zones(cluster);
+        let reverse = dns::reverse_zones_after(cluster, &self.previous_zones);
         out.artifact("dns/Corefile", corefile.clone(), false);
         out.artifact(
             &format!("dns/{}.zone", cluster.domain()),
@@ -195,25 +233,6 @@ impl Service for NetServices {
                     0o644,
                     "[Resolve]\nDNSStubListener=no\n",
                 ),
-            );
-        }
-        // Chrony.
-        let server = chrony::server(cluster);
-        out.artifact("ntp/chrony-server.conf", server.clone(), false);
-        out.artifact("ntp/chrony-client.conf", chrony::client(cluster), false);
-        for vm in cluster.with_role(Role::Ntp) {
-            out.file(&vm.name, File::text(CHRONY_CONF, 0o644, server.clone()));
-            out.unit(
-                &vm.name,
-                Unit::enabled("chronyd.service", chrony_unit(&self.chrony_image)),
-            );
-            out.unit(
-                &vm.name,
-                Unit {
-                    name: "systemd-timesyncd.service".into(),
-                    mask: true,
-                    ..Unit::default()
-                },
             );
         }
         Ok(())

@@ -38,6 +38,7 @@ pub mod chrony;
 pub mod coredns;
 mod error;
 mod flatcar;
+pub mod router;
 pub mod ruleset;
 pub mod wireguard;
 

@@ -283,6 +283,33 @@ impl VmBuilder {
     }
 }
 
+/// Configures the LAN router's port forwards
+/// ([`ClusterBuilder::router`]).
+#[derive(Debug)]
+pub struct RouterBuilder {
+    builder: u64,
+    sink: Sink,
+    forwards: Vec<crate::PortForward>,
+}
+
+impl RouterBuilder {
+    /// Forwards TCP `public` on the router's WAN side to `port` on `vip`.
+    pub fn forward(mut self, public: u16, vip: &VipRef, port: u16) -> Self {
+        if vip.builder != self.builder {
+            self.sink
+                .value(Element::Router, "vip", "handle comes from another builder");
+        }
+        let public = self.sink.port(&Element::Router, "public port", public);
+        let port = self.sink.port(&Element::Router, "vip port", port);
+        self.forwards.push(crate::PortForward {
+            public,
+            vip: vip.name.clone(),
+            port,
+        });
+        self
+    }
+}
+
 /// Settings of one VIP, inside [`ClusterBuilder::vip`].
 #[derive(Debug)]
 pub struct VipBuilder {
@@ -499,6 +526,7 @@ pub struct ClusterBuilder {
     flows: Vec<Flow>,
     vpn: Option<Vpn>,
     shares: Vec<NfsShare>,
+    router: Option<crate::LanRouter>,
     extra_hosts: Vec<HostBuilder>,
     placement: std::collections::BTreeMap<Name, Name>,
 }
@@ -535,6 +563,7 @@ impl Cluster {
             flows: Vec::new(),
             vpn: None,
             shares: Vec::new(),
+            router: None,
             extra_hosts: Vec::new(),
             placement: std::collections::BTreeMap::new(),
         }
@@ -824,6 +853,43 @@ impl ClusterBuilder {
         self
     }
 
+    /// The LAN router (not managed; in the model for its port forwards):
+    /// its WAN interface and what it forwards to which VIP.
+    ///
+    /// ```
+    /// use flatcar_topology::{net4, BackendPort, Cluster, Endpoint, HostBuilder, Proto, Role};
+    /// let mut c = Cluster::builder("demo", HostBuilder::new("kvm1"));
+    /// let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
+    /// let lb = c.vm("lb1", |v| v.role(Role::LoadBalancer).nic(&lan, 11));
+    /// c.vm("worker1", |v| v.role(Role::Worker).nic(&lan, 21));
+    /// let web = c.vip("web", &lan, 14, |v| v.ingress(80, Role::Worker, BackendPort::IngressWeb).holders([&lb]));
+    /// c.allow(Endpoint::Internet, &web, Proto::Tcp, &[80]);
+    /// c.router("wan", |r| r.forward(8080, &web, 80));
+    /// let cluster = c.build().expect("valid");
+    /// assert_eq!(cluster.router().expect("router").forwards[0].public.get(), 8080);
+    /// ```
+    pub fn router(
+        &mut self,
+        wan: &str,
+        f: impl FnOnce(RouterBuilder) -> RouterBuilder,
+    ) -> &mut Self {
+        let wan = IfName::new(wan.to_string()).unwrap_or_else(|e| {
+            self.sink.value(Element::Router, "wan interface", &e);
+            IfName::unchecked(e.0)
+        });
+        let b = f(RouterBuilder {
+            builder: self.id,
+            sink: Sink::default(),
+            forwards: Vec::new(),
+        });
+        self.sink.0.extend(b.sink.0);
+        self.router = Some(crate::LanRouter {
+            wan,
+            forwards: b.forwards,
+        });
+        self
+    }
+
     /// Validates everything and returns the cluster or every problem found.
     pub fn build(mut self) -> Result<Cluster, Problems> {
         let (address, lan) = match self.host_address.take() {
@@ -858,6 +924,7 @@ impl ClusterBuilder {
             flows: self.flows,
             vpn: self.vpn,
             shares: self.shares,
+            router: self.router,
             extra_hosts,
             placement: self.placement,
         };

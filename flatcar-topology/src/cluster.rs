@@ -179,6 +179,11 @@ impl Cluster {
         self.spec.vpn.as_ref()
     }
 
+    /// The LAN router's port forwards, if the model has any.
+    pub fn router(&self) -> Option<&crate::LanRouter> {
+        self.spec.router.as_ref()
+    }
+
     /// The DNS domain.
     pub fn domain(&self) -> &DomainName {
         &self.spec.dns.domain

@@ -61,6 +61,7 @@ mod port;
 pub mod problem;
 pub mod provision;
 mod role;
+mod router;
 mod secret;
 mod services;
 mod size;
@@ -77,7 +78,7 @@ mod vpn;
 
 pub use builder::{
     ClusterBuilder, HostBuilder, HostRef, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder,
-    VipBuilder, VipRef, VmBuilder, VmRef, VpnBuilder,
+    RouterBuilder, VipBuilder, VipRef, VmBuilder, VmRef, VpnBuilder,
 };
 pub use cluster::{Backend, Cluster, NicView};
 pub use error::{BoxError, Error};
@@ -93,6 +94,7 @@ pub use placement::{HostUsage, Load, SpreadGroup, SpreadRule};
 pub use port::{Port, PortError, PortRange};
 pub use problem::{Element, Problem, Problems};
 pub use role::Role;
+pub use router::{LanRouter, PortForward};
 pub use secret::Secret;
 pub use services::{Dns, Ntp};
 pub use size::{GiB, MiB};

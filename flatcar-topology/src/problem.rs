@@ -46,6 +46,8 @@ pub enum Element {
     Dns,
     /// The admin settings.
     Admin,
+    /// The LAN router (its port forwards).
+    Router,
     /// A KVM host, by name (multi-host clouds).
     KvmHost(String),
 }
@@ -69,6 +71,7 @@ impl fmt::Display for Element {
             Element::Share(n) => write!(f, "share {n:?}"),
             Element::Dns => f.write_str("dns"),
             Element::Admin => f.write_str("admin"),
+            Element::Router => f.write_str("lan router"),
             Element::KvmHost(n) => write!(f, "kvm host {n:?}"),
         }
     }

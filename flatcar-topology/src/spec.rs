@@ -48,6 +48,10 @@ pub struct Spec {
     /// NFS shares on the storage node.
     #[serde(default)]
     pub shares: Vec<NfsShare>,
+    /// The LAN router's port forwards to the VIPs (the router itself is
+    /// not managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<crate::LanRouter>,
     /// Further KVM hosts, beyond `host` (empty: a single-host cloud).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<KvmHost>,

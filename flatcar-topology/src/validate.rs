@@ -29,6 +29,7 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     v.flows();
     v.shares();
     v.admin();
+    v.router();
     v.extra_hosts();
     v.out.extend(crate::placement::problems(spec));
     v.out
@@ -420,6 +421,74 @@ impl<'a> Validator<'a> {
                 Element::Dns,
                 format!("apps label {apps:?} is also a VM or VIP name"),
             ));
+        }
+    }
+
+    /// The LAN router's port forwards: each to a port of a VIP on a LAN,
+    /// each public port once, and each opened to the internet by a flow
+    /// (otherwise the host's bridge table drops what the router forwards).
+    fn router(&mut self) {
+        let Some(router) = &self.spec.router else {
+            return;
+        };
+        let el = Element::Router;
+        let mut public = BTreeSet::new();
+        for f in &router.forwards {
+            if !public.insert(f.public) {
+                self.out.push(rule(
+                    el.clone(),
+                    format!("public port {} is forwarded twice", f.public),
+                ));
+            }
+            let Some(vip) = self.spec.vips.iter().find(|v| v.name == f.vip) else {
+                self.out.push(Problem::UnknownVip {
+                    element: el.clone(),
+                    vip: f.vip.to_string(),
+                });
+                continue;
+            };
+            if !self
+                .nets
+                .get(vip.network.as_str())
+                .is_some_and(|n| n.is_lan())
+            {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "forwards public port {} to vip {:?}, which is not on a LAN",
+                        f.public,
+                        vip.name.as_str()
+                    ),
+                ));
+            }
+            if !vip.ports.iter().any(|p| p.port == f.port) {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "forwards public port {} to port {} of vip {:?}, which it does not serve",
+                        f.public,
+                        f.port,
+                        vip.name.as_str()
+                    ),
+                ));
+            }
+            let opened = self.spec.flows.iter().any(|fl| {
+                fl.from == Endpoint::Internet
+                    && fl.to == Endpoint::Vip(vip.name.clone())
+                    && matches!(fl.proto, crate::Proto::Tcp | crate::Proto::Any)
+                    && (fl.ports.is_empty() || fl.ports.iter().any(|r| r.contains(f.port)))
+            });
+            if !opened {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "forwards public port {} to vip {:?} port {}, but no flow opens it to the internet",
+                        f.public,
+                        vip.name.as_str(),
+                        f.port
+                    ),
+                ));
+            }
         }
     }
 

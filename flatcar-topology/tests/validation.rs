@@ -361,3 +361,119 @@ fn reports_everything_at_once() {
     }
     assert!(p.0.len() >= 8, "{text}");
 }
+
+/// An API VIP on the NAT network (the nodes' join path) must be held by load
+/// balancers with a NIC there.
+#[test]
+fn vip_on_a_nat_network_needs_holders_with_a_nic_there() {
+    let mut c = Cluster::builder("t", HostBuilder::new("kvm1"));
+    let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
+    let k8s = c.nat("k8s", net4!("198.18.4.0/24"), |n| n);
+    let lb1 = c.vm("lb1", |v| {
+        v.role(Role::LoadBalancer).nic(&lan, 11).nic(&k8s, 11)
+    });
+    let lb2 = c.vm("lb2", |v| v.role(Role::LoadBalancer).nic(&lan, 12));
+    for i in 1..=3u32 {
+        c.vm(&format!("master{i}"), |v| {
+            v.role(Role::Master).nic(&k8s, 20 + i)
+        });
+    }
+    c.vip("api-internal", &k8s, 10, |v| {
+        v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2])
+    });
+    let p = c.build().expect_err("lb2 has no k8s NIC");
+    has(&p, |p| {
+        matches!(p, Problem::BadHolder { element: Element::Vip(v), vm, why }
+            if v == "api-internal" && vm == "lb2" && why.contains("NIC"))
+    });
+    assert!(!p.any(|p| matches!(p, Problem::BadHolder { vm, .. } if vm == "lb1")));
+}
+
+fn with_router(
+    f: impl FnOnce(
+        &mut flatcar_topology::ClusterBuilder,
+        &flatcar_topology::VipRef,
+        &flatcar_topology::VipRef,
+    ),
+) -> Result<Cluster, Problems> {
+    let mut c = Cluster::builder("t", HostBuilder::new("kvm1"));
+    let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
+    let k8s = c.nat("k8s", net4!("198.18.4.0/24"), |n| n);
+    let lb = c.vm("lb1", |v| {
+        v.role(Role::LoadBalancer).nic(&lan, 11).nic(&k8s, 11)
+    });
+    c.vm("worker1", |v| v.role(Role::Worker).nic(&k8s, 24));
+    let web = c.vip("web", &lan, 14, |v| {
+        v.ingress(80, Role::Worker, BackendPort::IngressWeb)
+            .ingress(443, Role::Worker, BackendPort::IngressWebsecure)
+            .holders([&lb])
+    });
+    let inner = c.vip("web-k8s", &k8s, 14, |v| {
+        v.ingress(80, Role::Worker, BackendPort::IngressWeb)
+            .holders([&lb])
+    });
+    c.allow(Endpoint::Internet, &web, Proto::Tcp, &[80, 443]);
+    f(&mut c, &web, &inner);
+    c.build()
+}
+
+#[test]
+fn router_port_forwards_are_checked() {
+    let ok = with_router(|c, web, _| {
+        c.router("wan", |r| r.forward(8080, web, 80).forward(2052, web, 443));
+    })
+    .expect("valid");
+    assert_eq!(ok.router().expect("router").forwards.len(), 2);
+    // The document form keeps them.
+    let json = ok
+        .to_string_as(flatcar_topology::Format::Json)
+        .expect("json");
+    assert_eq!(
+        Cluster::from_str_as(&json, flatcar_topology::Format::Json).expect("loads"),
+        ok
+    );
+
+    let router_problem = |p: &Problems, needle: &str| {
+        has(
+            p,
+            |p| matches!(p, Problem::Rule { element: Element::Router, rule } if rule.contains(needle)),
+        )
+    };
+    let p = with_router(|c, web, _| {
+        c.router("wan", |r| r.forward(8080, web, 80).forward(8080, web, 443));
+    })
+    .expect_err("public port twice");
+    router_problem(&p, "8080 is forwarded twice");
+    let p = with_router(|c, web, _| {
+        c.router("wan", |r| r.forward(8080, web, 8443));
+    })
+    .expect_err("port the VIP does not serve");
+    router_problem(&p, "does not serve");
+    let p = with_router(|c, _, inner| {
+        c.router("wan", |r| r.forward(8080, inner, 80));
+    })
+    .expect_err("VIP not on the LAN");
+    router_problem(&p, "not on a LAN");
+    router_problem(&p, "no flow opens it");
+    let p = with_router(|c, web, _| {
+        c.router("bad name!", |r| r.forward(8080, web, 80));
+    })
+    .expect_err("bad interface name");
+    has(&p, |p| {
+        matches!(
+            p,
+            Problem::InvalidValue {
+                element: Element::Router,
+                ..
+            }
+        )
+    });
+    let mut spec = ok.into_spec();
+    if let Some(r) = spec.router.as_mut() {
+        r.forwards[0].vip = n("ghost");
+    }
+    has(
+        &problems(spec),
+        |p| matches!(p, Problem::UnknownVip { element: Element::Router, vip } if vip == "ghost"),
+    );
+}

@@ -281,6 +281,15 @@ pub trait Service {
     fn name(&self) -> &'static str;
     /// Adds this service's contributions.
     fn contribute(&self, cluster: &Cluster, out: &mut Contributions<'_>) -> Result<(), Error>;
+
+    /// Runs after *every* service's [`Service::contribute`], for what is
+    /// derived from all contributions together: the DNS zone, which must
+    /// carry every service's records ([`Contributions::records`]), rendered
+    /// once for the bundle and for the DNS nodes. Records asked for here
+    /// would come too late and are rejected. Does nothing by default.
+    fn finish(&self, _cluster: &Cluster, _out: &mut Contributions<'_>) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Where services put what they contribute. Collisions are recorded and
@@ -293,6 +302,8 @@ pub struct Contributions<'a> {
     origin: BTreeMap<String, BTreeMap<(&'static str, String), &'static str>>,
     problems: Vec<ProvisionError>,
     secrets: &'a mut dyn SecretStore,
+    // In the finish phase: every record is known, no more may be asked for.
+    finishing: bool,
 }
 
 impl fmt::Debug for Contributions<'_> {
@@ -533,6 +544,13 @@ impl<'a> Contributions<'a> {
         if !ok {
             return self.invalid("dns record", name, "is not a lowercase DNS label");
         }
+        if self.finishing {
+            return self.invalid(
+                "dns record",
+                name,
+                "is asked for in finish(), after the zone's records were collected",
+            );
+        }
         if !self.claim("zone", "dns record", &format!("{name} {address}")) {
             return;
         }
@@ -540,6 +558,12 @@ impl<'a> Contributions<'a> {
             name: name.into(),
             address,
         });
+    }
+
+    /// Every DNS record the services asked for so far, in the order asked
+    /// (complete in [`Service::finish`]).
+    pub fn records(&self) -> &[DnsRecord] {
+        &self.composed.records
     }
 
     /// Adds a bundle artifact at a relative path (`host/nftables.nft`).
@@ -591,6 +615,7 @@ impl Composed {
             origin: BTreeMap::new(),
             problems: Vec::new(),
             secrets,
+            finishing: false,
         };
         for vm in cluster.vms() {
             out.composed
@@ -600,6 +625,11 @@ impl Composed {
         for s in services {
             out.service = s.name();
             s.contribute(cluster, &mut out)?;
+        }
+        out.finishing = true;
+        for s in services {
+            out.service = s.name();
+            s.finish(cluster, &mut out)?;
         }
         if out.problems.is_empty() {
             out.composed.flows.sort();

@@ -1,0 +1,82 @@
+#!/bin/sh
+# customize.sh ROOTFS KVER_FILE — run by scripts/build-test-image as an
+# mmdebstrap customize hook (ROOTFS has /proc, /sys, /dev mounted), after the
+# files of tests/boot/image/rootfs and the dracut module were copied in.
+set -eu
+
+# Essential hook (before the kernel and dracut are installed): divert
+# dracut's kernel hook to a no-op, so installing the packages does not
+# build an initramfs that would be thrown away; the real one is built below,
+# once, with the final configuration and modules.
+hook=/etc/kernel/postinst.d/dracut
+if [ "$1" = --hold-initramfs ]; then
+    chroot "$2" dpkg-divert --quiet --local --rename --divert "$hook.held" --add "$hook"
+    mkdir -p "$2/etc/kernel/postinst.d"
+    printf '#!/bin/sh\nexit 0\n' > "$2$hook"
+    chmod +x "$2$hook"
+    exit 0
+fi
+
+root=$1
+kver_file=$2
+in_root() { chroot "$root" "$@"; }
+
+kver=$(ls "$root/lib/modules" | sort -V | tail -1)
+echo "$kver" > "$kver_file.tmp"
+
+# Kernel modules a VM never loads (sound, GPUs, wireless, media, physical
+# NICs other than Intel's, exotic file systems): smaller root and initramfs.
+mods=$root/lib/modules/$kver/kernel
+for d in sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband \
+         drivers/staging drivers/bluetooth drivers/isdn drivers/iio drivers/mtd \
+         drivers/thunderbolt drivers/hwmon drivers/nfc drivers/usb/gadget \
+         drivers/net/can drivers/atm drivers/comedi \
+         net/bluetooth net/wireless net/mac80211 net/nfc net/can \
+         fs/ocfs2 fs/gfs2 fs/ceph fs/smb fs/cifs fs/ntfs3 fs/nilfs2 fs/jfs fs/reiserfs fs/f2fs; do
+    rm -rf "${mods:?}/$d"
+done
+# NICs: the generated domains use virtio; Intel's e1000/e1000e (QEMU's
+# defaults) stay, other physical, USB and WWAN NICs go.
+for d in "$mods"/drivers/net/ethernet/*; do
+    [ "$(basename "$d")" = intel ] || rm -rf "$d"
+done
+for d in "$mods"/drivers/net/ethernet/intel/*; do
+    case $(basename "$d") in e1000|e1000e) ;; *) rm -rf "$d" ;; esac
+done
+rm -rf "$mods/drivers/net/usb" "$mods/drivers/net/wwan" "$mods/drivers/net/ieee802154" \
+       "$mods/drivers/net/hamradio" "$mods/drivers/net/fddi" "$mods/drivers/net/arcnet" \
+       "$mods/drivers/net/plip" "$mods/drivers/net/slip" "$mods/drivers/net/appletalk"
+in_root depmod "$kver"
+
+# Flatcar's core user (uid/gid 500) and the groups Flatcar has.
+in_root groupadd -g 500 core
+in_root groupadd -r docker
+in_root groupadd -r wheel
+in_root useradd -u 500 -g core -G sudo,wheel,docker,systemd-journal,adm -m -s /bin/bash -c "CoreOS Admin" core
+in_root passwd -l core >/dev/null
+chmod 0440 "$root/etc/sudoers.d/core"
+
+# Services: networkd, resolved, sysext (+ reload), sshd, the boot report.
+# Off: timers and services a short-lived test VM does not need.
+in_root systemctl enable systemd-networkd.service systemd-resolved.service \
+    systemd-sysext.service ensure-sysext.service ssh.service flatcar-boot-report.service
+in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+    e2scrub_all.timer e2scrub_reap.service fstrim.timer getty@tty1.service \
+    systemd-networkd-wait-online.service >/dev/null 2>&1 || true
+# Present but off, as on Flatcar (an Ignition config enables them).
+in_root systemctl disable nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service >/dev/null 2>&1 || true
+
+# First boot is first boot: no machine id (systemd applies the unit presets
+# Ignition wrote), no SSH host keys (generated per VM), no hostname.
+printf 'uninitialized\n' > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_* "$root/etc/hostname"
+# Flatcar's os-release carries SYSEXT_LEVEL (sysext images may match on it).
+grep -q '^SYSEXT_LEVEL=' "$root/usr/lib/os-release" || echo 'SYSEXT_LEVEL=1.0' >> "$root/usr/lib/os-release"
+
+# Put dracut's kernel hook back.
+rm -f "$root$hook"
+in_root dpkg-divert --quiet --local --rename --remove "$hook"
+
+# The initramfs: Debian's Ignition module plus the Flatcar glue.
+in_root dracut --quiet --force --kver "$kver" "/boot/initrd.img-$kver"
+mv "$kver_file.tmp" "$kver_file"
