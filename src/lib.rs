@@ -24,6 +24,7 @@ mod error;
 pub mod host;
 pub mod inventory;
 pub mod model;
+pub mod multi_host;
 pub mod reference;
 pub mod services;
 pub mod terraform;

@@ -55,6 +55,8 @@ pub mod apply;
 pub mod diff;
 pub mod domain;
 mod error;
+#[cfg(feature = "live")]
+pub mod hosts;
 pub mod live;
 pub mod metadata;
 pub mod network;

@@ -3,17 +3,20 @@
 
 use crate::addr::host_of;
 use crate::problem::{Element, Problem, Problems};
+use crate::DialAddr;
 use crate::{
     Admin, BackendPort, Channel, Cluster, Cron, DataDisk, DhcpRange, DomainName, Endpoint, Flannel,
-    FlatcarVersion, Flow, GiB, IfName, Ingress, K3s, K3sVersion, KvmHost, MacAddr, MiB, Name,
-    Network, NetworkKind, NfsShare, Nic, OsImage, Port, PortRange, Preempt, Proto, Role, Spec,
-    SshKey, Vip, VipPort, Vm, Vpn, VpnEndpoint, VpnPeer,
+    FlatcarVersion, Flow, GiB, IfName, Ingress, K3s, K3sVersion, MacAddr, MiB, Name, Network,
+    NetworkKind, NfsShare, Nic, OsImage, Port, PortRange, Preempt, Proto, Role, Spec, SshKey, Vip,
+    VipPort, Vm, Vpn, VpnEndpoint, VpnPeer,
 };
-use crate::{DialAddr, PoolPath, StoragePool};
 use ipnet::Ipv4Net;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+mod hosts;
+pub use hosts::HostRef;
 
 static NEXT_BUILDER: AtomicU64 = AtomicU64::new(1);
 
@@ -123,6 +126,9 @@ pub struct HostBuilder {
     uplink: String,
     pool_name: String,
     pool_path: String,
+    at: Option<u32>,
+    libvirt: Option<String>,
+    capacity: Option<crate::Capacity>,
 }
 
 impl HostBuilder {
@@ -134,6 +140,9 @@ impl HostBuilder {
             uplink: "eno1".into(),
             pool_name: "microcloud".into(),
             pool_path: "/var/lib/libvirt/images/microcloud".into(),
+            at: None,
+            libvirt: None,
+            capacity: None,
         }
     }
     /// The physical uplink enslaved to the LAN bridge.
@@ -195,6 +204,7 @@ pub struct VmBuilder {
     data_disks: Vec<DataDisk>,
     nics: Vec<Nic>,
     image: Option<OsImage>,
+    on: Option<Name>,
 }
 
 impl VmBuilder {
@@ -518,6 +528,8 @@ pub struct ClusterBuilder {
     shares: Vec<NfsShare>,
     artifacts: crate::artifact::ArtifactSettings,
     router: Option<crate::LanRouter>,
+    extra_hosts: Vec<HostBuilder>,
+    placement: std::collections::BTreeMap<Name, Name>,
 }
 
 impl Cluster {
@@ -556,6 +568,8 @@ impl Cluster {
             shares: Vec::new(),
             artifacts: crate::artifact::ArtifactSettings::default(),
             router: None,
+            extra_hosts: Vec::new(),
+            placement: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -658,8 +672,12 @@ impl ClusterBuilder {
             data_disks: Vec::new(),
             nics: Vec::new(),
             image: None,
+            on: None,
         });
         self.sink.0.extend(b.sink.0);
+        if let Some(host) = b.on {
+            self.placement.insert(n.clone(), host);
+        }
         self.vms.push(Vm {
             name: n.clone(),
             roles: b.roles,
@@ -894,17 +912,6 @@ impl ClusterBuilder {
 
     /// Validates everything and returns the cluster or every problem found.
     pub fn build(mut self) -> Result<Cluster, Problems> {
-        let h = &self.host;
-        let hname = self.sink.name(Element::Host, &h.name.clone());
-        let uplink = IfName::new(h.uplink.clone()).unwrap_or_else(|e| {
-            self.sink.value(Element::Host, "uplink", &e);
-            IfName::unchecked(h.uplink.clone())
-        });
-        let pool_name = self.sink.name(Element::Host, &self.host.pool_name.clone());
-        let pool_path = PoolPath::new(self.host.pool_path.clone()).unwrap_or_else(|e| {
-            self.sink.value(Element::Host, "pool path", &e);
-            PoolPath::unchecked(self.host.pool_path.clone())
-        });
         let (address, lan) = match self.host_address.take() {
             Some(x) => x,
             None => {
@@ -916,18 +923,16 @@ impl ClusterBuilder {
                 (Ipv4Addr::UNSPECIFIED, Name::unchecked("lan"))
             }
         };
+        let first = self.host.clone();
+        let host = self.resolve_host(&first, Element::Host, Some(address), &lan);
+        let extra = std::mem::take(&mut self.extra_hosts);
+        let extra_hosts = extra
+            .iter()
+            .map(|h| self.resolve_host(h, Element::KvmHost(h.name.clone()), None, &lan))
+            .collect();
         let spec = Spec {
             name: self.name,
-            host: KvmHost {
-                name: hname,
-                uplink,
-                lan,
-                address,
-                pool: StoragePool {
-                    name: pool_name,
-                    path: pool_path,
-                },
-            },
+            host,
             image: self.image,
             admin: self.admin,
             dns: self.dns,
@@ -941,6 +946,8 @@ impl ClusterBuilder {
             shares: self.shares,
             artifacts: self.artifacts,
             router: self.router,
+            extra_hosts,
+            placement: self.placement,
         };
         let mut problems = self.sink.0;
         match Cluster::try_from(spec) {

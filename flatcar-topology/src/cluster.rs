@@ -50,7 +50,8 @@ pub struct Backend<'a> {
 
 impl TryFrom<Spec> for Cluster {
     type Error = Problems;
-    fn try_from(spec: Spec) -> Result<Self, Problems> {
+    fn try_from(mut spec: Spec) -> Result<Self, Problems> {
+        crate::placement::place(&mut spec);
         let problems = validate(&spec);
         if !problems.is_empty() {
             return Err(Problems(problems));

@@ -107,4 +107,25 @@ pub struct KvmHost {
     pub address: Ipv4Addr,
     /// Storage pool for VM disks.
     pub pool: StoragePool,
+    /// The libvirt connection that reaches this host (default: `qemu:///system`
+    /// for the first host, `qemu+ssh://root@<address>/system` for the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libvirt: Option<crate::LibvirtUri>,
+    /// What the host can give to VMs (absent: not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::Capacity>,
+}
+
+impl KvmHost {
+    /// The libvirt URI of this host, declared or the default for `first`
+    /// (the first host: local) or another host (SSH to its LAN address).
+    pub fn libvirt_uri(&self, first: bool) -> crate::LibvirtUri {
+        match &self.libvirt {
+            Some(u) => u.clone(),
+            None if first => crate::LibvirtUri::local(),
+            None => {
+                crate::LibvirtUri::unchecked(format!("qemu+ssh://root@{}/system", self.address))
+            }
+        }
+    }
 }

@@ -58,9 +58,11 @@ mod flow;
 mod host;
 mod image;
 mod k3s;
+mod kvm_host;
 mod mac;
 mod name;
 mod network;
+pub mod placement;
 mod port;
 pub mod problem;
 pub mod provision;
@@ -83,8 +85,8 @@ mod vm;
 mod vpn;
 
 pub use builder::{
-    ClusterBuilder, HostBuilder, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder, RouterBuilder,
-    VipBuilder, VipRef, VmBuilder, VmRef, VpnBuilder,
+    ClusterBuilder, HostBuilder, HostRef, K3sBuilder, NetRef, NetworkBuilder, PeerBuilder,
+    RouterBuilder, VipBuilder, VipRef, VmBuilder, VmRef, VpnBuilder,
 };
 pub use cluster::{Backend, Cluster, NicView};
 pub use error::{BoxError, Error};
@@ -95,9 +97,11 @@ pub use image::{ImageRef, ImageRefError};
 pub use k3s::{
     Cron, EtcdSnapshots, Flannel, Ingress, K3s, K3sSettingError, K3sToken, K3sVersion, NfsShare,
 };
+pub use kvm_host::{Capacity, LibvirtUri, Overcommit, UriError};
 pub use mac::{MacAddr, MacError};
 pub use name::{DomainName, Name, NameError};
 pub use network::{DhcpRange, IfName, IfNameError, Network, NetworkKind};
+pub use placement::{HostUsage, Load, SpreadGroup, SpreadRule};
 pub use port::{Port, PortError, PortRange};
 pub use problem::{Element, Problem, Problems};
 pub use role::Role;

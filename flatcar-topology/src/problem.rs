@@ -57,6 +57,8 @@ pub enum Element {
     },
     /// The LAN router (its port forwards).
     Router,
+    /// A KVM host, by name (multi-host clouds).
+    KvmHost(String),
 }
 
 impl fmt::Display for Element {
@@ -81,6 +83,7 @@ impl fmt::Display for Element {
             Element::Admin => f.write_str("admin"),
             Element::Entry { list, index } => write!(f, "{list}[{index}]"),
             Element::Router => f.write_str("lan router"),
+            Element::KvmHost(n) => write!(f, "kvm host {n:?}"),
         }
     }
 }
@@ -265,6 +268,36 @@ pub enum Problem {
         /// The unmet need.
         need: crate::bringup::Need,
         /// Why, naming the provider it waits for.
+        why: String,
+    },
+    /// A placement names a KVM host that does not exist.
+    #[error("{element}: kvm host {host:?} does not exist")]
+    UnknownHost {
+        /// The VM placed there.
+        element: Element,
+        /// The missing host.
+        host: String,
+    },
+    /// The VMs placed on a host need more than it offers.
+    #[error("{element}: {resource} over capacity: the VMs need {used}, the host offers {available} ({how})")]
+    OverCapacity {
+        /// The host.
+        element: Element,
+        /// What runs out (`vCPUs`, `memory MiB`, `disk GiB`).
+        resource: &'static str,
+        /// What the VMs placed there need.
+        used: u64,
+        /// What the host offers, overcommit included.
+        available: u64,
+        /// How `available` is computed.
+        how: String,
+    },
+    /// A spread rule does not hold.
+    #[error("spread rule for {rule}: {why}")]
+    Spread {
+        /// The group (`etcd members`, `holders of vip api`, …).
+        rule: String,
+        /// Why it does not hold.
         why: String,
     },
     /// Some rule about a single element.

@@ -56,4 +56,12 @@ pub struct Spec {
     /// not managed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<crate::LanRouter>,
+    /// Further KVM hosts, beyond `host` (empty: a single-host cloud).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<KvmHost>,
+    /// Which host runs which VM (VM name to host name). Recorded by
+    /// [`place`](crate::placement::place) when there is more than one host;
+    /// recorded entries are never moved.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub placement: std::collections::BTreeMap<Name, Name>,
 }

@@ -45,6 +45,8 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     v.volumes();
     v.interfaces();
     v.router();
+    v.extra_hosts();
+    v.out.extend(crate::placement::problems(spec));
     for (group, a, b) in crate::reboot::conflicts(spec) {
         v.out.push(rule(
             Element::Vm(b.clone()),
@@ -255,6 +257,36 @@ impl<'a> Validator<'a> {
             }
         }
         self.claim_addr(h.address, Element::Host);
+    }
+
+    /// Further KVM hosts: unique names, addresses on the same LAN, unclaimed.
+    fn extra_hosts(&mut self) {
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        names.insert(self.spec.host.name.as_str());
+        for h in &self.spec.extra_hosts {
+            let el = Element::KvmHost(h.name.to_string());
+            if !names.insert(h.name.as_str()) {
+                self.out.push(Problem::DuplicateName {
+                    name: h.name.to_string(),
+                    first: Element::Host,
+                    second: el.clone(),
+                });
+            }
+            if h.lan != self.spec.host.lan {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "is on LAN {:?}, the first host on {:?}; every host shares one LAN",
+                        h.lan.as_str(),
+                        self.spec.host.lan.as_str()
+                    ),
+                ));
+            }
+            if let Some(net) = self.nets.get(h.lan.as_str()).copied() {
+                self.check_in_network(&el, h.address, net);
+            }
+            self.claim_addr(h.address, el);
+        }
     }
 
     fn vms(&mut self) {

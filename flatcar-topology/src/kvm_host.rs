@@ -1,0 +1,150 @@
+//! What a KVM host offers beyond its LAN identity: the libvirt connection
+//! that reaches it and the capacity VMs are placed against.
+
+use crate::{GiB, MiB};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why a libvirt URI was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a libvirt URI (driver[+transport]://[user@host]/path; printable ASCII, no spaces or quotes)"
+)]
+pub struct UriError(pub String);
+
+/// A libvirt connection URI: `qemu:///system`,
+/// `qemu+ssh://root@kvm2/system`, `test:///path/to/host.xml`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LibvirtUri(String);
+
+impl LibvirtUri {
+    /// Validates a URI: a driver (`[a-z0-9+]`), `://`, then URI characters only.
+    pub fn new(s: impl Into<String>) -> Result<Self, UriError> {
+        let s = s.into();
+        let ok = match s.split_once("://") {
+            Some((scheme, rest)) => {
+                !scheme.is_empty()
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'+')
+                    && s.len() <= 1024
+                    && rest.bytes().all(|b| {
+                        b.is_ascii_alphanumeric()
+                            || matches!(
+                                b,
+                                b'-' | b'.'
+                                    | b'_'
+                                    | b'~'
+                                    | b':'
+                                    | b'/'
+                                    | b'?'
+                                    | b'='
+                                    | b'&'
+                                    | b'@'
+                                    | b'%'
+                                    | b'+'
+                                    | b','
+                                    | b'['
+                                    | b']'
+                            )
+                    })
+            }
+            None => false,
+        };
+        if ok {
+            Ok(LibvirtUri(s))
+        } else {
+            Err(UriError(s))
+        }
+    }
+
+    /// The local system connection, `qemu:///system`.
+    pub fn local() -> Self {
+        LibvirtUri("qemu:///system".into())
+    }
+
+    /// The URI text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Wraps a URI already reported invalid, so a `Cluster` never holds it.
+    pub(crate) fn unchecked(s: impl Into<String>) -> Self {
+        LibvirtUri(s.into())
+    }
+}
+
+impl TryFrom<String> for LibvirtUri {
+    type Error = UriError;
+    fn try_from(s: String) -> Result<Self, UriError> {
+        LibvirtUri::new(s)
+    }
+}
+
+impl From<LibvirtUri> for String {
+    fn from(u: LibvirtUri) -> String {
+        u.0
+    }
+}
+
+impl fmt::Display for LibvirtUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for LibvirtUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// How far the VMs of one host may exceed its physical vCPUs and memory, in
+/// percent (`400` = four virtual CPUs per physical thread). Disk is never
+/// overcommitted: data disks are raw and overlays may grow to full size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overcommit {
+    /// vCPUs, percent of the physical threads.
+    pub vcpu_percent: u16,
+    /// Memory, percent of the physical memory.
+    pub memory_percent: u16,
+}
+
+impl Default for Overcommit {
+    /// No overcommit (100 % each).
+    fn default() -> Self {
+        Overcommit {
+            vcpu_percent: 100,
+            memory_percent: 100,
+        }
+    }
+}
+
+/// What a host can give to VMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Physical CPU threads available to VMs.
+    pub vcpus: u16,
+    /// Memory available to VMs.
+    pub memory: MiB,
+    /// Disk in the storage pool.
+    pub disk: GiB,
+    /// The declared overcommit ratio.
+    #[serde(default)]
+    pub overcommit: Overcommit,
+}
+
+impl Capacity {
+    /// vCPUs the VMs may use in total (threads × overcommit).
+    pub fn usable_vcpus(&self) -> u64 {
+        u64::from(self.vcpus) * u64::from(self.overcommit.vcpu_percent) / 100
+    }
+
+    /// Memory the VMs may use in total (memory × overcommit).
+    pub fn usable_memory(&self) -> MiB {
+        MiB(self.memory.0 * u64::from(self.overcommit.memory_percent) / 100)
+    }
+}
