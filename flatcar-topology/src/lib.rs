@@ -48,8 +48,8 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
-pub mod bringup;
 pub mod artifact;
+pub mod bringup;
 mod builder;
 mod cluster;
 mod error;

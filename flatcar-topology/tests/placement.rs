@@ -64,6 +64,21 @@ fn builder(s: &Shape) -> ClusterBuilder {
     c.vip("api", &lan, 10, |v| {
         v.tcp(6443, Role::Master, 6443).holders([&lb1, &lb2])
     });
+    // What every buildable cloud needs: egress and an upstream resolver for
+    // the nodes' first boot, and an admin key.
+    c.allow(
+        &k8s,
+        flatcar_topology::Endpoint::Internet,
+        flatcar_topology::Proto::Any,
+        &[],
+    );
+    c.dns(
+        "multi.home.arpa",
+        &["198.18.200.53".parse().expect("address")],
+    );
+    c.ssh_key(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin",
+    );
     c
 }
 
@@ -103,6 +118,12 @@ fn explicit_on_is_kept_and_others_spread_around_it() {
     let kvm4 = c.host(HostBuilder::new("kvm4").at(44));
     let kvm1 = c.first_host();
     let extra = c.nat("extra", net4!("198.18.5.0/24"), |n| n.bridge("virbr-extra"));
+    c.allow(
+        &extra,
+        flatcar_topology::Endpoint::Internet,
+        flatcar_topology::Proto::Any,
+        &[],
+    );
     c.vm("pinned", |vm| {
         vm.role(Role::Worker).on(&kvm4).nic(&extra, 10)
     });
