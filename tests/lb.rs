@@ -116,7 +116,7 @@ fn vrrp_instances_follow_holders_and_preemption() {
     assert_eq!(k2.matches("priority 150").count(), 2);
     assert!(k1.contains("unicast_src_ip 192.168.0.11") && k1.contains("        192.168.0.12\n"));
     assert!(k1.contains("192.168.0.10/24 dev eth0") && k1.contains("192.168.0.14/24 dev eth0"));
-    assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.1"));
+    assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.01"));
     assert!(k1.contains("preempt_delay 5"));
     assert!(!k1.contains("auth_pass") && !k1.contains("notify"));
     for (p, nopreempt, delay) in [

@@ -78,7 +78,8 @@ WantedBy=multi-user.target
 }
 
 /// Keepalived as a host-network container with the capabilities VRRP needs
-/// (raw sockets, address changes) and the host pid namespace (see
+/// (raw sockets, address changes; `SYS_NICE` for `vrrp_rt_priority`) and
+/// the host pid namespace (see
 /// [`haproxy_unit`]); VRRP only (`--vrrp`: no checker or BFD process).
 fn keepalived_unit(image: &str) -> String {
     format!(
@@ -90,7 +91,7 @@ Requires=docker.service
 
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f keepalived
-ExecStart=/usr/bin/docker run --rm --name keepalived --network host --pid host --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_BROADCAST --cap-add NET_RAW -v /etc/keepalived:/etc/keepalived:ro -v {run}:{run}:ro --entrypoint {bin} {image} --dont-fork --log-console --vrrp -f /etc/keepalived/keepalived.conf
+ExecStart=/usr/bin/docker run --rm --name keepalived --network host --pid host --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_BROADCAST --cap-add NET_RAW --cap-add SYS_NICE -v /etc/keepalived:/etc/keepalived:ro -v {run}:{run}:ro --entrypoint {bin} {image} --dont-fork --log-console --vrrp -f /etc/keepalived/keepalived.conf
 ExecStop=/usr/bin/docker stop -t 5 keepalived
 Restart=always
 RestartSec=1
@@ -101,6 +102,29 @@ WantedBy=multi-user.target
         run = haproxy::RUN_DIR,
         bin = KEEPALIVED_BIN,
         image = image
+    )
+}
+
+/// The HAProxy watcher ([`haproxy::watch_script`]) on the host: POSIX sh
+/// and GNU coreutils, both part of Flatcar; it needs the host pid namespace,
+/// where HAProxy runs (`--pid host`).
+fn watch_unit() -> String {
+    format!(
+        "[Unit]
+Description=HAProxy watcher: tells Keepalived at once when HAProxy exits (flatcar-microcloud)
+After=haproxy.service
+
+[Service]
+ExecStartPre=/usr/bin/mkdir -p {run}
+ExecStart=/bin/sh {script}
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+",
+        run = haproxy::RUN_DIR,
+        script = haproxy::WATCH_SCRIPT,
     )
 }
 
@@ -150,6 +174,17 @@ impl Service for LoadBalancers {
                     keepalived_unit(&self.keepalived_image),
                 ),
             );
+            if let Some(watch) = haproxy::watch_script(&self.settings) {
+                out.file(
+                    &vm.name,
+                    File::text(haproxy::WATCH_SCRIPT, 0o755, watch.clone()),
+                );
+                out.unit(
+                    &vm.name,
+                    Unit::enabled("haproxy-watch.service", watch_unit()),
+                );
+                out.artifact(&format!("lb/{}/haproxy-watch", vm.name), watch, false);
+            }
             // HAProxy on the backup binds VIP addresses it does not hold yet.
             out.sysctl(&vm.name, "net.ipv4.ip_nonlocal_bind", "1");
             // VRRP adverts to unicast peers must not be dropped as martians/asymmetric.
