@@ -164,6 +164,11 @@ impl Lab {
         if let Some(script) = haproxy::watch_script(&self.settings) {
             let w = spawn_watch(&self.lbs[i].ns, &self.lbs[i].dir, &script);
             self.lbs[i].watch = Some(w);
+            let down = down_file(&self.lbs[i].dir);
+            wait_until(Duration::from_secs(5), || {
+                std::fs::read_to_string(&down).is_ok_and(|t| t.trim() == "0")
+            })
+            .expect("the watcher reports HAProxy running");
         }
     }
 
@@ -214,16 +219,36 @@ impl Lab {
     /// leaves, as when a VM dies) and every daemon process on it, including
     /// Keepalived's VRRP child, is SIGKILLed at once. Returns immediately.
     pub fn crash(&mut self, i: usize) {
+        self.crash_timed(i);
+    }
+
+    /// [`Lab::crash`], returning when the links went down: the link-down
+    /// commands are written to an `ip -batch` that is already running, so
+    /// the clock does not include starting a process.
+    pub fn crash_timed(&mut self, i: usize) -> std::time::Instant {
+        use std::io::Write;
         let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
+        let mut ip = Command::new("ip")
+            .args(["-n", &self.lbs[i].ns.name, "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip -batch");
+        let mut cmds = String::new();
         for nic in self.cluster.nics(vm) {
-            self.lbs[i]
-                .ns
-                .ip(&["link", "set", nic.ifname.as_str(), "down"]);
+            cmds.push_str(&format!("link set {} down\n", nic.ifname));
         }
+        // Let `ip` reach its read of stdin.
+        std::thread::sleep(Duration::from_millis(100));
+        let mut stdin = ip.stdin.take().expect("stdin");
+        let start = std::time::Instant::now();
+        stdin.write_all(cmds.as_bytes()).expect("link down");
+        drop(stdin);
+        assert!(ip.wait().expect("ip").success(), "links down");
         self.lbs[i].ns.kill_all();
         self.lbs[i].keepalived = None;
         self.lbs[i].haproxy = None;
         self.lbs[i].watch = None;
+        start
     }
 
     /// Brings LB `i` back after [`Lab::crash`].
@@ -455,6 +480,8 @@ pub struct SoakReport {
     pub vip_moves: usize,
     /// Keepalived state transitions logged ("Entering … STATE").
     pub state_changes: usize,
+    /// The first few of those log lines.
+    pub state_lines: Vec<String>,
     /// Servers HAProxy marked DOWN (`chkdown`, both LBs).
     pub marked_down: u64,
     /// Failed health checks (`chkfail`, both LBs): informational margin.
@@ -560,6 +587,28 @@ impl Lab {
         use std::sync::{Arc, Mutex};
 
         let vips: Vec<Ipv4Addr> = self.cluster.vips().iter().map(|v| v.address).collect();
+        // Start from a settled lab: no state transition logged for 2 s.
+        let transitions = || -> usize {
+            (0..self.lbs.len())
+                .map(|i| {
+                    self.keepalived_log(i)
+                        .lines()
+                        .filter(|l| l.contains("Entering") && l.contains("STATE"))
+                        .count()
+                })
+                .sum()
+        };
+        let settle = std::time::Instant::now();
+        let mut last = (transitions(), std::time::Instant::now());
+        while last.1.elapsed() < Duration::from_secs(2)
+            && settle.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = transitions();
+            if now != last.0 {
+                last = (now, std::time::Instant::now());
+            }
+        }
         let log_len: Vec<usize> = (0..self.lbs.len())
             .map(|i| self.keepalived_log(i).len())
             .collect();
@@ -736,16 +785,18 @@ impl Lab {
             let _ = reader.join();
         }
         let (down1, fail1) = self.check_counters();
-        let state_changes = (0..self.lbs.len())
-            .map(|i| {
+        let state_lines: Vec<String> = (0..self.lbs.len())
+            .flat_map(|i| {
                 self.keepalived_log(i)
                     .get(log_len[i]..)
                     .unwrap_or_default()
                     .lines()
                     .filter(|l| l.contains("Entering") && l.contains("STATE"))
-                    .count()
+                    .map(|l| format!("{}: {l}", self.lbs[i].name))
+                    .collect::<Vec<_>>()
             })
-            .sum();
+            .collect();
+        let state_changes = state_lines.len();
         let first_errors = errors.lock().expect("lock").clone();
         let max_latency = *slowest.lock().expect("lock");
         SoakReport {
@@ -765,27 +816,90 @@ impl Lab {
             bulk_bytes: bulk.load(Ordering::Relaxed),
             vip_moves: moves.load(Ordering::Relaxed) as usize,
             state_changes,
+            state_lines: state_lines.into_iter().take(6).collect(),
             marked_down: down1.saturating_sub(down0),
             failed_checks: fail1.saturating_sub(fail0),
         }
     }
 }
 
-/// HAProxy's `show stat` from the HAProxy whose runtime files are in `dir`.
+/// HAProxy's `show stat` from the HAProxy whose runtime files are in `dir`
+/// (straight over its stats socket: no process spawned per poll).
 pub fn show_stat(dir: &Path) -> String {
+    use std::io::{Read, Write};
     let (sock, _) = paths(dir);
-    let out = Command::new("socat")
-        .args(["-T1", "-", &format!("UNIX-CONNECT:{}", sock.display())])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            if let Some(mut s) = c.stdin.take() {
-                let _ = s.write_all(b"show stat\n");
+    let mut text = String::new();
+    if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        if s.write_all(b"show stat\n").is_ok() {
+            let _ = s.read_to_string(&mut text);
+        }
+    }
+    text
+}
+
+/// A client thread in namespace `ns` that, once started, connects to
+/// `addr:port` over and over (each attempt with `connect_timeout`, then up
+/// to `read_timeout` for the answer) until a backend answers — a failover
+/// probe without a process spawn per attempt.
+pub struct Probe {
+    go: std::sync::mpsc::Sender<std::time::Instant>,
+    done: std::thread::JoinHandle<(Duration, Vec<String>)>,
+}
+
+impl Probe {
+    /// Starts the thread and moves it into `ns`; it waits for [`Probe::run`].
+    pub fn new(
+        ns: &str,
+        addr: Ipv4Addr,
+        port: u16,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+    ) -> Probe {
+        use std::io::Read;
+        assert_test_addr(addr);
+        let ns = ns.to_string();
+        let (go, rx) = std::sync::mpsc::channel::<std::time::Instant>();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let done = std::thread::spawn(move || {
+            enter_netns(&ns);
+            let _ = ready_tx.send(());
+            let start = rx.recv().expect("start");
+            let mut failures = Vec::new();
+            loop {
+                let t0 = start.elapsed();
+                let got =
+                    std::net::TcpStream::connect_timeout(&(addr, port).into(), connect_timeout)
+                        .map_err(|e| format!("connect: {e}"))
+                        .and_then(|mut s| {
+                            s.set_read_timeout(Some(read_timeout))
+                                .map_err(|e| e.to_string())?;
+                            let mut text = String::new();
+                            s.read_to_string(&mut text)
+                                .map_err(|e| format!("read: {e}"))?;
+                            Ok(text)
+                        });
+                match got {
+                    Ok(t) if !t.trim().is_empty() => return (start.elapsed(), failures),
+                    other => failures.push(format!(
+                        "{:.0}-{:.0} ms {other:?}",
+                        t0.as_secs_f64() * 1e3,
+                        start.elapsed().as_secs_f64() * 1e3
+                    )),
+                }
+                assert!(start.elapsed() < Duration::from_secs(30), "no failover");
+                // A refused connection returns at once: do not spin.
+                std::thread::sleep(Duration::from_millis(1));
             }
-            c.wait_with_output()
-        })
-        .expect("socat");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        });
+        ready.recv().expect("probe in its namespace");
+        Probe { go, done }
+    }
+
+    /// Starts probing; returns the time from `start` to the first answer,
+    /// and the failed attempts before it (when, and why).
+    pub fn run(self, start: std::time::Instant) -> (Duration, Vec<String>) {
+        self.go.send(start).expect("probe alive");
+        self.done.join().expect("probe")
+    }
 }
