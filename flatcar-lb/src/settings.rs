@@ -50,7 +50,7 @@ impl Default for Settings {
     /// client connects ~35 ms, and no false alarm in a 600 s soak with both
     /// cores saturated.
     fn default() -> Self {
-        Settings::fast(Duration::from_millis(10), Duration::from_millis(50))
+        Settings::fast(Duration::from_millis(20), Duration::from_millis(50))
     }
 }
 
