@@ -54,6 +54,9 @@ fn real_tools_accept_both_load_balancers() {
             );
         }
     }
+    let watch = haproxy::watch_script(&Settings::default()).expect("a watcher");
+    check("sh", &["-n"], &watch, "haproxy-watch");
+    assert!(haproxy::watch_script(&Settings::hand_written()).is_none());
 }
 
 #[test]
@@ -116,7 +119,7 @@ fn vrrp_instances_follow_holders_and_preemption() {
     assert_eq!(k2.matches("priority 150").count(), 2);
     assert!(k1.contains("unicast_src_ip 192.168.0.11") && k1.contains("        192.168.0.12\n"));
     assert!(k1.contains("192.168.0.10/24 dev eth0") && k1.contains("192.168.0.14/24 dev eth0"));
-    assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.01"));
+    assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.02"));
     assert!(k1.contains("preempt_delay 5"));
     assert!(!k1.contains("auth_pass") && !k1.contains("notify"));
     for (p, nopreempt, delay) in [
@@ -208,6 +211,17 @@ fn keepalived_sees_the_haproxy_pid_it_tracks() {
     assert!(
         file("/etc/keepalived/keepalived.conf").contains(&format!("$(cat {})", haproxy::PID_FILE))
     );
+    // The fast path: the watcher on the host writes the down file in the
+    // shared runtime directory; Keepalived tracks that file.
+    assert!(haproxy::DOWN_FILE.starts_with(haproxy::RUN_DIR));
+    let watch = file(haproxy::WATCH_SCRIPT);
+    assert!(
+        watch.contains(haproxy::PID_FILE) && watch.contains(haproxy::DOWN_FILE),
+        "{watch}"
+    );
+    assert!(unit("haproxy-watch.service").contains(haproxy::WATCH_SCRIPT));
+    assert!(file("/etc/keepalived/keepalived.conf")
+        .contains(&format!("file \"{}\"", haproxy::DOWN_FILE)));
     // Every image is pinned by digest.
     for u in [&hap_unit, &ka_unit] {
         assert!(u.contains("@sha256:"), "{u}");

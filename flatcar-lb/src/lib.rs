@@ -4,10 +4,11 @@
 //! - HAProxy: a TCP frontend per VIP port bound to exactly the VIP address
 //!   (never `0.0.0.0`); backends are the VMs with the port's serving role, on
 //!   the port the model declares (ingress ports come from the K3s settings,
-//!   the single source of truth); fast health checks (`inter 100ms
-//!   fastinter 20ms fall 2`, `on-marked-down shutdown-sessions`, `observe
+//!   the single source of truth); fast health checks (`inter 50ms
+//!   fastinter 10ms fall 2`, `on-marked-down shutdown-sessions`, `observe
 //!   layer4`, `option redispatch`); an admin stats socket.
-//! - Keepalived: one VRRPv3 instance per VIP with 10 ms adverts, unicast
+//! - Keepalived: one VRRPv3 instance per VIP with 20 ms adverts, the VRRP
+//!   process at realtime priority (`vrrp_rt_priority`), unicast
 //!   peers from the model, distinct priorities from the holder order
 //!   (200, 150, 100, 50: at most [`flatcar_topology::MAX_VIP_HOLDERS`]),
 //!   `virtual_router_id` derived from the cluster and VIP name and unique,
@@ -35,7 +36,7 @@
 //! assert!(cfg.contains("bind 198.18.0.10:6443"));
 //! assert!(cfg.contains("server master1 198.18.0.21:6443 check"));
 //! let ka = flatcar_lb::keepalived::render(&cluster, lb1, &Default::default()).expect("renders");
-//! assert!(ka.contains("priority 200") && ka.contains("advert_int 0.01"));
+//! assert!(ka.contains("priority 200") && ka.contains("advert_int 0.02"));
 //!
 //! // On Flatcar: files, units and sysctls reach both holders through the
 //! // provisioning model.
@@ -51,29 +52,37 @@
 //! # Failover: the formulas, the chosen intervals, the measurements
 //!
 //! Everything is derived from two intervals in [`Settings`]
-//! ([`Settings::fast`]): the VRRP advert interval `A` (10 ms) and the
-//! HAProxy check interval `I` (100 ms).
+//! ([`Settings::fast`]): the VRRP advert interval `A` = 20 ms and the
+//! HAProxy check interval `I` = 50 ms.
 //!
 //! - **VIP holder crashes** (no goodbye advert): a backup takes over after
 //!   the master-down interval `3 × A + skew`, `skew = (256 − priority)/256 ×
-//!   A` ([`Settings::takeover`]): with `A` = 10 ms and the backup's priority
-//!   150, 34 ms. Then a gratuitous ARP moves the clients. (Measured with
-//!   Keepalived 2.2.7 and 10 ms adverts: 31–38 ms until the VIP is up on the
-//!   backup.) 10 ms is VRRPv3's smallest advert interval.
+//!   A` ([`Settings::takeover`]): with `A` = 20 ms and the backup's priority
+//!   150, 68 ms; then a gratuitous ARP moves the clients. 10 ms (VRRPv3's
+//!   minimum; 31–38 ms takeover measured here) was tried first and
+//!   **flapped**: in a 20 s soak with both cores saturated and the machine's
+//!   load average at ~15, the backup missed three adverts in a row once and
+//!   both VIPs moved to it and back (4 state changes), although Keepalived's
+//!   VRRP process already ran at realtime priority (`vrrp_rt_priority 40`:
+//!   without it, 10 ms adverts flapped 136 times in 20 s). 20 ms adverts,
+//!   the next step, held clean for 60 s and for the 600 s soak below, so
+//!   they are the default.
 //! - **A backend's process dies** (connections refused): the next check,
 //!   at most `I` later, fails; HAProxy re-checks a server in transition every
-//!   `fastinter` = `I / 5` = 20 ms, and marks it DOWN after `fall` = 2
-//!   failures: at most `I + (fall − 1) × fastinter` = 120 ms
-//!   ([`Settings::down_after_refusal`]), about 70 ms in the median. A
+//!   `fastinter` = `I / 5` = 10 ms and marks it DOWN after `fall` = 2
+//!   failures: at most `I + (fall − 1) × fastinter` = 60 ms
+//!   ([`Settings::down_after_refusal`]), ~35 ms in the median. A
 //!   backend whose link is gone (no RST) also waits for the check's connect
 //!   timeout, `min(timeout connect, inter)` = `I` per failed check; `timeout
 //!   check` = `I` ([`Settings::check_timeout`]) bounds the rest of a check
 //!   (e.g. an HTTPS health request), so no check outlives its interval.
+//!   100 ms checks (120 ms bound) measured a 118 ms median on this loaded
+//!   machine, hence 50 ms; the soak saw no failed check at 50 ms.
 //! - **HAProxy dies**: a watcher ([`haproxy::watch_script`], `tail --pid`
 //!   polling `kill(pid, 0)` every `A`, no fork) writes `1` to
 //!   [`haproxy::DOWN_FILE`] within `A`; Keepalived reads it through inotify
 //!   (`track_file`, `weight 0`), enters FAULT, sends a priority-0 advert and
-//!   the backup takes over after its skew time (~4 ms). The 1 s track script
+//!   the backup takes over after its skew time (~8 ms). The 1 s track script
 //!   stays as the backstop should the watcher itself be gone. Faster
 //!   mechanisms were checked on this Debian 12 machine and rejected:
 //!   `vrrp_track_process` needs the kernel's process-events connector, which
