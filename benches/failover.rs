@@ -1,4 +1,4 @@
-//! `cargo bench --bench failover` (root, network namespaces): failover times
+//! `cargo bench --features live --bench failover` (root, network namespaces): failover times
 //! of the generated defaults against the common hand-written settings
 //! (`advert_int 1` VRRPv2, `check inter 3s fall 3 rise 2`), same lab, same
 //! run, then a soak that looks for false alarms under load.

@@ -4,7 +4,10 @@
 //! peak memory (VmHWM) and the growth factor per 10x.
 
 use flatcar_lb::{haproxy, keepalived, Settings};
-use flatcar_microcloud::{inventory, scale, Bundle, BundleSecrets};
+#[path = "common/scale.rs"]
+mod scale;
+
+use flatcar_microcloud::{inventory, Bundle, BundleSecrets};
 use flatcar_topology::{Cluster, Role};
 use std::path::Path;
 use std::process::Command;

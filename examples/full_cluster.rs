@@ -3,7 +3,7 @@
 //! Builds the cloud of the design from one builder chain (in
 //! `src/reference.rs`, so tests build the same cloud on test addresses), or
 //! loads a model file with `--model cloud.toml` (TOML or JSON, as saved by
-//! `Cluster::save`; same validation), prints it, shows the plan against the bundle directory and writes every
+//! `model::save`; same validation), prints it, shows the plan against the bundle directory and writes every
 //! artifact there atomically. Exits non-zero with every problem when the
 //! model is invalid.
 
@@ -46,9 +46,9 @@ struct Args {
 #[cfg(feature = "libvirt")]
 fn libvirt(
     args: &Args,
-    cluster: &flatcar_topology::Cluster,
-) -> Result<bool, flatcar_topology::Error> {
-    use flatcar_topology::libvirt::apply;
+    cluster: &flatcar_microcloud::topology::Cluster,
+) -> Result<bool, flatcar_microcloud::libvirt::Error> {
+    use flatcar_microcloud::libvirt::apply;
     let (uri, destroying) = match (&args.apply, &args.destroy) {
         (_, Some(uri)) => (uri, true),
         (Some(uri), None) => (uri, false),
@@ -67,7 +67,7 @@ fn libvirt(
         println!("nothing changes");
         return Ok(true);
     }
-    let report = apply::apply(&conn, &plan)?;
+    let report = apply_with_bar(&conn, &plan)?;
     let what = if destroying {
         "every object this cluster owns is gone"
     } else {
@@ -85,10 +85,38 @@ fn libvirt(
     Ok(true)
 }
 
+/// Applies `plan`, drawing a progress bar on stderr for multi-object plans
+/// (hidden when stderr is not a terminal) from the library's progress callback.
+#[cfg(feature = "libvirt")]
+fn apply_with_bar(
+    conn: &flatcar_microcloud::libvirt::apply::Connect,
+    plan: &flatcar_microcloud::libvirt::apply::Plan,
+) -> Result<flatcar_microcloud::libvirt::apply::Report, flatcar_microcloud::libvirt::Error> {
+    let total = plan.changes();
+    let bar = (total > 1).then(|| {
+        let b = indicatif::ProgressBar::new(total as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let r = flatcar_microcloud::libvirt::apply::apply_with(conn, plan, &mut |i, _, s| {
+        if let Some(b) = &bar {
+            b.set_position(i.saturating_sub(1) as u64);
+            b.set_message(s.to_string());
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    r
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let cluster = match &args.model {
-        Some(path) => match flatcar_topology::Cluster::load(path) {
+        Some(path) => match flatcar_microcloud::model::load(path) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());

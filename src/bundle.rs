@@ -3,7 +3,8 @@
 
 use crate::error::io;
 use crate::Error;
-use flatcar_topology::provision::{compose, Service};
+use flatcar_ignition::{compose, IgnitionJson};
+use flatcar_topology::provision::Service;
 use flatcar_topology::{Cluster, Format, Secret};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -73,9 +74,11 @@ impl flatcar_topology::provision::SecretStore for BundleSecrets {
         if let Some(s) = self.used.get(name) {
             return Ok(s.clone());
         }
-        flatcar_topology::Name::new(name).map_err(|e| flatcar_topology::Error::Secret {
-            name: name.into(),
-            message: format!("invalid secret name: {e}"),
+        flatcar_topology::Name::new(name).map_err(|source| {
+            flatcar_topology::Error::SecretName {
+                name: name.into(),
+                source,
+            }
         })?;
         let existing = self
             .dir
@@ -208,12 +211,7 @@ impl Bundle {
         );
         b.add(
             "host/nftables.json",
-            flatcar_net::ruleset::render_json(cluster, &composed.flows).map_err(|e| {
-                Error::Render {
-                    what: "host/nftables.json".into(),
-                    message: e.to_string(),
-                }
-            })?,
+            flatcar_net::ruleset::render_json(cluster, &composed.flows)?,
             false,
         );
         for (path, a) in &composed.artifacts {
@@ -308,10 +306,7 @@ impl Bundle {
         let name = dir
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::Io {
-                path: dir.display().to_string(),
-                message: "not a directory name".into(),
-            })?;
+            .ok_or_else(|| Error::NotADirectory(dir.to_path_buf()))?;
         std::fs::create_dir_all(parent).map_err(io(parent))?;
         recover(parent, name, dir)?;
         let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));

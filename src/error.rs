@@ -1,35 +1,55 @@
 //! The facade's error type.
 
+use std::path::{Path, PathBuf};
+
 /// Everything that can go wrong composing, rendering or writing a bundle.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// The model or a service failed.
+    /// The model is invalid, a file is unreadable, or a service failed
+    /// (the model crate's error, which names the service).
     #[error(transparent)]
     Topology(#[from] flatcar_topology::Error),
-    /// The cluster description is invalid.
-    #[error("{0}")]
-    Invalid(#[from] flatcar_topology::Problems),
-    /// Reading or writing the bundle failed; the previous bundle is intact.
-    #[error("{path}: {message}")]
+    /// An Ignition config could not be rendered.
+    #[error(transparent)]
+    Ignition(#[from] flatcar_ignition::Error),
+    /// A libvirt document could not be rendered, or a libvirt call failed.
+    #[error(transparent)]
+    Libvirt(#[from] flatcar_libvirt::Error),
+    /// A network artifact could not be rendered.
+    #[error(transparent)]
+    Net(#[from] flatcar_net::Error),
+    /// Reading or writing the bundle (or a model file) failed; the previous
+    /// file or bundle is intact.
+    #[error("{}: {source}", .path.display())]
     Io {
         /// The file or directory.
-        path: String,
-        /// What failed.
-        message: String,
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
     },
-    /// An artifact could not be rendered.
-    #[error("cannot render {what}: {message}")]
-    Render {
-        /// The artifact.
-        what: String,
-        /// Why.
-        message: String,
-    },
+    /// The bundle path has no directory name (`/`, `..`).
+    #[error("{}: not a directory name", .0.display())]
+    NotADirectory(PathBuf),
+    /// The Ansible inventory could not be written as YAML.
+    #[error("cannot render inventory/hosts.yml: {0}")]
+    Inventory(#[source] serde_saphyr::ser::Error),
+    /// The Terraform export could not be written as JSON.
+    #[error("cannot render terraform/main.tf.json: {0}")]
+    Terraform(#[source] serde_json::Error),
 }
 
-pub(crate) fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
+impl From<flatcar_topology::Problems> for Error {
+    /// Invalid descriptions are the model crate's [`flatcar_topology::Error::Invalid`].
+    fn from(p: flatcar_topology::Problems) -> Error {
+        Error::Topology(flatcar_topology::Error::Invalid(p))
+    }
+}
+
+pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }

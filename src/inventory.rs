@@ -110,8 +110,5 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
             children,
         },
     };
-    serde_saphyr::to_string(&inv).map_err(|e| Error::Render {
-        what: "ansible inventory".into(),
-        message: e.to_string(),
-    })
+    serde_saphyr::to_string(&inv).map_err(Error::Inventory)
 }

@@ -1,28 +1,50 @@
 //! flatcar-microcloud: a highly available K3s cloud on KVM/libvirt with
 //! Flatcar VMs, described as typed Rust values.
 //!
+//! The facade: it re-exports every crate ([`topology`], [`ignition`],
+//! [`libvirt`], [`lb`], [`net`], [`k3s`]), composes every service into one
+//! [`Bundle`] (render, plan with diffs, atomic write, secrets 0600), and
+//! holds the reference cloud, the Ansible inventory, the Terraform export
+//! and the diagrams.
+//!
 //! ```
 //! use flatcar_microcloud::prelude::*;
 //! let cluster = flatcar_microcloud::reference::cluster().expect("the reference cloud is valid");
 //! assert_eq!(cluster.vms().len(), 11);
+//! let bundle = Bundle::render(&cluster, &mut BundleSecrets::default()).expect("renders");
+//! assert!(bundle.files().contains_key("vms/master1/ignition.json"));
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod bundle;
 pub mod diagram;
 mod error;
 pub mod inventory;
+pub mod model;
 pub mod reference;
-pub mod scale;
 pub mod services;
 pub mod terraform;
 
 pub use bundle::{Bundle, BundleSecrets, Plan};
 pub use error::Error;
 
+/// Provisioning: Ignition v3, the base service, the on-disk secret store.
+pub use flatcar_ignition as ignition;
+/// K3s servers, agents, manifests.
+pub use flatcar_k3s as k3s;
+/// HAProxy and Keepalived.
+pub use flatcar_lb as lb;
+/// libvirt XML; plan/apply/destroy with feature `libvirt`/`live`.
+pub use flatcar_libvirt as libvirt;
+/// nftables, WireGuard, CoreDNS, Chrony.
+pub use flatcar_net as net;
+/// The model: typed values, builder DSL, validation, document form, service composition.
+pub use flatcar_topology as topology;
+
 /// libvirt XML documents of the cluster, by bundle path.
 pub fn libvirt_files(cluster: &flatcar_topology::Cluster) -> Result<Vec<(String, String)>, Error> {
-    Ok(flatcar_topology::libvirt::documents(cluster)?
+    Ok(flatcar_libvirt::documents(cluster)?
         .into_iter()
         .map(|(path, _, xml)| (format!("libvirt/{path}"), xml))
         .collect())
@@ -33,11 +55,12 @@ pub fn libvirt_files(cluster: &flatcar_topology::Cluster) -> Result<Vec<(String,
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// Everything needed to describe a cluster.
+/// Everything needed to describe a cluster and render its bundle.
 pub mod prelude {
+    pub use crate::{Bundle, BundleSecrets, Error};
     pub use flatcar_topology::{
         host, ipv4, net4, BackendPort, Channel, Cluster, Endpoint, Flannel, GiB, HostBuilder,
-        Ipv4Net, MiB, Preempt, Proto, Role,
+        Ipv4Net, MiB, Preempt, Problems, Proto, Role,
     };
     pub use std::net::Ipv4Addr;
 }

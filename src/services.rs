@@ -1,6 +1,6 @@
 //! Every service of the cloud, in the order they contribute.
 
-use flatcar_topology::provision::{self, Composed, SecretStore, Service};
+use flatcar_topology::provision::{Composed, SecretStore, Service};
 use flatcar_topology::Cluster;
 
 /// The services the bundle composes, after the built-in base service.
@@ -31,5 +31,5 @@ pub fn compose(
 ) -> Result<Composed, flatcar_topology::Error> {
     let services = all();
     let refs: Vec<&dyn Service> = services.iter().map(|s| s.as_ref()).collect();
-    provision::compose(cluster, &refs, secrets)
+    flatcar_ignition::compose(cluster, &refs, secrets)
 }

@@ -289,10 +289,7 @@ pub fn render(cluster: &Cluster) -> Result<String, Error> {
         },
         resource: r,
     };
-    let mut s = serde_json::to_string_pretty(&doc).map_err(|e| Error::Render {
-        what: "terraform".into(),
-        message: e.to_string(),
-    })?;
+    let mut s = serde_json::to_string_pretty(&doc).map_err(Error::Terraform)?;
     s.push('\n');
     Ok(s)
 }

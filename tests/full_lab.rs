@@ -46,7 +46,7 @@ use support::*;
 /// generated `.network` file for its primary NIC.
 fn routes_from_networkd(ns: &Netns, c: &Cluster, vm: &str, dev: &str) {
     let v = c.vm(vm).expect("vm");
-    let text = flatcar_topology::provision::base::network_file(c, v, 0).expect("network file");
+    let text = flatcar_ignition::base::network_file(c, v, 0).expect("network file");
     let mut dst = None;
     for line in text.lines() {
         if let Some(d) = line.strip_prefix("Destination=") {
@@ -424,7 +424,7 @@ fn full_lab_every_claim() {
         .collect();
     flatcar_net::wireguard::apply(
         &wgh,
-        wireguard_control::Backend::Userspace,
+        flatcar_net::wireguard::Backend::Userspace,
         &c,
         &endpoint_kp,
         &peers,

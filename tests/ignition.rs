@@ -1,40 +1,13 @@
-//! Every VM of the reference cloud gets an Ignition config that the real
-//! `ignition-validate` accepts, with its own hostname and addresses.
+//! Every VM of the reference cloud gets an Ignition config with its own
+//! hostname and addresses, deterministic bytes. (`ignition-validate`
+//! accepting every one is the live target `ignition_live.rs`.)
 
+use flatcar_ignition::IgnitionJson;
 use flatcar_microcloud::reference::cluster;
 use flatcar_topology::provision::MemorySecrets;
-use std::process::Command;
-
-fn validate(json: &str, label: &str) {
-    let dir = std::env::temp_dir().join(format!("fmc-ign-{}-{label}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tempdir");
-    // Debian's ignition-validate 2.14 knows spec 3.4.0 as "3.4.0-experimental"
-    // and 3.3.0 as stable; our configs use no 3.4-only field, so both must pass.
-    for (ver, text) in [
-        (
-            "3.4.0-experimental",
-            json.replace("\"3.4.0\"", "\"3.4.0-experimental\""),
-        ),
-        ("3.3.0", json.replace("\"3.4.0\"", "\"3.3.0\"")),
-    ] {
-        let path = dir.join(format!("{label}-{ver}.ign"));
-        std::fs::write(&path, &text).expect("write");
-        let out = Command::new("ignition-validate")
-            .arg(&path)
-            .output()
-            .expect("ignition-validate must be installed (scripts/test installs package ignition)");
-        assert!(
-            out.status.success(),
-            "{label} ({ver}) rejected: {}{}\n{text}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-}
 
 #[test]
-fn every_reference_vm_validates_with_its_hostname_and_address() {
+fn every_reference_vm_has_its_hostname_and_address() {
     let c = cluster().expect("valid");
     let composed =
         flatcar_microcloud::services::compose(&c, &mut MemorySecrets::default()).expect("composes");
@@ -42,7 +15,6 @@ fn every_reference_vm_validates_with_its_hostname_and_address() {
     for vm in c.vms() {
         let node = &composed.nodes[vm.name.as_str()];
         let json = node.ignition_json().expect("renders");
-        validate(&json, vm.name.as_str());
         let v: serde_json::Value = serde_json::from_str(&json).expect("json");
         let files = v["storage"]["files"].as_array().expect("files");
         let hostname = files
@@ -91,7 +63,7 @@ fn every_reference_vm_validates_with_its_hostname_and_address() {
 fn lan_only_vms_route_nat_networks_through_the_host() {
     let c = cluster().expect("valid");
     let infra = c.vm("infra").expect("infra");
-    let text = flatcar_topology::provision::base::network_file(&c, infra, 0).expect("nic 0");
+    let text = flatcar_ignition::base::network_file(&c, infra, 0).expect("nic 0");
     for dst in ["10.17.3.0/24", "10.17.4.0/24", "10.17.9.0/24"] {
         assert!(
             text.contains(&format!("Destination={dst}\nGateway=192.168.0.40")),
@@ -99,7 +71,7 @@ fn lan_only_vms_route_nat_networks_through_the_host() {
         );
     }
     let lb1 = c.vm("lb1").expect("lb1");
-    let text = flatcar_topology::provision::base::network_file(&c, lb1, 0).expect("nic 0");
+    let text = flatcar_ignition::base::network_file(&c, lb1, 0).expect("nic 0");
     assert!(
         !text.contains("Destination=10.17.4.0/24"),
         "lb1 is on k8s directly:\n{text}"

@@ -2,13 +2,23 @@
 //! all agents joining through the API VIP, only accepted keys, the token only
 //! in 0600 secret files, manifests of the right kinds, Ignition valid.
 
+use flatcar_ignition::compose;
 use flatcar_k3s::{config, keys, manifests, K3sCluster};
 use flatcar_microcloud::reference::cluster;
-use flatcar_topology::provision::{compose, Contents, MemorySecrets};
+use flatcar_topology::provision::{Contents, MemorySecrets};
 use flatcar_topology::{Cluster, Role};
 
 fn yaml(text: &str) -> serde_yaml::Value {
     serde_yaml::from_str(text).expect("parses as YAML")
+}
+
+/// The top-level keys of a YAML mapping.
+fn top_keys(v: &serde_yaml::Value) -> Vec<&str> {
+    v.as_mapping()
+        .expect("a mapping")
+        .keys()
+        .filter_map(|k| k.as_str())
+        .collect()
 }
 
 #[test]
@@ -17,8 +27,10 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
     let mut init = 0;
     for vm in c.with_role(Role::Master) {
         let text = config::render(&c, vm).expect("renders").expect("server");
-        config::check_keys(&c, &text, true).expect("only keys K3s accepts");
+        let typed = config::server(&c, vm).expect("server config");
+        config::check_keys(&c, &typed, true).expect("only keys K3s accepts");
         let v = yaml(&text);
+        assert!(keys::unknown_keys(top_keys(&v), true).is_empty(), "{text}");
         if v["cluster-init"] == true {
             init += 1;
             assert!(v.get("server").is_none());
@@ -54,8 +66,10 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
     assert_eq!(agents.len(), 4);
     for vm in agents {
         let text = config::render(&c, vm).expect("renders").expect("agent");
-        config::check_keys(&c, &text, false).expect("only keys K3s accepts");
+        let typed = config::agent(&c, vm).expect("agent config");
+        config::check_keys(&c, &typed, false).expect("only keys K3s accepts");
         let v = yaml(&text);
+        assert!(keys::unknown_keys(top_keys(&v), false).is_empty(), "{text}");
         assert_eq!(v["server"], "https://192.168.0.10:6443");
         assert_eq!(v.get("cluster-init"), None);
         if vm.has(Role::Storage) {
@@ -78,9 +92,9 @@ fn one_bootstrap_server_everyone_else_joins_the_vip() {
 #[test]
 fn unknown_keys_are_caught() {
     let v = yaml("server: x\ncluster-init: true\nno-such-key: 1\n");
-    assert_eq!(keys::unknown_keys(&v, true), ["no-such-key"]);
+    assert_eq!(keys::unknown_keys(top_keys(&v), true), ["no-such-key"]);
     assert_eq!(
-        keys::unknown_keys(&v, false),
+        keys::unknown_keys(top_keys(&v), false),
         ["cluster-init", "no-such-key"]
     );
 }

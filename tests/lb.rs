@@ -1,63 +1,12 @@
-//! flatcar-lb on the reference cloud: the real `haproxy -c` and
-//! `keepalived -t` accept the generated files; one source of truth for ports.
+//! flatcar-lb on the reference cloud: frontends, backends, VRRP instances
+//! and contributions follow the model; one source of truth for ports. (The
+//! real `haproxy -c` and `keepalived -t` are the live target `lb_tools.rs`.)
 
-mod support;
-
+use flatcar_ignition::compose;
 use flatcar_lb::{haproxy, keepalived, LoadBalancers, Settings};
 use flatcar_microcloud::reference::cluster;
-use flatcar_topology::provision::{compose, Contents, MemorySecrets};
+use flatcar_topology::provision::{Contents, MemorySecrets};
 use flatcar_topology::{Preempt, Spec};
-use std::process::Command;
-use support::{require, TempDir};
-
-fn check(tool: &str, args: &[&str], text: &str, label: &str) {
-    require(tool);
-    let tmp = TempDir::new("lbchk");
-    let path = tmp.path().join(label);
-    std::fs::write(&path, text).expect("write");
-    let mut cmd = Command::new(tool);
-    for a in args {
-        cmd.arg(a);
-    }
-    let out = cmd.arg(&path).output().expect(tool);
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !said.to_lowercase().contains("warn"),
-        "{tool} warned about {label}: {said}\n{text}"
-    );
-    assert!(
-        out.status.success(),
-        "{tool} rejected {label}: {}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[test]
-fn real_tools_accept_both_load_balancers() {
-    let c = cluster().expect("valid");
-    for name in ["lb1", "lb2"] {
-        let vm = c.vm(name).expect("lb");
-        for settings in [Settings::default(), Settings::hand_written()] {
-            let h = haproxy::render(&c, vm, &settings).expect("haproxy");
-            check("haproxy", &["-c", "-f"], &h, &format!("{name}-haproxy.cfg"));
-            let k = keepalived::render(&c, vm, &settings).expect("keepalived");
-            check(
-                "keepalived",
-                &["-t", "-f"],
-                &k,
-                &format!("{name}-keepalived.conf"),
-            );
-        }
-    }
-    let watch = haproxy::watch_script(&Settings::default()).expect("a watcher");
-    check("sh", &["-n"], &watch, "haproxy-watch");
-    assert!(haproxy::watch_script(&Settings::hand_written()).is_none());
-}
 
 #[test]
 fn frontends_bind_only_vips_and_backends_follow_the_model() {

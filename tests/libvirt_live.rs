@@ -10,8 +10,8 @@
 
 mod support;
 
+use flatcar_libvirt::apply::{connect, destroy, destroy_plan, inventory, Connect};
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
-use flatcar_topology::libvirt::apply::{connect, destroy, destroy_plan, inventory, Connect};
 use flatcar_topology::{Cluster, Name, PoolPath};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,7 +124,7 @@ fn example_applies_twice_and_destroys_on_a_real_daemon() {
     let pool_dir = tmp.path().join("pool");
     let c = cloud(&pool_dir);
     let model = tmp.path().join("cloud.toml");
-    c.save(&model).expect("model saved");
+    flatcar_microcloud::model::save(&c, &model).expect("model saved");
     let model = model.to_str().expect("utf8");
     // Leftovers of an interrupted earlier run (this test's objects only).
     remove_pool(&conn);

@@ -1,40 +1,13 @@
-//! Every generated libvirt document passes `virt-xml-validate`, for the
-//! reference cloud and for random topologies.
+//! The reference cloud's libvirt documents say what Flatcar needs
+//! (pure Rust; `virt-xml-validate` is the live target `libvirt_xml_live.rs`).
 
-mod support;
-
+use flatcar_libvirt as libvirt;
 use flatcar_microcloud::reference::cluster;
-use flatcar_topology::libvirt;
 use flatcar_topology::Cluster;
-use std::process::Command;
-use support::{require, TempDir};
-
-fn validate_all(c: &Cluster) {
-    require("virt-xml-validate");
-    let tmp = TempDir::new("virtxml");
-    let docs = libvirt::documents(c).expect("renders");
-    assert!(!docs.is_empty());
-    for (path, kind, xml) in docs {
-        let file = tmp.path().join(path.replace('/', "_"));
-        std::fs::write(&file, &xml).expect("write");
-        let out = Command::new("virt-xml-validate")
-            .arg(&file)
-            .arg(kind)
-            .output()
-            .expect("virt-xml-validate");
-        assert!(
-            out.status.success(),
-            "{path} ({kind}) rejected: {}{}\n{xml}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
 
 #[test]
-fn reference_cloud_validates() {
+fn reference_documents_are_deterministic_and_hashed() {
     let c = cluster().expect("valid");
-    validate_all(&c);
     let docs = libvirt::documents(&c).expect("renders");
     let master1 = &docs
         .iter()
@@ -94,20 +67,4 @@ fn reference_cloud_validates() {
     let m1b = libvirt::domain::xml(&c2, c2.vm("master1").expect("m1")).expect("xml");
     let hash = |x: &str| x.split("hash=\"").nth(1).map(|h| h[..20].to_string());
     assert_ne!(hash(master1), hash(&m1b));
-}
-
-#[path = "../flatcar-topology/tests/common/mod.rs"]
-mod common;
-
-mod random {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
-        #[test]
-        fn random_topologies_validate(s in common::shape()) {
-            validate_all(&common::build(&s));
-        }
-    }
 }

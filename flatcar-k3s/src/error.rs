@@ -2,6 +2,7 @@
 
 /// Everything that can go wrong rendering K3s configuration.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The cluster has no API VIP (a VIP with a port served by masters).
     #[error("no VIP serves role master: agents and joining servers need the API VIP")]
@@ -19,12 +20,22 @@ pub enum Error {
         /// The keys.
         keys: Vec<String>,
     },
+    /// A config's keys could not be read (it does not serialize to a map).
+    #[error("{config}: cannot read its keys: {source}")]
+    Keys {
+        /// Which config.
+        config: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// YAML rendering failed.
-    #[error("cannot render {what}: {message}")]
+    #[error("cannot render {what}: {source}")]
     Yaml {
         /// What.
         what: String,
-        /// Why.
-        message: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_saphyr::ser::Error,
     },
 }

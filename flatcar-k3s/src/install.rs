@@ -196,7 +196,7 @@ impl Service for K3sCluster {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let err = |e: crate::Error| TopologyError::Serialize(format!("flatcar-k3s: {e}"));
+        let err = |e: crate::Error| TopologyError::service("flatcar-k3s", e);
         let version = cluster.k3s().version.as_str();
         let nodes: Vec<_> = cluster
             .vms()

@@ -125,13 +125,14 @@ pub const SERVER_KEYS: &[&str] = &[
     "node-label",
 ];
 
-/// Keys of `config` (a YAML mapping) that K3s would reject.
-pub fn unknown_keys(config: &serde_yaml::Value, server: bool) -> Vec<String> {
-    let Some(map) = config.as_mapping() else {
-        return vec!["<not a mapping>".into()];
-    };
-    map.keys()
-        .filter_map(|k| k.as_str())
+/// The keys among `keys` (a config's top-level keys) that K3s would reject.
+///
+/// ```
+/// let bad = flatcar_k3s::keys::unknown_keys(["token", "cluster-init", "no-such-key"], false);
+/// assert_eq!(bad, ["cluster-init", "no-such-key"]);
+/// ```
+pub fn unknown_keys<'a>(keys: impl IntoIterator<Item = &'a str>, server: bool) -> Vec<String> {
+    keys.into_iter()
         .filter(|k| !(AGENT_KEYS.contains(k) || (server && SERVER_KEYS.contains(k))))
         .map(str::to_string)
         .collect()

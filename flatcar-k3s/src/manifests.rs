@@ -93,9 +93,9 @@ struct LonghornSettings {
 }
 
 fn yaml<T: Serialize>(what: &str, v: &T) -> Result<String, Error> {
-    serde_saphyr::to_string(v).map_err(|e| Error::Yaml {
+    serde_saphyr::to_string(v).map_err(|source| Error::Yaml {
         what: what.into(),
-        message: e.to_string(),
+        source,
     })
 }
 

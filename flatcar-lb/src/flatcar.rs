@@ -145,7 +145,7 @@ impl Service for LoadBalancers {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let err = |e: crate::Error| TopologyError::Serialize(format!("flatcar-lb: {e}"));
+        let err = |e: crate::Error| TopologyError::service("flatcar-lb", e);
         for vm in cluster.with_role(Role::LoadBalancer) {
             if cluster.vips_held_by(vm).next().is_none() {
                 continue;

@@ -97,18 +97,18 @@ impl Service for NetServices {
         cluster: &Cluster,
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
-        let werr = |e: crate::Error| TopologyError::Serialize(format!("flatcar-net: {e}"));
+        let werr = |e: crate::Error| TopologyError::service("flatcar-net", e);
         // WireGuard.
         if let Some(vpn) = cluster.vpn() {
-            let endpoint = wireguard::keypair(
-                out.secret(wireguard::ENDPOINT_SECRET, &|| Ok(wireguard::generate()))?,
-            )
+            let endpoint = wireguard::keypair(out.secret(wireguard::ENDPOINT_SECRET, &|| {
+                wireguard::generate().map_err(werr)
+            })?)
             .map_err(werr)?;
             let mut peers = Vec::new();
             for p in &vpn.peers {
-                let kp = wireguard::keypair(
-                    out.secret(&wireguard::peer_secret(p), &|| Ok(wireguard::generate()))?,
-                )
+                let kp = wireguard::keypair(out.secret(&wireguard::peer_secret(p), &|| {
+                    wireguard::generate().map_err(werr)
+                })?)
                 .map_err(werr)?;
                 if let Some(text) = wireguard::peer_config(cluster, p, &kp, &endpoint) {
                     out.artifact(&format!("vpn/{}.conf", p.name), text, true);

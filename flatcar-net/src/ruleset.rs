@@ -64,8 +64,6 @@ use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt::{self, Write};
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
 /// Name of our tables (`inet microcloud`, `bridge microcloud`).
 pub const TABLE: &str = "microcloud";
@@ -604,7 +602,7 @@ impl Ruleset {
                 s.push('\n');
                 s
             })
-            .map_err(|e| Error::Nft(format!("cannot serialise the ruleset: {e}")))
+            .map_err(Error::Json)
     }
 
     /// Every rule of chain `chain` in table family `family`.
@@ -1009,12 +1007,14 @@ pub fn render_json(cluster: &Cluster, extra: &[Flow]) -> Result<String, Error> {
 
 /// Applies `ruleset` atomically with `nft -j -f -` (one transaction: our
 /// tables are replaced; if `nft` rejects anything, nothing changes).
+#[cfg(feature = "live")]
 pub fn apply(ruleset: &Ruleset) -> Result<(), Error> {
     apply_with(ruleset, "nft", &[])
 }
 
 /// Dry run: `nft -c -j -f -` checks the JSON ruleset against the running
 /// kernel without changing anything.
+#[cfg(feature = "live")]
 pub fn check(ruleset: &Ruleset) -> Result<(), Error> {
     apply_with(ruleset, "nft", &["-c"])
 }
@@ -1025,32 +1025,38 @@ pub fn check(ruleset: &Ruleset) -> Result<(), Error> {
 /// `nftables` crate's [`Nftables`] (what `nftables::helper::apply_ruleset`
 /// sends); it is piped here so that `nft`'s own message ends up in the
 /// error instead of on stderr.
+#[cfg(feature = "live")]
 pub fn apply_with(ruleset: &Ruleset, program: &str, args: &[&str]) -> Result<(), Error> {
-    let json = serde_json::to_string(&ruleset.to_nftables())
-        .map_err(|e| Error::Nft(format!("cannot serialise the ruleset: {e}")))?;
+    let json = serde_json::to_string(&ruleset.to_nftables()).map_err(Error::Json)?;
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["-j", "-f", "-"]);
     run_nft(program, &all, &json)
 }
 
 /// Checks `nft -f` text with `nft -c -f -` (no change to the running ruleset).
+#[cfg(feature = "live")]
 pub fn check_text(text: &str) -> Result<(), Error> {
     nft_text(text, &["-c", "-f", "-"])
 }
 
 /// Applies `nft -f` text atomically with `nft -f -`.
+#[cfg(feature = "live")]
 pub fn apply_text(text: &str) -> Result<(), Error> {
     nft_text(text, &["-f", "-"])
 }
 
+#[cfg(feature = "live")]
 fn nft_text(text: &str, args: &[&str]) -> Result<(), Error> {
     run_nft("nft", args, text)
 }
 
+#[cfg(feature = "live")]
 fn run_nft(program: &str, args: &[&str], input: &str) -> Result<(), Error> {
-    let cmd = |e: std::io::Error| Error::Command {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let cmd = |source: std::io::Error| Error::Command {
         command: program.into(),
-        message: e.to_string(),
+        source,
     };
     let mut child = Command::new(program)
         .args(args)

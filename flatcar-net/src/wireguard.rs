@@ -1,11 +1,17 @@
-//! WireGuard: generated key pairs, the endpoint's and every peer's
-//! `wg-quick` config, and applying the endpoint config to a live interface.
+//! WireGuard: generated key pairs (X25519, pure Rust), the endpoint's and
+//! every peer's `wg-quick` config, and (feature `live`) applying the
+//! endpoint config to a live interface with `wireguard-control`.
 
 use crate::Error;
-use flatcar_topology::{Cluster, DialHost, Secret, VpnPeer};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use flatcar_topology::{Cluster, Secret, VpnPeer};
 use ipnet::Ipv4Net;
 use std::fmt::Write;
-use wireguard_control::{Backend, DeviceUpdate, InterfaceName, Key, PeerConfigBuilder};
+
+/// The `wireguard-control` backend [`apply`] takes (feature `live`).
+#[cfg(feature = "live")]
+pub use wireguard_control::Backend;
 
 /// A key pair; `Debug` shows only the public key.
 #[derive(Clone)]
@@ -25,16 +31,28 @@ impl std::fmt::Debug for KeyPair {
     }
 }
 
-/// A fresh private key (base64) from the OS RNG.
-pub fn generate() -> Secret {
-    Secret::new(Key::generate_private().to_base64())
+/// A fresh private key (base64) from the OS RNG, clamped as Curve25519
+/// private keys are (what `wg genkey` prints).
+pub fn generate() -> Result<Secret, Error> {
+    let mut key = [0u8; 32];
+    getrandom::getrandom(&mut key).map_err(Error::Random)?;
+    key[0] &= 248;
+    key[31] &= 127;
+    key[31] |= 64;
+    Ok(Secret::new(B64.encode(key)))
 }
 
-/// The key pair of a stored private key.
+/// The 32 bytes of a base64 key.
+fn decode(text: &str) -> Option<[u8; 32]> {
+    B64.decode(text).ok()?.try_into().ok()
+}
+
+/// The key pair of a stored private key (what `wg pubkey` derives).
 pub fn keypair(private: Secret) -> Result<KeyPair, Error> {
-    let key = Key::from_base64(private.expose()).map_err(|_| Error::Key("<redacted>".into()))?;
+    let key = decode(private.expose()).ok_or_else(|| Error::Key("<redacted>".into()))?;
+    let public = x25519_dalek::x25519(key, x25519_dalek::X25519_BASEPOINT_BYTES);
     Ok(KeyPair {
-        public: key.get_public().to_base64(),
+        public: B64.encode(public),
         private,
     })
 }
@@ -122,8 +140,10 @@ pub fn strip(config: &str) -> String {
 }
 
 /// Applies the endpoint side to interface `ifname` with `wireguard-control`
-/// (kernel module, or `wireguard-go` with [`Backend::Userspace`]). Peers
-/// with a DNS-name endpoint are configured without an endpoint (they dial in).
+/// (kernel module, or `wireguard-go` with `Backend::Userspace`). Peers
+/// with a DNS-name endpoint are configured without an endpoint (they dial
+/// in). Feature `live`.
+#[cfg(feature = "live")]
 pub fn apply(
     ifname: &str,
     backend: Backend,
@@ -131,24 +151,24 @@ pub fn apply(
     endpoint: &KeyPair,
     peers: &[(VpnPeer, KeyPair)],
 ) -> Result<(), Error> {
-    let err = |message: String| Error::WireGuard {
-        interface: ifname.into(),
-        message,
+    use flatcar_topology::DialHost;
+    use wireguard_control::{DeviceUpdate, InterfaceName, Key, PeerConfigBuilder};
+    let key = |text: &str, shown: &str| {
+        decode(text)
+            .map(Key)
+            .ok_or_else(|| Error::Key(shown.to_string()))
     };
-    let vpn = cluster
-        .vpn()
-        .ok_or_else(|| err("the model has no VPN".into()))?;
-    let name: InterfaceName = ifname
-        .parse()
-        .map_err(|_| err("invalid interface name".into()))?;
-    let key =
-        Key::from_base64(endpoint.private.expose()).map_err(|_| Error::Key("<redacted>".into()))?;
+    let vpn = cluster.vpn().ok_or(Error::NoVpn)?;
+    let name: InterfaceName = ifname.parse().map_err(|source| Error::InterfaceName {
+        interface: ifname.into(),
+        source,
+    })?;
     let mut update = DeviceUpdate::new()
-        .set_private_key(key)
+        .set_private_key(key(endpoint.private.expose(), "<redacted>")?)
         .set_listen_port(vpn.listen_port.get())
         .replace_peers();
     for (p, kp) in peers {
-        let public = Key::from_base64(&kp.public).map_err(|_| Error::Key(kp.public.clone()))?;
+        let public = key(&kp.public, &kp.public)?;
         let mut b = PeerConfigBuilder::new(&public).add_allowed_ip(p.address.into(), 32);
         if let Some(e) = &p.endpoint {
             if let DialHost::Ip(a) = e.host {
@@ -160,5 +180,10 @@ pub fn apply(
         }
         update = update.add_peer(b);
     }
-    update.apply(&name, backend).map_err(|e| err(e.to_string()))
+    update
+        .apply(&name, backend)
+        .map_err(|source| Error::WireGuard {
+            interface: ifname.into(),
+            source,
+        })
 }

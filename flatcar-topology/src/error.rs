@@ -1,73 +1,117 @@
 //! The crate's error type.
 
 use crate::problem::Problems;
+use crate::provision::ProvisionError;
+use crate::NameError;
+use std::path::PathBuf;
+
+/// A boxed error from another crate (a service, a secret store), kept typed
+/// so callers can downcast it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in `flatcar-topology`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The description breaks rules; every problem is listed.
     #[error("{0}")]
     Invalid(Problems),
-    /// A file could not be parsed.
-    #[error("{format} syntax or type error at line {line}, column {column}: {message}")]
-    Parse {
-        /// `TOML` or `JSON`.
-        format: &'static str,
+    /// A TOML document could not be parsed (syntax, type or unknown field).
+    #[error("TOML syntax or type error at line {line}, column {column}: {}", .source.message())]
+    Toml {
         /// 1-based line (0 if unknown).
         line: usize,
         /// 1-based column (0 if unknown).
         column: usize,
-        /// The parser's message.
-        message: String,
+        /// The parser's error.
+        #[source]
+        source: toml::de::Error,
     },
-    /// The description could not be serialized.
-    #[error("cannot serialize the cluster: {0}")]
-    Serialize(String),
+    /// A JSON document could not be parsed (syntax, type or unknown field).
+    #[error("JSON syntax or type error at line {line}, column {column}: {source}")]
+    Json {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The description could not be written as TOML.
+    #[error("cannot write the cluster as TOML: {0}")]
+    TomlWrite(#[source] toml::ser::Error),
+    /// The description could not be written as JSON.
+    #[error("cannot write the cluster as JSON: {0}")]
+    JsonWrite(#[source] serde_json::Error),
     /// A file's extension is neither `.toml` nor `.json`.
-    #[error("{0}: unknown format (use .toml or .json)")]
-    UnknownFormat(String),
+    #[error("{}: unknown format (use .toml or .json)", .0.display())]
+    UnknownFormat(PathBuf),
+    /// Reading a model file failed.
+    #[error("{}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Service contributions collide or are invalid; every problem is listed.
     #[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
-    Provision(Vec<crate::provision::ProvisionError>),
-    /// A secret could not be generated, read or stored. Never carries the value.
-    #[error("secret {name:?}: {message}")]
-    Secret {
+    Provision(Vec<ProvisionError>),
+    /// A service failed; names the service and keeps its own error.
+    #[error("service {service}: {source}")]
+    Service {
+        /// The service ([`crate::provision::Service::name`]).
+        service: &'static str,
+        /// The service's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A secret name is not a valid name (it becomes a file name).
+    #[error("secret {name:?}: invalid secret name: {source}")]
+    SecretName {
+        /// The rejected name.
+        name: String,
+        /// Why.
+        #[source]
+        source: NameError,
+    },
+    /// The OS random number generator failed.
+    #[error("cannot generate a secret: {0}")]
+    Random(#[source] getrandom::Error),
+    /// A secret store could not read or keep a secret. Never carries the value.
+    #[error("secret {name:?}: {source}")]
+    SecretStore {
         /// Secret name.
         name: String,
-        /// What failed.
-        message: String,
+        /// The store's error.
+        #[source]
+        source: BoxError,
     },
-    /// A libvirt call failed; names the object and carries libvirt's message.
-    #[error("libvirt: {object}: {message}")]
-    Libvirt {
-        /// Kind and name of the object.
-        object: String,
-        /// libvirt's message.
-        message: String,
-    },
-    /// Apply refused before changing anything: an object of that name exists
-    /// and is not this cluster's (or cannot be changed safely).
-    #[error("libvirt: {object}: refusing to apply: {reason}")]
-    Refused {
-        /// Kind and name of the object.
-        object: String,
-        /// Why it is not touched.
-        reason: String,
-    },
-    /// XML (from libvirt, or a document handed to it) could not be read.
-    #[error("libvirt XML of {object}: {message}")]
-    Xml {
-        /// Kind and name of the object.
-        object: String,
-        /// The parser's message.
-        message: String,
-    },
-    /// Reading or writing a file failed.
-    #[error("{path}: {message}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The OS error.
-        message: String,
-    },
+}
+
+impl Error {
+    /// Wraps a service's own error, naming the service.
+    ///
+    /// ```
+    /// let e = flatcar_topology::Error::service("motd", std::fmt::Error);
+    /// assert_eq!(e.to_string(), "service motd: an error occurred when formatting an argument");
+    /// assert!(std::error::Error::source(&e).is_some());
+    /// ```
+    pub fn service(
+        service: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Service {
+            service,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<Problems> for Error {
+    fn from(p: Problems) -> Error {
+        Error::Invalid(p)
+    }
 }

@@ -1,5 +1,6 @@
-//! Loading and saving the document form (TOML, JSON) with the same
-//! validation as the builder.
+//! The document form (TOML, JSON): parsed from and rendered to strings with
+//! the same validation as the builder. Loading a file only reads; writing
+//! files is the caller's (the facade writes atomically).
 
 use crate::{Cluster, Error, Spec};
 use std::path::Path;
@@ -19,7 +20,7 @@ impl Format {
         match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Ok(Format::Toml),
             Some("json") => Ok(Format::Json),
-            _ => Err(Error::UnknownFormat(path.display().to_string())),
+            _ => Err(Error::UnknownFormat(path.to_path_buf())),
         }
     }
 }
@@ -42,20 +43,18 @@ impl Cluster {
     /// ```
     pub fn from_str_as(text: &str, format: Format) -> Result<Cluster, Error> {
         let spec: Spec = match format {
-            Format::Toml => toml::from_str(text).map_err(|e| {
-                let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-                Error::Parse {
-                    format: "TOML",
+            Format::Toml => toml::from_str(text).map_err(|source| {
+                let (line, column) = source.span().map_or((0, 0), |s| line_col(text, s.start));
+                Error::Toml {
                     line,
                     column,
-                    message: e.message().to_string(),
+                    source,
                 }
             })?,
-            Format::Json => serde_json::from_str(text).map_err(|e| Error::Parse {
-                format: "JSON",
-                line: e.line(),
-                column: e.column(),
-                message: e.to_string(),
+            Format::Json => serde_json::from_str(text).map_err(|source| Error::Json {
+                line: source.line(),
+                column: source.column(),
+                source,
             })?,
         };
         Cluster::try_from(spec).map_err(Error::Invalid)
@@ -64,15 +63,13 @@ impl Cluster {
     /// Renders the description in `format`. Loading the result gives an equal cluster.
     pub fn to_string_as(&self, format: Format) -> Result<String, Error> {
         match format {
-            Format::Toml => {
-                toml::to_string(self.spec()).map_err(|e| Error::Serialize(e.to_string()))
-            }
+            Format::Toml => toml::to_string(self.spec()).map_err(Error::TomlWrite),
             Format::Json => serde_json::to_string_pretty(self.spec())
                 .map(|mut s| {
                     s.push('\n');
                     s
                 })
-                .map_err(|e| Error::Serialize(e.to_string())),
+                .map_err(Error::JsonWrite),
         }
     }
 
@@ -80,18 +77,11 @@ impl Cluster {
     pub fn load(path: impl AsRef<Path>) -> Result<Cluster, Error> {
         let path = path.as_ref();
         let format = Format::from_path(path)?;
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
         })?;
         Cluster::from_str_as(&text, format)
-    }
-
-    /// Saves to a `.toml` or `.json` file atomically (temporary file + rename).
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let path = path.as_ref();
-        let text = self.to_string_as(Format::from_path(path)?)?;
-        crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)
     }
 }
 

@@ -1,6 +1,9 @@
 //! The typed model of a flatcar-microcloud: addresses checked at compile
 //! time, a builder DSL with typed handles, validation that reports every
-//! problem at once, and a TOML/JSON document form.
+//! problem at once, a TOML/JSON document form, and the service-composition
+//! model ([`provision`]: what services contribute to each VM, collisions
+//! reported naming both). Types only: no file writes, no libvirt, no
+//! Ignition JSON (see `flatcar-libvirt`, `flatcar-ignition`).
 //!
 //! ```
 //! use flatcar_topology::{host, ipv4, net4, Cluster, HostBuilder, MiB, GiB, Role};
@@ -47,10 +50,8 @@ mod cluster;
 mod error;
 mod file;
 mod flow;
-pub mod fsutil;
 mod host;
 mod k3s;
-pub mod libvirt;
 mod mac;
 mod name;
 mod network;
@@ -77,7 +78,7 @@ pub use builder::{
     VipRef, VmBuilder, VmRef, VpnBuilder,
 };
 pub use cluster::{Backend, Cluster, NicView};
-pub use error::Error;
+pub use error::{BoxError, Error};
 pub use file::Format;
 pub use flow::{Endpoint, Flow, Proto};
 pub use host::{KvmHost, PathError, PoolPath, StoragePool};

@@ -1,15 +1,16 @@
-//! Node provisioning: what each VM gets at first boot, and how services
+//! Service composition: what each VM gets at first boot, and how services
 //! contribute to it.
 //!
-//! Flatcar VMs are configured only through Ignition. Every service crate
-//! reaches a node through [`Contributions`]: it adds files, systemd units,
-//! sysctls, firewall flows, DNS records, bundle artifacts and secrets, and
-//! never writes Ignition JSON itself. [`base`] contributes what the model
-//! alone implies (hostname, systemd-networkd, users, time, data disks,
-//! update strategy); [`ignition`] renders each [`Node`] to Ignition v3 JSON.
+//! Every service crate reaches a node through [`Contributions`]: it adds
+//! files, systemd units, sysctls, firewall flows, DNS records, bundle
+//! artifacts and secrets, and never writes a provisioning format itself.
+//! Two services contributing the same item is a collision, reported naming
+//! both. Rendering a [`Node`] (Ignition v3 for Flatcar) and the base service
+//! the model alone implies (hostname, networkd, users) live in
+//! `flatcar-ignition`, whose `compose` runs that base service first.
 //!
 //! ```
-//! use flatcar_topology::provision::{compose, File, MemorySecrets, Service, Contributions};
+//! use flatcar_topology::provision::{Composed, File, MemorySecrets, Service, Contributions};
 //! use flatcar_topology::{net4, Cluster, HostBuilder, Role};
 //!
 //! struct Motd;
@@ -28,16 +29,15 @@
 //! c.vm("web1", |vm| vm.role(Role::Worker).nic(&lan, 21));
 //! let cluster = c.build().expect("valid");
 //! let mut secrets = MemorySecrets::default();
-//! let out = compose(&cluster, &[&Motd], &mut secrets).expect("no collisions");
-//! let json = out.nodes["web1"].ignition_json().expect("renders");
-//! assert!(json.contains("/etc/motd") && json.contains("/etc/hostname"));
+//! let out = Composed::from_services(&cluster, &[&Motd, &Motd], &mut secrets).expect_err("collision");
+//! assert!(out.to_string().contains("\"/etc/motd\" is contributed by both motd and motd"), "{out}");
+//! let out = Composed::from_services(&cluster, &[&Motd], &mut secrets).expect("no collisions");
+//! assert!(out.nodes["web1"].files.contains_key("/etc/motd"));
 //! ```
 
-pub mod base;
-pub mod ignition;
 mod secrets;
 
-pub use secrets::{random_hex, DirSecrets, MemorySecrets, SecretStore};
+pub use secrets::{random_hex, MemorySecrets, SecretStore};
 
 use crate::{Cluster, Error, Flow, Name, Secret};
 use std::collections::BTreeMap;
@@ -258,11 +258,6 @@ impl Node {
     /// Whether any file holds a secret (then the Ignition config is 0600).
     pub fn has_secrets(&self) -> bool {
         self.files.values().any(File::is_secret)
-    }
-
-    /// The node's Ignition config as pretty JSON (deterministic bytes).
-    pub fn ignition_json(&self) -> Result<String, Error> {
-        ignition::render(self)
     }
 }
 
@@ -487,6 +482,16 @@ impl<'a> Contributions<'a> {
         }
     }
 
+    /// Sets VM `vm`'s hostname, admin user and that user's SSH keys (one
+    /// service does: a second is a collision).
+    pub fn identity(&mut self, vm: &Name, hostname: &str, user: &str, ssh_keys: Vec<String>) {
+        if let Some(n) = self.claimed(vm, "identity", "hostname and admin user") {
+            n.hostname = hostname.to_string();
+            n.user = user.to_string();
+            n.ssh_keys = ssh_keys;
+        }
+    }
+
     /// Sets a sysctl on VM `vm`.
     pub fn sysctl(&mut self, vm: &Name, key: &str, value: &str) {
         let ok = |s: &str| {
@@ -570,36 +575,39 @@ impl<'a> Contributions<'a> {
     }
 }
 
-/// Runs [`base`] and then every service, returning every node's
-/// provisioning, or every collision and invalid item at once.
-pub fn compose(
-    cluster: &Cluster,
-    services: &[&dyn Service],
-    secrets: &mut dyn SecretStore,
-) -> Result<Composed, Error> {
-    let mut out = Contributions {
-        service: "base",
-        composed: Composed::default(),
-        origin: BTreeMap::new(),
-        problems: Vec::new(),
-        secrets,
-    };
-    for vm in cluster.vms() {
-        out.composed
-            .nodes
-            .insert(vm.name.to_string(), Node::default());
-    }
-    base::Base.contribute(cluster, &mut out)?;
-    for s in services {
-        out.service = s.name();
-        s.contribute(cluster, &mut out)?;
-    }
-    if out.problems.is_empty() {
-        out.composed.flows.sort();
-        out.composed.flows.dedup();
-        out.composed.records.sort();
-        Ok(out.composed)
-    } else {
-        Err(Error::Provision(out.problems))
+impl Composed {
+    /// Runs every service in order, returning every node's provisioning, or
+    /// every collision and invalid item at once. A service's own failure
+    /// stops the composition ([`Error::Service`] names it).
+    /// (`flatcar_ignition::compose` runs its base service first.)
+    pub fn from_services(
+        cluster: &Cluster,
+        services: &[&dyn Service],
+        secrets: &mut dyn SecretStore,
+    ) -> Result<Composed, Error> {
+        let mut out = Contributions {
+            service: "",
+            composed: Composed::default(),
+            origin: BTreeMap::new(),
+            problems: Vec::new(),
+            secrets,
+        };
+        for vm in cluster.vms() {
+            out.composed
+                .nodes
+                .insert(vm.name.to_string(), Node::default());
+        }
+        for s in services {
+            out.service = s.name();
+            s.contribute(cluster, &mut out)?;
+        }
+        if out.problems.is_empty() {
+            out.composed.flows.sort();
+            out.composed.flows.dedup();
+            out.composed.records.sort();
+            Ok(out.composed)
+        } else {
+            Err(Error::Provision(out.problems))
+        }
     }
 }

@@ -1,17 +1,12 @@
-//! Atomic file writes.
+//! Atomic file writes (the secret store's, and the facade's for model files).
 
-use crate::Error;
 use std::io::Write;
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory with `mode`, fsynced, then renamed over the target. On any
 /// failure the previous file is intact and the temporary file is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -34,5 +29,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(io)
+    result
 }

@@ -1,8 +1,22 @@
 //! libvirt objects for the model, rendered as XML with `quick-xml`'s serde
 //! support (never by string concatenation): the directory storage [`pool`],
 //! [`volume`]s (the Flatcar base image, one qcow2 overlay per VM, data
-//! disks), [`network`]s and [`domain`]s. With feature `libvirt`, the
-//! `apply` module compares them with a live connection and defines them.
+//! disks), [`network`]s and [`domain`]s. With feature `live` (needs
+//! `libvirt-dev` to build), the `apply` module compares them with a live
+//! connection and defines them; progress is reported through a callback
+//! (`apply::apply_with`), drawing it is the caller's.
+//!
+//! ```
+//! use flatcar_topology::{net4, Cluster, HostBuilder, Role};
+//! let mut c = Cluster::builder("demo", HostBuilder::new("kvm1"));
+//! let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.bridge("br0").host_at(40));
+//! c.vm("web1", |vm| vm.role(Role::Worker).nic(&lan, 21));
+//! let cluster = c.build().expect("valid");
+//! let docs = flatcar_libvirt::documents(&cluster).expect("renders");
+//! let (path, kind, xml) = docs.last().expect("a domain");
+//! assert_eq!((path.as_str(), *kind), ("domains/web1.xml", "domain"));
+//! assert!(xml.contains("<name>web1</name>") && xml.contains("opt/org.flatcar-linux/config"));
+//! ```
 //!
 //! # Choices
 //!
@@ -31,19 +45,24 @@
 //!
 //! Output is deterministic: the same model gives byte-identical documents.
 
-#[cfg(feature = "libvirt")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "live")]
 pub mod apply;
 pub mod diff;
 pub mod domain;
+mod error;
 pub mod live;
 pub mod metadata;
 pub mod network;
 pub mod pool;
 pub mod volume;
 
+pub use error::Error;
 pub use metadata::{ownership, Ownership, NAMESPACE};
 
-use crate::{Cluster, Error, Vm};
+use flatcar_topology::{Cluster, Vm};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -52,12 +71,13 @@ use sha2::{Digest, Sha256};
 /// and attribute value.
 pub fn to_xml<T: Serialize>(root: &str, value: &T) -> Result<String, Error> {
     let mut s = String::new();
-    let mut ser = quick_xml::se::Serializer::with_root(&mut s, Some(root))
-        .map_err(|e| Error::Serialize(e.to_string()))?;
+    let err = |source| Error::Serialize {
+        root: root.to_string(),
+        source,
+    };
+    let mut ser = quick_xml::se::Serializer::with_root(&mut s, Some(root)).map_err(err)?;
     ser.indent(' ', 2);
-    value
-        .serialize(ser)
-        .map_err(|e| Error::Serialize(e.to_string()))?;
+    value.serialize(ser).map_err(err)?;
     s.push('\n');
     Ok(s)
 }

@@ -3,8 +3,9 @@
 //! gateway address, DHCP range, one reservation per VM NIC, DNS host
 //! entries and the cluster's domain.
 
-use super::metadata::{render, Document, Metadata};
-use crate::{Cluster, Error, Network, NetworkKind};
+use crate::metadata::{render, Document, Metadata};
+use crate::Error;
+use flatcar_topology::{Cluster, Network, NetworkKind};
 use serde::Serialize;
 
 #[derive(Serialize)]

@@ -1,9 +1,9 @@
 //! libvirt domain XML: q35, host-model CPU, virtio disks from the pool,
 //! NICs with the model's MACs, serial console, Ignition through fw_cfg.
 
-use super::metadata::{render, Document, Metadata};
-use super::{ignition_path, volume};
-use crate::{Cluster, Error, Vm};
+use crate::metadata::{render, Document, Metadata};
+use crate::{ignition_path, volume, Error};
+use flatcar_topology::{Cluster, Vm};
 use serde::Serialize;
 
 /// The fw_cfg key Flatcar's QEMU image reads its Ignition config from.

@@ -1,4 +1,4 @@
-//! Plan and apply against a live libvirt (feature `libvirt`).
+//! Plan and apply against a live libvirt (feature `live`).
 //!
 //! [`plan`] compares the cluster's desired objects with what a connection
 //! has and gives one [`Step`] per object: [`Action::Create`],
@@ -6,13 +6,13 @@
 //! [`Action::Unchanged`], [`Action::Delete`], or [`Action::Conflict`] for a
 //! same-named object that is not this cluster's. Only objects carrying this
 //! cluster's ownership metadata are ever updated, recreated or deleted (see
-//! [`super::metadata`] for pools and volumes); foreign objects are never
+//! [`crate::metadata`] for pools and volumes); foreign objects are never
 //! touched, and [`apply`] refuses a plan with a conflict before changing
 //! anything.
 //!
 //! [`apply`] runs the steps in dependency order (pool, volumes, networks,
 //! domains; deletions domains first) and stops at the first failure with an
-//! [`Error::Libvirt`] naming the object and carrying libvirt's message. A
+//! [`Error::Partial`] naming the object and carrying libvirt's error. A
 //! second apply of the same cluster plans no change and makes zero mutating
 //! calls ([`Report::mutations`] counts them). [`destroy`] removes only owned
 //! objects.
@@ -22,9 +22,9 @@
 //! gets an empty qcow2 placeholder so the overlays can be created; upload
 //! the real Flatcar image over it before starting VMs.
 
-use super::diff::{self, Change};
-use super::{domain, live, network, ownership, pool as pool_doc, volume, Ownership};
-use crate::{Cluster, Error};
+use crate::diff::{self, Change};
+use crate::{domain, live, network, ownership, pool as pool_doc, volume, Error, Ownership};
+use flatcar_topology::Cluster;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 pub use virt::connect::Connect;
@@ -216,19 +216,13 @@ impl fmt::Display for Plan {
 fn lv(object: &str, e: &virt::error::Error) -> Error {
     Error::Libvirt {
         object: object.to_string(),
-        message: e.message().to_string(),
+        source: e.clone(),
     }
 }
 
 /// Re-labels a parse error with the object it came from.
 fn named(object: &str, e: Error) -> Error {
-    match e {
-        Error::Xml { message, .. } => Error::Xml {
-            object: object.to_string(),
-            message,
-        },
-        other => other,
-    }
+    e.about(object)
 }
 
 fn owner_of(object: &str, xml: &str) -> Result<Option<Ownership>, Error> {
@@ -556,28 +550,10 @@ pub struct Report {
     pub done: Vec<String>,
 }
 
-/// Applies `plan` with a progress bar on stderr for multi-object plans
-/// (hidden when stderr is not a terminal). See [`apply_with`].
+/// Applies `plan` without progress reporting. See [`apply_with`] (the
+/// caller draws progress from its callback).
 pub fn apply(conn: &Connect, plan: &Plan) -> Result<Report, Error> {
-    let total = plan.changes();
-    let bar = (total > 1).then(|| {
-        let b = indicatif::ProgressBar::new(total as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
-    let r = apply_with(conn, plan, &mut |i, _, s| {
-        if let Some(b) = &bar {
-            b.set_position(i.saturating_sub(1) as u64);
-            b.set_message(s.to_string());
-        }
-    });
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    r
+    apply_with(conn, plan, &mut |_, _, _| {})
 }
 
 /// Counts mutating calls.
@@ -599,7 +575,7 @@ impl Calls {
 /// Applies `plan` in its order (pool, volumes, networks, domains, then
 /// deletions), calling `progress(i, n, step)` before the i-th of n changing
 /// steps. Refuses a plan with a conflict before changing anything; stops at
-/// the first failure with [`Error::Libvirt`] naming the object. Unchanged
+/// the first failure with [`Error::Partial`] naming the object. Unchanged
 /// steps make no calls.
 pub fn apply_with(
     conn: &Connect,
@@ -624,12 +600,11 @@ pub fn apply_with(
         progress(done.len() + 1, total, s);
         let object = s.object();
         run_step(conn, plan, s, &mut calls).map_err(|e| match e {
-            Error::Libvirt { object, message } => Error::Libvirt {
+            Error::Libvirt { object, source } => Error::Partial {
                 object,
-                message: format!(
-                    "{message} ({} of {total} changes were applied before this one)",
-                    done.len()
-                ),
+                applied: done.len(),
+                total,
+                source,
             },
             other => other,
         })?;

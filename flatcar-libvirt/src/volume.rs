@@ -2,8 +2,8 @@
 //! the Flatcar base image (the VM's own image or the cluster's), qcow2 data
 //! disks (`<vm>-<disk>.qcow2`), and the placeholder for a missing base image.
 
-use super::to_xml;
-use crate::{Cluster, DataDisk, Error, OsImage, Vm};
+use crate::{to_xml, Error};
+use flatcar_topology::{Cluster, DataDisk, OsImage, Vm};
 use serde::Serialize;
 
 /// Root overlay volume name of a VM.

@@ -12,8 +12,8 @@
 //! when an owned domain of the same cluster uses it from the cluster's pool,
 //! and the pool as the cluster's when name and target path match the model.
 
-use super::{content_hash, to_xml};
-use crate::{Cluster, Error};
+use crate::{content_hash, to_xml, Error};
+use flatcar_topology::Cluster;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -101,7 +101,7 @@ pub(crate) fn render<T: Document>(
     let at = xml
         .find(NAMESPACE)
         .and_then(|ns| xml[ns..].find(UNHASHED).map(|p| ns + p))
-        .ok_or_else(|| Error::Serialize(format!("{}: ownership metadata missing", T::ROOT)))?;
+        .ok_or(Error::MissingOwner(T::ROOT))?;
     xml.replace_range(at..at + UNHASHED.len(), &hash);
     Ok(xml)
 }
@@ -111,15 +111,15 @@ pub(crate) fn render<T: Document>(
 /// Only an `owner` element in [`NAMESPACE`] directly inside the root's
 /// `<metadata>` counts, whatever its prefix.
 pub fn ownership(xml: &str) -> Result<Option<Ownership>, Error> {
-    let bad = |e: &dyn std::fmt::Display| Error::Xml {
+    let bad = |e: quick_xml::Error| Error::Syntax {
         object: "ownership metadata".into(),
-        message: e.to_string(),
+        source: e,
     };
     let mut reader = NsReader::from_str(xml);
     let mut depth = 0usize;
     let mut in_metadata = false;
     loop {
-        let (ns, ev) = reader.read_resolved_event().map_err(|e| bad(&e))?;
+        let (ns, ev) = reader.read_resolved_event().map_err(bad)?;
         let ours = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == NAMESPACE.as_bytes());
         match ev {
             Event::Start(e) | Event::Empty(e)
@@ -128,8 +128,8 @@ pub fn ownership(xml: &str) -> Result<Option<Ownership>, Error> {
                 let mut cluster = None;
                 let mut hash = None;
                 for a in e.attributes() {
-                    let a = a.map_err(|e| bad(&e))?;
-                    let v = a.unescape_value().map_err(|e| bad(&e))?.into_owned();
+                    let a = a.map_err(|e| bad(e.into()))?;
+                    let v = a.unescape_value().map_err(bad)?.into_owned();
                     match a.key.local_name().as_ref() {
                         b"cluster" => cluster = Some(v),
                         b"hash" => hash = Some(v),
@@ -155,7 +155,9 @@ pub fn ownership(xml: &str) -> Result<Option<Ownership>, Error> {
             }
             Event::Eof => {
                 if depth != 0 {
-                    return Err(bad(&"unexpected end of document"));
+                    return Err(Error::Truncated {
+                        object: "ownership metadata".into(),
+                    });
                 }
                 return Ok(None);
             }
@@ -184,7 +186,7 @@ mod tests {
         assert_eq!(ownership(nested).ok().flatten(), None);
         assert!(matches!(
             ownership("<domain><name>"),
-            Err(Error::Xml { .. })
+            Err(Error::Truncated { .. } | Error::Syntax { .. })
         ));
     }
 }

@@ -1,4 +1,4 @@
-//! Every systemd unit every node gets passes `systemd-analyze verify`
+//! Live (validator, feature `live`): every systemd unit every node gets passes `systemd-analyze verify`
 //! (against a root holding the node's own files, so referenced binaries and
 //! configs are checked too), and every networkd file parses with known keys.
 

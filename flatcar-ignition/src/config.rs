@@ -1,8 +1,8 @@
 //! Ignition v3 rendering with serde types (no hand-built JSON).
 
-use super::{Contents, Node};
 use crate::Error;
 use base64::Engine;
+use flatcar_topology::provision::{Contents, Node};
 use serde::Serialize;
 
 /// The Ignition spec version rendered. Only fields that exist since 3.0 are
@@ -287,8 +287,10 @@ pub fn config(node: &Node) -> Config<'_> {
 
 /// Renders a node as pretty JSON with a trailing newline.
 pub fn render(node: &Node) -> Result<String, Error> {
-    let mut s =
-        serde_json::to_string_pretty(&config(node)).map_err(|e| Error::Serialize(e.to_string()))?;
+    let mut s = serde_json::to_string_pretty(&config(node)).map_err(|source| Error::Json {
+        hostname: node.hostname.clone(),
+        source,
+    })?;
     s.push('\n');
     Ok(s)
 }

@@ -3,12 +3,13 @@
 //! example in the root crate's `tests/libvirt_live.rs`.
 #![cfg(feature = "libvirt")]
 
-use flatcar_microcloud::reference::{cluster_with, AddressPlan};
-use flatcar_topology::libvirt::apply::{
+use flatcar_libvirt::apply::{
     apply, apply_with, connect, destroy, destroy_plan, inventory, plan, Action, Connect, Kind,
     Plan, Step,
 };
-use flatcar_topology::{Cluster, Error, GiB, Name, PoolPath};
+use flatcar_libvirt::Error;
+use flatcar_microcloud::reference::{cluster_with, AddressPlan};
+use flatcar_topology::{Cluster, GiB, Name, PoolPath};
 
 /// The reference cloud on test addresses, with its own cluster and pool.
 fn cloud(cluster: &str, pool: &str, pool_path: &str) -> Cluster {
@@ -214,8 +215,16 @@ fn test_driver_lifecycle() {
     // The test driver cannot resize volumes: apply stops right there with
     // libvirt's message, after the steps before it, before the ones after.
     match apply(&conn, &p3) {
-        Err(Error::Libvirt { object, message }) => {
-            assert_eq!(object, "volume worker1-root.qcow2");
+        Err(e @ Error::Partial { .. }) => {
+            let message = e.to_string();
+            assert!(
+                std::error::Error::source(&e).is_some(),
+                "libvirt's error is kept"
+            );
+            assert!(
+                message.starts_with("libvirt: volume worker1-root.qcow2: "),
+                "{message}"
+            );
             assert!(message.contains("not supported"), "{message}");
             assert!(message.contains("1 of "), "{message}");
         }
@@ -321,8 +330,9 @@ fn test_driver_lifecycle() {
         .expect("lb2");
     p6.steps[at].xml = Some("<domain type='kvm'><name>lb2</name><vcpu>many</vcpu></domain>".into());
     match apply(&conn, &p6) {
-        Err(Error::Libvirt { object, message }) => {
-            assert_eq!(object, "domain lb2");
+        Err(e @ Error::Partial { .. }) => {
+            let message = e.to_string();
+            assert!(message.starts_with("libvirt: domain lb2: "), "{message}");
             assert!(
                 message.contains("changes were applied before this one"),
                 "{message}"

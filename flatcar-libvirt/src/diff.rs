@@ -14,7 +14,7 @@
 //!   different format or backing image needs a new volume: recreate (the
 //!   old contents are discarded).
 
-use super::live::{DomainFacts, NetworkFacts, VolumeFacts};
+use crate::live::{DomainFacts, NetworkFacts, VolumeFacts};
 use std::collections::BTreeSet;
 
 /// The outcome of a comparison.

@@ -1,8 +1,8 @@
 //! The cluster's directory storage pool (`<pool type='dir'>`), which holds
 //! the base images, the VMs' volumes and their Ignition files.
 
-use super::to_xml;
-use crate::{Cluster, Error};
+use crate::{to_xml, Error};
+use flatcar_topology::Cluster;
 use serde::Serialize;
 
 #[derive(Serialize)]

@@ -3,8 +3,8 @@
 //! user, time sync against the NTP role, data disks mounted persistently,
 //! and a staggered Flatcar update/reboot strategy.
 
-use super::{Contributions, DiskSetup, File, Service, Unit};
-use crate::{Cluster, Error, NetworkKind, Role, Vm};
+use flatcar_topology::provision::{Contributions, DiskSetup, File, Service, Unit};
+use flatcar_topology::{Cluster, Error, NetworkKind, NicView, Role, Vm};
 use std::fmt::Write;
 
 /// The built-in service that renders what the model implies.
@@ -40,7 +40,7 @@ pub fn network_file(cluster: &Cluster, vm: &Vm, index: usize) -> Option<String> 
 pub fn network_file_for(
     cluster: &Cluster,
     vm: &Vm,
-    nic: &crate::NicView<'_>,
+    nic: &NicView<'_>,
     dns_servers: &[std::net::Ipv4Addr],
 ) -> String {
     let index = nic.index;
@@ -62,7 +62,7 @@ pub fn network_file_for(
     // On the LAN, the host routes the NAT networks and the VPN: reach every
     // network this VM is not on (and VPN clients) through the host.
     if nic.network.kind == NetworkKind::Lan {
-        let mut targets: Vec<ipnet::Ipv4Net> = cluster
+        let mut targets: Vec<flatcar_topology::Ipv4Net> = cluster
             .networks()
             .iter()
             .filter(|n| n.kind == NetworkKind::Nat && vm.address_on(n.name.as_str()).is_none())
@@ -111,15 +111,16 @@ impl Service for Base {
         let windows = reboot_windows(cluster);
         let dns = cluster.role_addresses(Role::Dns);
         for vm in cluster.vms() {
-            if let Some(n) = out.composed.nodes.get_mut(vm.name.as_str()) {
-                n.hostname = vm.name.to_string();
-                n.user = admin.user.to_string();
-                n.ssh_keys = admin
+            out.identity(
+                &vm.name,
+                vm.name.as_str(),
+                admin.user.as_str(),
+                admin
                     .ssh_keys
                     .iter()
                     .map(|k| k.as_str().to_string())
-                    .collect();
-            }
+                    .collect(),
+            );
             out.file(
                 &vm.name,
                 File::text("/etc/hostname", 0o644, format!("{}\n", vm.name)),

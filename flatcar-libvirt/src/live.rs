@@ -1,6 +1,6 @@
 //! Reading libvirt XML back (what a live connection returns, or our own
 //! documents) into the facts the plan compares. Unknown elements are
-//! ignored; unparsable XML is [`Error::Xml`] naming the object.
+//! ignored; unparsable XML is [`Error::Deserialize`] naming the object.
 
 use crate::Error;
 use serde::Deserialize;
@@ -279,9 +279,9 @@ struct XPoolTarget {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(object: &str, xml: &str) -> Result<T, Error> {
-    quick_xml::de::from_str(xml).map_err(|e| Error::Xml {
+    quick_xml::de::from_str(xml).map_err(|source| Error::Deserialize {
         object: object.to_string(),
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -305,9 +305,9 @@ pub fn unit_bytes(unit: Option<&str>, default: u64) -> Option<u64> {
 fn bytes(object: &str, s: &Sized, default_unit: u64) -> Result<u64, Error> {
     unit_bytes(s.unit.as_deref(), default_unit)
         .and_then(|u| s.value.checked_mul(u))
-        .ok_or_else(|| Error::Xml {
+        .ok_or_else(|| Error::SizeUnit {
             object: object.to_string(),
-            message: format!("unknown size unit {:?}", s.unit),
+            unit: s.unit.clone(),
         })
 }
 
@@ -443,7 +443,7 @@ mod tests {
     #[test]
     fn garbage_is_a_typed_error() {
         match domain("domain x", "<domain><memory>lots</memory></domain>") {
-            Err(Error::Xml { object, .. }) => assert_eq!(object, "domain x"),
+            Err(Error::Deserialize { object, .. }) => assert_eq!(object, "domain x"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
@@ -451,7 +451,7 @@ mod tests {
                 "volume v",
                 "<volume><capacity unit='parsec'>1</capacity></volume>"
             ),
-            Err(Error::Xml { .. })
+            Err(Error::Deserialize { .. } | Error::SizeUnit { .. })
         ));
     }
 }

@@ -1,4 +1,5 @@
-//! Generated clouds of any size, for benchmarks and scale tests: two load
+//! Generated clouds of any size, for benchmarks and scale tests (included
+//! by `benches/scale.rs` and `tests/net_live.rs`; not public API): two load
 //! balancers and an infra node on the LAN, three masters, and workers,
 //! storage and database VMs spread over `/22` NAT networks.
 
