@@ -75,7 +75,7 @@ fn vrrp_instances_follow_holders_and_preemption() {
     assert!(k1.contains("vrrp_instance vip_api_internal {"), "{k1}");
     assert!(k1.contains("unicast_src_ip 10.17.4.11") && k1.contains("        10.17.4.12\n"));
     assert!(k1.contains("10.17.4.10/24 dev eth1"), "{k1}");
-    assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.1"));
+    assert!(k1.contains("vrrp_version 3") && k1.contains("advert_int 0.02"));
     assert!(k1.contains("preempt_delay 5"));
     assert!(!k1.contains("auth_pass") && !k1.contains("notify"));
     for (p, nopreempt, delay) in [
@@ -155,6 +155,7 @@ fn keepalived_sees_the_haproxy_pid_it_tracks() {
     )
     .expect("no collisions");
     let node = &composed.nodes["lb1"];
+    let unit = |n: &str| node.units[n].contents.clone().expect("unit text");
     let file = |p: &str| match &node.files[p].contents {
         Contents::Inline(b) => String::from_utf8(b.clone()).expect("utf8"),
         other => panic!("{p}: {other:?}"),
@@ -180,4 +181,15 @@ fn keepalived_sees_the_haproxy_pid_it_tracks() {
         assert!(matches!(node.files[&raw].contents, Contents::Remote { .. }));
         assert_eq!(node.links[&format!("/etc/extensions/{name}.raw")], raw);
     }
+    // The fast path: the watcher on the host writes the down file in the
+    // shared runtime directory; Keepalived tracks that file.
+    assert!(haproxy::DOWN_FILE.starts_with(haproxy::RUN_DIR));
+    let watch = file(haproxy::WATCH_SCRIPT);
+    assert!(
+        watch.contains(haproxy::PID_FILE) && watch.contains(haproxy::DOWN_FILE),
+        "{watch}"
+    );
+    assert!(unit("haproxy-watch.service").contains(haproxy::WATCH_SCRIPT));
+    assert!(file("/etc/keepalived/keepalived.conf")
+        .contains(&format!("file \"{}\"", haproxy::DOWN_FILE)));
 }

@@ -149,7 +149,7 @@ fn nopreempt_keeps_the_vips_on_lb2_when_lb1_returns() {
         .expect("both VIPs moved to lb2");
     lab.start_keepalived(0);
     // lb1 (priority 200) is back and sees lb2's (150) adverts; with
-    // nopreempt it stays BACKUP. Watched for 60 adverts (6 s) — longer than
+    // nopreempt it stays BACKUP. Watched for 6 s — longer than
     // the reference cloud's 5 s preempt delay.
     wait_until(Duration::from_secs(3), || {
         lab.keepalived_log(0).contains("Entering BACKUP STATE")

@@ -82,4 +82,7 @@ fn real_tools_accept_both_load_balancers() {
             );
         }
     }
+    let watch = haproxy::watch_script(&Settings::default()).expect("a watcher");
+    check("sh", &["-n"], &watch, "haproxy-watch");
+    assert!(haproxy::watch_script(&Settings::hand_written()).is_none());
 }

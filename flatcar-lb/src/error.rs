@@ -20,4 +20,13 @@ pub enum Error {
     /// Two VIPs could not get distinct virtual router ids.
     #[error("more than 255 VIPs on one cluster: no virtual_router_id left for {0:?}")]
     RouterIds(String),
+    /// More holders than distinct VRRP priorities (the model's validation
+    /// rejects this first; see `flatcar_topology::MAX_VIP_HOLDERS`).
+    #[error("vip {vip:?} has {holders} holders; VRRP priorities are distinct for at most {max}", max = flatcar_topology::MAX_VIP_HOLDERS)]
+    TooManyHolders {
+        /// The VIP.
+        vip: String,
+        /// How many holders it has.
+        holders: usize,
+    },
 }

@@ -45,6 +45,29 @@ const HAPROXY_LIMITS: &str = "[Service]\nLimitNOFILE=65536\n";
 /// Keepalived starts after HAProxy (its track script watches HAProxy's pid).
 const KEEPALIVED_ORDER: &str = "[Unit]\nWants=haproxy.service\nAfter=haproxy.service\n";
 
+/// The HAProxy watcher ([`haproxy::watch_script`]) on the host: POSIX sh
+/// and GNU coreutils, both part of Flatcar; it needs the host pid namespace,
+/// where HAProxy runs (`--pid host`).
+fn watch_unit() -> String {
+    format!(
+        "[Unit]
+Description=HAProxy watcher: tells Keepalived at once when HAProxy exits (flatcar-microcloud)
+After=haproxy.service
+
+[Service]
+ExecStartPre=/usr/bin/mkdir -p {run}
+ExecStart=/bin/sh {script}
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+",
+        run = haproxy::RUN_DIR,
+        script = haproxy::WATCH_SCRIPT,
+    )
+}
+
 impl Service for LoadBalancers {
     fn name(&self) -> &'static str {
         "flatcar-lb"
@@ -109,6 +132,17 @@ impl Service for LoadBalancers {
                 &vm.name,
                 Unit::dropin("keepalived.service", "20-microcloud.conf", KEEPALIVED_ORDER),
             );
+            if let Some(watch) = haproxy::watch_script(&self.settings) {
+                out.file(
+                    &vm.name,
+                    File::text(haproxy::WATCH_SCRIPT, 0o755, watch.clone()),
+                );
+                out.unit(
+                    &vm.name,
+                    Unit::enabled("haproxy-watch.service", watch_unit()),
+                );
+                out.artifact(&format!("lb/{}/haproxy-watch", vm.name), watch, false);
+            }
             // HAProxy on the backup binds VIP addresses it does not hold yet.
             out.sysctl(&vm.name, "net.ipv4.ip_nonlocal_bind", "1");
             // VRRP adverts to unicast peers must not be dropped as martians/asymmetric.

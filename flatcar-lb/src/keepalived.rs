@@ -3,13 +3,22 @@
 //! HAProxy liveness tracked.
 
 use crate::{haproxy, Error, Settings};
-use flatcar_topology::{Cluster, Preempt, Vm};
+use flatcar_topology::{Cluster, Preempt, Vm, MAX_VIP_HOLDERS};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// Priority of the first holder; each next holder gets 50 less.
+/// Priority of the first holder.
 pub const TOP_PRIORITY: u8 = 200;
+/// Priority gap between consecutive holders: with 10 ms adverts, two
+/// backups' skew times (`(256 − priority)/256 × advert_int`) differ by
+/// ~2 ms, so the next holder in line always wins a simultaneous timeout.
+pub const PRIORITY_STEP: u8 = 50;
+
+// Every allowed holder gets a distinct priority within 1..=254.
+const _: () = assert!(
+    TOP_PRIORITY <= 254 && (TOP_PRIORITY as usize) > (MAX_VIP_HOLDERS - 1) * PRIORITY_STEP as usize
+);
 
 /// `virtual_router_id` of every VIP: derived from the cluster and VIP name
 /// (SHA-256, so it does not depend on the VIP's position in the model),
@@ -35,11 +44,15 @@ pub fn router_ids(cluster: &Cluster) -> Result<BTreeMap<String, u8>, Error> {
     Ok(out)
 }
 
-/// Priority of holder rank `rank` (0 = preferred).
-pub fn priority(rank: usize) -> u8 {
-    TOP_PRIORITY
-        .saturating_sub((rank as u8).saturating_mul(50))
-        .max(1)
+/// Priority of holder rank `rank` (0 = preferred): `200, 150, 100, 50`;
+/// `None` past [`MAX_VIP_HOLDERS`] (the model rejects more holders, so a
+/// validated cluster never gets there).
+pub fn priority(rank: usize) -> Option<u8> {
+    if rank >= MAX_VIP_HOLDERS {
+        return None;
+    }
+    let step = u8::try_from(rank).ok()?.checked_mul(PRIORITY_STEP)?;
+    TOP_PRIORITY.checked_sub(step).filter(|p| *p >= 1)
 }
 
 /// The Keepalived config of load balancer `vm`.
@@ -63,6 +76,13 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
     let _ = writeln!(s, "    script_user root");
     let _ = writeln!(s, "    enable_script_security");
     let _ = writeln!(s, "    vrrp_garp_master_refresh 60");
+    if let Some(p) = settings.vrrp_rt_priority {
+        let _ = writeln!(
+            s,
+            "    # adverts on time even with every core busy (SCHED_RR)"
+        );
+        let _ = writeln!(s, "    vrrp_rt_priority {p}");
+    }
     let _ = writeln!(s, "}}");
     let _ = writeln!(s);
     let _ = writeln!(s, "# HAProxy must be alive to hold a VIP: if it dies, the instances go to FAULT and release the VIPs.");
@@ -77,6 +97,18 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
     let _ = writeln!(s, "    fall 1");
     let _ = writeln!(s, "    rise 2");
     let _ = writeln!(s, "}}");
+    if settings.haproxy_watch.is_some() {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "# Fast path: the watcher ({}) writes 1 here the moment HAProxy exits (read through inotify).",
+            haproxy::WATCH_SCRIPT
+        );
+        let _ = writeln!(s, "track_file haproxy_down {{");
+        let _ = writeln!(s, "    file \"{}\"", haproxy::DOWN_FILE);
+        let _ = writeln!(s, "    weight 0");
+        let _ = writeln!(s, "}}");
+    }
     for (vip, rank) in held {
         let nic = nics
             .iter()
@@ -110,7 +142,11 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
         let _ = writeln!(s, "    state BACKUP");
         let _ = writeln!(s, "    interface {}", nic.ifname);
         let _ = writeln!(s, "    virtual_router_id {id}");
-        let _ = writeln!(s, "    priority {}", priority(rank));
+        let prio = priority(rank).ok_or_else(|| Error::TooManyHolders {
+            vip: vip.name.to_string(),
+            holders: vip.holders.len(),
+        })?;
+        let _ = writeln!(s, "    priority {prio}");
         let _ = writeln!(s, "    advert_int {}", settings.advert_text());
         match vip.preempt {
             Preempt::Always => {}
@@ -142,6 +178,11 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
         let _ = writeln!(s, "    track_script {{");
         let _ = writeln!(s, "        chk_haproxy");
         let _ = writeln!(s, "    }}");
+        if settings.haproxy_watch.is_some() {
+            let _ = writeln!(s, "    track_file {{");
+            let _ = writeln!(s, "        haproxy_down");
+            let _ = writeln!(s, "    }}");
+        }
         let _ = writeln!(s, "}}");
     }
     Ok(s)
@@ -214,8 +255,62 @@ mod tests {
 
     #[test]
     fn priorities_follow_holder_order() {
-        assert_eq!(priority(0), TOP_PRIORITY);
+        assert_eq!(priority(0), Some(TOP_PRIORITY));
         assert!(priority(1) < priority(0));
-        assert!(priority(10) >= 1);
+    }
+
+    /// Issue 13, item 4: every holder after the third got priority 1, and
+    /// nothing limited the number of holders.
+    #[test]
+    fn priorities_are_distinct_in_range_and_holders_are_limited() {
+        let prios: Vec<u8> = (0..MAX_VIP_HOLDERS)
+            .map(|r| priority(r).expect("allowed rank"))
+            .collect();
+        let mut distinct = prios.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), MAX_VIP_HOLDERS, "{prios:?}");
+        assert!(prios.iter().all(|p| (1..=254).contains(p)), "{prios:?}");
+        assert_eq!(priority(MAX_VIP_HOLDERS), None);
+
+        // A VIP with one holder too many is a validation problem naming it.
+        let holders = |n: usize| {
+            let mut c = Cluster::builder("prio", HostBuilder::new("kvm1"));
+            let lan = c.lan("lan", net4!("198.18.0.0/16"), |n| n.host_at(40));
+            let lbs: Vec<_> = (0..n)
+                .map(|i| {
+                    c.vm(&format!("lb{i}"), |v| {
+                        v.role(Role::LoadBalancer).nic(&lan, 11 + i as u32)
+                    })
+                })
+                .collect();
+            c.vm("master1", |v| v.role(Role::Master).nic(&lan, 30));
+            c.vip("api", &lan, 10, |v| {
+                v.tcp(6443, Role::Master, 6443).holders(lbs.iter())
+            });
+            c.build()
+        };
+        let c = holders(MAX_VIP_HOLDERS).expect("the most holders allowed");
+        let mut rendered = Vec::new();
+        for i in 0..MAX_VIP_HOLDERS {
+            let vm = c.vm(&format!("lb{i}")).expect("lb");
+            let conf = render(&c, vm, &Settings::default()).expect("renders");
+            let line = conf
+                .lines()
+                .find(|l| l.trim_start().starts_with("priority "))
+                .expect("a priority line")
+                .trim()
+                .to_string();
+            rendered.push(line);
+        }
+        rendered.sort();
+        rendered.dedup();
+        assert_eq!(rendered.len(), MAX_VIP_HOLDERS, "{rendered:?}");
+        let err = holders(MAX_VIP_HOLDERS + 1).expect_err("one holder too many");
+        let text = err.to_string();
+        assert!(
+            text.contains("api") && text.contains("holders"),
+            "the problem names the VIP: {text}"
+        );
     }
 }

@@ -110,7 +110,7 @@ pub use secret::{Secret, SecretId};
 pub use services::{Dns, Ntp};
 pub use size::{GiB, MiB};
 pub use spec::Spec;
-pub use vip::{BackendPort, Preempt, Vip, VipPort};
+pub use vip::{BackendPort, Preempt, Vip, VipPort, MAX_VIP_HOLDERS};
 pub use vm::{
     Admin, Channel, DataDisk, FlatcarVersion, Nic, OsImage, SshKey, SshKeyError, VersionError, Vm,
 };

@@ -492,6 +492,16 @@ impl<'a> Validator<'a> {
             if vip.holders.is_empty() {
                 self.out.push(rule(el.clone(), "has no holders"));
             }
+            if vip.holders.len() > crate::vip::MAX_VIP_HOLDERS {
+                self.out.push(rule(
+                    el.clone(),
+                    format!(
+                        "has {} holders; at most {} fit distinct VRRP priorities",
+                        vip.holders.len(),
+                        crate::vip::MAX_VIP_HOLDERS
+                    ),
+                ));
+            }
             let mut seen = BTreeSet::new();
             for h in &vip.holders {
                 if !seen.insert(h.as_str()) {

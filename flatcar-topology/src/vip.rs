@@ -100,6 +100,13 @@ impl Default for Preempt {
     }
 }
 
+/// Most holders a VIP may have. Each holder of a VRRP instance needs its
+/// own priority in 1–254 (equal priorities break elections on the address
+/// tie-breaker, and a priority of 0 means "releasing"); the load-balancer
+/// service spaces them 50 apart from 200 (200, 150, 100, 50) so that the
+/// backups' skew times stay a fifth of an advert apart.
+pub const MAX_VIP_HOLDERS: usize = 4;
+
 /// A virtual IP held by one of its holders at a time (VRRP).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

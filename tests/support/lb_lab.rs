@@ -21,6 +21,8 @@ pub struct LbNode {
     pub dir: PathBuf,
     pub haproxy: Option<Daemon>,
     pub keepalived: Option<Daemon>,
+    /// The generated HAProxy watcher (`haproxy::watch_script`), if any.
+    pub watch: Option<Daemon>,
 }
 
 /// The lab. Dropping it kills every daemon and deletes every namespace.
@@ -84,6 +86,7 @@ impl Lab {
                 dir,
                 haproxy: None,
                 keepalived: None,
+                watch: None,
             });
         }
         let mut backends = Vec::new();
@@ -127,7 +130,8 @@ impl Lab {
                     } else {
                         ns.spawn(&[
                             "socat",
-                            &format!("TCP-LISTEN:{port},fork,reuseaddr"),
+                            // A real API server's accept backlog, not socat's 5.
+                            &format!("TCP-LISTEN:{port},fork,reuseaddr,backlog=1024"),
                             &format!("SYSTEM:echo {}", vm.name),
                         ])
                     }
@@ -158,12 +162,25 @@ impl Lab {
         paths(&self.lbs[i].dir)
     }
 
-    /// Starts HAProxy on LB `i` from the generated config (only runtime paths rewritten).
+    /// Starts HAProxy on LB `i` from the generated config (only runtime
+    /// paths rewritten), and the generated watcher if the settings have one.
     pub fn start_haproxy(&mut self, i: usize) {
         let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
         let cfg = haproxy::render(&self.cluster, vm, &self.settings).expect("renders");
         let d = spawn_haproxy(&self.lbs[i].ns, &self.lbs[i].dir, &cfg);
         self.lbs[i].haproxy = Some(d);
+        if let Some(mut old) = self.lbs[i].watch.take() {
+            old.kill();
+        }
+        if let Some(script) = haproxy::watch_script(&self.settings) {
+            let w = spawn_watch(&self.lbs[i].ns, &self.lbs[i].dir, &script);
+            self.lbs[i].watch = Some(w);
+            let down = down_file(&self.lbs[i].dir);
+            wait_until(Duration::from_secs(5), || {
+                std::fs::read_to_string(&down).is_ok_and(|t| t.trim() == "0")
+            })
+            .expect("the watcher reports HAProxy running");
+        }
     }
 
     /// Starts Keepalived (VRRP only) on LB `i` with its own pid files.
@@ -213,15 +230,36 @@ impl Lab {
     /// leaves, as when a VM dies) and every daemon process on it, including
     /// Keepalived's VRRP child, is SIGKILLed at once. Returns immediately.
     pub fn crash(&mut self, i: usize) {
+        self.crash_timed(i);
+    }
+
+    /// [`Lab::crash`], returning when the links went down: the link-down
+    /// commands are written to an `ip -batch` that is already running, so
+    /// the clock does not include starting a process.
+    pub fn crash_timed(&mut self, i: usize) -> std::time::Instant {
+        use std::io::Write;
         let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
+        let mut ip = Command::new("ip")
+            .args(["-n", &self.lbs[i].ns.name, "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip -batch");
+        let mut cmds = String::new();
         for nic in self.cluster.nics(vm) {
-            self.lbs[i]
-                .ns
-                .ip(&["link", "set", nic.ifname.as_str(), "down"]);
+            cmds.push_str(&format!("link set {} down\n", nic.ifname));
         }
+        // Let `ip` reach its read of stdin.
+        std::thread::sleep(Duration::from_millis(100));
+        let mut stdin = ip.stdin.take().expect("stdin");
+        let start = std::time::Instant::now();
+        stdin.write_all(cmds.as_bytes()).expect("link down");
+        drop(stdin);
+        assert!(ip.wait().expect("ip").success(), "links down");
         self.lbs[i].ns.kill_all();
         self.lbs[i].keepalived = None;
         self.lbs[i].haproxy = None;
+        self.lbs[i].watch = None;
+        start
     }
 
     /// Brings LB `i` back after [`Lab::crash`].
@@ -295,13 +333,33 @@ pub fn paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("admin.sock"), dir.join("haproxy.pid"))
 }
 
+/// The watcher's down file of an LB whose daemons run from `dir`.
+pub fn down_file(dir: &Path) -> PathBuf {
+    dir.join("haproxy.down")
+}
+
+/// Generated text with the node's runtime paths moved into `dir`.
+fn relocate(generated: &str, dir: &Path) -> String {
+    let (sock, pid) = paths(dir);
+    generated
+        .replace(haproxy::STATS_SOCKET, sock.to_str().expect("utf8"))
+        .replace(haproxy::PID_FILE, pid.to_str().expect("utf8"))
+        .replace(haproxy::DOWN_FILE, down_file(dir).to_str().expect("utf8"))
+}
+
+/// Starts the generated HAProxy watcher in `ns` (runtime paths moved into
+/// `dir`, as for [`spawn_haproxy`]); it runs as on a node, from `sh`.
+pub fn spawn_watch(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
+    let path = dir.join("haproxy-watch");
+    std::fs::write(&path, relocate(generated, dir)).expect("write");
+    ns.spawn(&["sh", path.to_str().expect("utf8")])
+}
+
 /// Starts HAProxy in `ns` from a generated config, with only its runtime
 /// paths (stats socket, pid file) rewritten into `dir`; waits until it runs.
 pub fn spawn_haproxy(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
     let (sock, pid) = paths(dir);
-    let cfg = generated
-        .replace(haproxy::STATS_SOCKET, sock.to_str().expect("utf8"))
-        .replace(haproxy::PID_FILE, pid.to_str().expect("utf8"));
+    let cfg = relocate(generated, dir);
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, cfg).expect("write");
     let _ = std::fs::remove_file(&sock);
@@ -314,8 +372,7 @@ pub fn spawn_haproxy(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
 /// own pid files in `dir` (`ip netns exec` does not separate `/run`) and
 /// the HAProxy pid file of [`paths`]; logs to `dir/keepalived.log`.
 pub fn spawn_keepalived(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
-    let (_, pid) = paths(dir);
-    let conf = generated.replace(haproxy::PID_FILE, pid.to_str().expect("utf8"));
+    let conf = relocate(generated, dir);
     let path = dir.join("keepalived.conf");
     std::fs::write(&path, conf).expect("write");
     let f = |n: &str| dir.join(n).to_str().expect("utf8").to_string();
@@ -343,21 +400,7 @@ pub fn spawn_keepalived(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
 /// The `show stat` line of `backend`/`server` from the HAProxy whose
 /// runtime files are in `dir`.
 pub fn stat_line(dir: &Path, backend: &str, server: &str) -> Option<String> {
-    let (sock, _) = paths(dir);
-    let out = Command::new("socat")
-        .args(["-T1", "-", &format!("UNIX-CONNECT:{}", sock.display())])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            if let Some(mut s) = c.stdin.take() {
-                let _ = s.write_all(b"show stat\n");
-            }
-            c.wait_with_output()
-        })
-        .expect("socat");
-    String::from_utf8_lossy(&out.stdout)
+    show_stat(dir)
         .lines()
         .find(|l| l.starts_with(&format!("{backend},{server},")))
         .map(str::to_string)
@@ -467,15 +510,502 @@ pub fn holds(ns: &Netns, addr: Ipv4Addr) -> bool {
 /// One TCP connection from namespace `ns` (by name, so probing threads can
 /// use it); what the server said, if it answered within `timeout`.
 pub fn connect(ns: &str, addr: Ipv4Addr, port: u16, timeout: Duration) -> Option<String> {
+    connect_with(ns, addr, port, timeout, timeout)
+}
+
+/// Like [`connect`], with separate connect and read timeouts (a failover
+/// probe gives up on a lost SYN quickly, but waits for the answer).
+pub fn connect_with(
+    ns: &str,
+    addr: Ipv4Addr,
+    port: u16,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Option<String> {
     assert_test_addr(addr);
-    let secs = format!("{:.3}", timeout.as_secs_f64());
+    let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
     // -u: only read from the connection (sending nothing, no early FIN).
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "socat", "-u", &format!("-T{secs}")])
-        .arg(format!("TCP:{addr}:{port},connect-timeout={secs}"))
+        .args(["netns", "exec", ns, "socat", "-u"])
+        .arg(format!("-T{}", secs(read_timeout)))
+        .arg(format!(
+            "TCP:{addr}:{port},connect-timeout={}",
+            secs(connect_timeout)
+        ))
         .arg("STDOUT")
         .output()
         .expect("socat");
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// Moves the calling thread into network namespace `ns` (by name). Only
+/// this thread: a thread's network namespace is its own.
+pub fn enter_netns(ns: &str) {
+    let f = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns file");
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+}
+
+/// CPU time counters of all cores (`/proc/stat`): (busy, total) jiffies.
+pub fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let line = stat.lines().next().expect("cpu line");
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// What a soak saw. A clean soak has zeros in every alarm counter.
+#[derive(Debug, Default, Clone)]
+pub struct SoakReport {
+    /// How long the load ran.
+    pub duration: Duration,
+    /// Busy share of all cores over the soak (from `/proc/stat`).
+    pub cpu_busy: f64,
+    /// Cores counted.
+    pub cores: usize,
+    /// `/proc/loadavg` at the end.
+    pub loadavg: String,
+    /// Client requests answered by a backend.
+    pub requests: u64,
+    /// Client requests that failed (connect, timeout, empty answer).
+    pub client_errors: u64,
+    /// The first few client errors.
+    pub first_errors: Vec<String>,
+    /// Slowest answered request.
+    pub max_latency: Duration,
+    /// Bulk bytes pushed through the LAN bridge.
+    pub bulk_bytes: u64,
+    /// VIP address additions/removals on any LB (`ip monitor address`).
+    pub vip_moves: usize,
+    /// Keepalived state transitions logged ("Entering … STATE").
+    pub state_changes: usize,
+    /// The first few of those log lines.
+    pub state_lines: Vec<String>,
+    /// Servers HAProxy marked DOWN (`chkdown`, both LBs).
+    pub marked_down: u64,
+    /// Failed health checks (`chkfail`, both LBs): informational margin.
+    pub failed_checks: u64,
+}
+
+impl SoakReport {
+    /// Whether no alarm was raised.
+    pub fn clean(&self) -> bool {
+        self.client_errors == 0
+            && self.vip_moves == 0
+            && self.state_changes == 0
+            && self.marked_down == 0
+    }
+}
+
+impl std::fmt::Display for SoakReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "soak {:.0} s: cpu {:.1}% busy ({} cores, loadavg {}); {} requests, {} client errors (slowest {} ms); \
+             {} VIP moves, {} VRRP state changes, {} backends marked DOWN ({} failed checks); {:.1} GB bulk on the LAN",
+            self.duration.as_secs_f64(),
+            self.cpu_busy * 100.0,
+            self.cores,
+            self.loadavg,
+            self.requests,
+            self.client_errors,
+            self.max_latency.as_millis(),
+            self.vip_moves,
+            self.state_changes,
+            self.marked_down,
+            self.failed_checks,
+            self.bulk_bytes as f64 / 1e9,
+        )
+    }
+}
+
+/// Port of the soak's bulk-traffic sinks on the LBs' LAN addresses.
+const BULK_PORT: u16 = 5001;
+
+impl Lab {
+    /// One probe from the client with separate connect and read timeouts.
+    pub fn connect_with(
+        &self,
+        addr: Ipv4Addr,
+        port: u16,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+    ) -> Option<String> {
+        connect_with(&self.client.name, addr, port, connect_timeout, read_timeout)
+    }
+
+    /// (`chkdown`, `chkfail`) summed over every server on every LB.
+    pub fn check_counters(&self) -> (u64, u64) {
+        let mut down = 0;
+        let mut fail = 0;
+        for lb in &self.lbs {
+            for l in show_stat(&lb.dir).lines() {
+                let f: Vec<&str> = l.split(',').collect();
+                if f.len() > 22 && !l.starts_with('#') && f[1] != "FRONTEND" && f[1] != "BACKEND" {
+                    fail += f[21].parse::<u64>().unwrap_or(0);
+                    down += f[22].parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+        (down, fail)
+    }
+
+    /// Whether every server on every LB is UP.
+    pub fn all_servers_up(&self) -> bool {
+        self.lbs.iter().all(|lb| {
+            let stat = show_stat(&lb.dir);
+            let servers: Vec<&str> = stat
+                .lines()
+                .filter(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    f.len() > STATUS
+                        && !l.starts_with('#')
+                        && f[1] != "FRONTEND"
+                        && f[1] != "BACKEND"
+                })
+                .collect();
+            !servers.is_empty()
+                && servers.iter().all(|l| {
+                    l.split(',')
+                        .nth(STATUS)
+                        .is_some_and(|s| s.starts_with("UP"))
+                })
+        })
+    }
+
+    /// Soak: for `duration`, one CPU burner per core (in this process),
+    /// bulk TCP from the client to both LBs' LAN addresses (through the
+    /// LAN bridge that carries VRRP), and clients hammering both VIPs
+    /// (`api:6443`, `web:80`/`443`) from the client namespace. Counts what
+    /// a false alarm would change: VIP address events on the LBs, VRRP state
+    /// transitions in Keepalived's log, servers marked DOWN, client errors.
+    /// Every packet stays in the lab's namespaces (198.18.0.0/15).
+    pub fn soak(&self, duration: Duration) -> SoakReport {
+        use std::io::{BufRead, Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::{Arc, Mutex};
+
+        let vips: Vec<Ipv4Addr> = self.cluster.vips().iter().map(|v| v.address).collect();
+        // Start from a settled lab: no state transition logged for 2 s.
+        let transitions = || -> usize {
+            (0..self.lbs.len())
+                .map(|i| {
+                    self.keepalived_log(i)
+                        .lines()
+                        .filter(|l| l.contains("Entering") && l.contains("STATE"))
+                        .count()
+                })
+                .sum()
+        };
+        let settle = std::time::Instant::now();
+        let mut last = (transitions(), std::time::Instant::now());
+        while last.1.elapsed() < Duration::from_secs(2)
+            && settle.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = transitions();
+            if now != last.0 {
+                last = (now, std::time::Instant::now());
+            }
+        }
+        let log_len: Vec<usize> = (0..self.lbs.len())
+            .map(|i| self.keepalived_log(i).len())
+            .collect();
+        let (down0, fail0) = self.check_counters();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+
+        // VIP address events, as they happen.
+        let moves = Arc::new(AtomicU64::new(0));
+        let mut monitors = Vec::new();
+        for lb in &self.lbs {
+            let mut child = Command::new("ip")
+                .args(["-n", &lb.ns.name, "-o", "monitor", "address"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("ip monitor");
+            let out = child.stdout.take().expect("stdout");
+            let moves = moves.clone();
+            let pats: Vec<String> = vips.iter().map(|a| format!(" {a}/")).collect();
+            let reader = std::thread::spawn(move || {
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    if pats.iter().any(|p| line.contains(p)) {
+                        moves.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            monitors.push((child, reader));
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        // CPU burners.
+        for _ in 0..cores {
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for i in 0..100_000u64 {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(i),
+                        );
+                    }
+                }
+            }));
+        }
+        // Bulk sinks on both LBs, sources in the client namespace.
+        let bulk = Arc::new(AtomicU64::new(0));
+        let mut sinks = Vec::new();
+        for lb in &self.lbs {
+            let vm = self.cluster.vm(&lb.name).expect("lb");
+            let addr = vm.address_on("lan").expect("lan address");
+            assert_test_addr(addr);
+            let (ns, sink_stop) = (lb.ns.name.clone(), stop.clone());
+            let (tx, rx) = std::sync::mpsc::channel();
+            sinks.push(std::thread::spawn(move || {
+                enter_netns(&ns);
+                let l = std::net::TcpListener::bind((addr, BULK_PORT)).expect("bind sink");
+                l.set_nonblocking(true).expect("nonblocking");
+                let _ = tx.send(());
+                let mut conns = Vec::new();
+                while !sink_stop.load(Ordering::Relaxed) {
+                    match l.accept() {
+                        Ok((mut s, _)) => {
+                            let _ = s.set_nonblocking(false);
+                            conns.push(std::thread::spawn(move || {
+                                let mut buf = vec![0u8; 1 << 16];
+                                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                            }));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+                for c in conns {
+                    let _ = c.join();
+                }
+            }));
+            rx.recv().expect("sink listening");
+            let (ns, stop, bulk) = (self.client.name.clone(), stop.clone(), bulk.clone());
+            threads.push(std::thread::spawn(move || {
+                enter_netns(&ns);
+                let mut s = std::net::TcpStream::connect_timeout(
+                    &(addr, BULK_PORT).into(),
+                    Duration::from_secs(5),
+                )
+                .expect("bulk connection");
+                let buf = vec![0u8; 1 << 16];
+                while !stop.load(Ordering::Relaxed) {
+                    match s.write(&buf) {
+                        Ok(n) => {
+                            bulk.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+        // Clients on both VIPs.
+        let api = self.vip("api");
+        let web = self.vip("web");
+        let requests = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+        let error_count = Arc::new(AtomicU64::new(0));
+        let slowest = Arc::new(Mutex::new(Duration::ZERO));
+        for targets in [
+            vec![(api, 6443, "master")],
+            vec![(web, 80, "worker"), (web, 443, "worker")],
+        ] {
+            let ns = self.client.name.clone();
+            let (stop, requests, errors, error_count, slowest) = (
+                stop.clone(),
+                requests.clone(),
+                errors.clone(),
+                error_count.clone(),
+                slowest.clone(),
+            );
+            threads.push(std::thread::spawn(move || {
+                enter_netns(&ns);
+                let t = Duration::from_secs(3);
+                let mut k = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let (addr, port, want) = targets[k % targets.len()];
+                    k += 1;
+                    assert_test_addr(addr);
+                    let start = std::time::Instant::now();
+                    let got = std::net::TcpStream::connect_timeout(&(addr, port).into(), t)
+                        .and_then(|mut s| {
+                            s.set_read_timeout(Some(t))?;
+                            let mut text = String::new();
+                            s.read_to_string(&mut text)?;
+                            Ok(text)
+                        });
+                    let took = start.elapsed();
+                    match got {
+                        Ok(text) if text.trim().starts_with(want) => {
+                            requests.fetch_add(1, Ordering::Relaxed);
+                            let mut m = slowest.lock().expect("lock");
+                            *m = (*m).max(took);
+                        }
+                        other => {
+                            error_count.fetch_add(1, Ordering::Relaxed);
+                            let mut e = errors.lock().expect("lock");
+                            if e.len() < 5 {
+                                e.push(format!("{addr}:{port} after {took:?}: {other:?}"));
+                            }
+                        }
+                    }
+                    // ~200 requests/s per client at most: TIME_WAIT stays bounded.
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }));
+        }
+
+        let (busy0, total0) = cpu_jiffies();
+        let start = std::time::Instant::now();
+        while start.elapsed() < duration {
+            std::thread::sleep(
+                Duration::from_millis(200).min(duration.saturating_sub(start.elapsed())),
+            );
+        }
+        let (busy1, total1) = cpu_jiffies();
+        let ran = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+        for t in sinks {
+            let _ = t.join();
+        }
+        // Let late events arrive, then stop the monitors.
+        std::thread::sleep(Duration::from_millis(300));
+        for (mut child, reader) in monitors {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = reader.join();
+        }
+        let (down1, fail1) = self.check_counters();
+        let state_lines: Vec<String> = (0..self.lbs.len())
+            .flat_map(|i| {
+                self.keepalived_log(i)
+                    .get(log_len[i]..)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains("Entering") && l.contains("STATE"))
+                    .map(|l| format!("{}: {l}", self.lbs[i].name))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let state_changes = state_lines.len();
+        let first_errors = errors.lock().expect("lock").clone();
+        let max_latency = *slowest.lock().expect("lock");
+        SoakReport {
+            duration: ran,
+            cpu_busy: (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64,
+            cores,
+            loadavg: std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+            requests: requests.load(Ordering::Relaxed),
+            client_errors: error_count.load(Ordering::Relaxed),
+            first_errors,
+            max_latency,
+            bulk_bytes: bulk.load(Ordering::Relaxed),
+            vip_moves: moves.load(Ordering::Relaxed) as usize,
+            state_changes,
+            state_lines: state_lines.into_iter().take(6).collect(),
+            marked_down: down1.saturating_sub(down0),
+            failed_checks: fail1.saturating_sub(fail0),
+        }
+    }
+}
+
+/// HAProxy's `show stat` from the HAProxy whose runtime files are in `dir`
+/// (straight over its stats socket: no process spawned per poll).
+pub fn show_stat(dir: &Path) -> String {
+    use std::io::{Read, Write};
+    let (sock, _) = paths(dir);
+    let mut text = String::new();
+    if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        if s.write_all(b"show stat\n").is_ok() {
+            let _ = s.read_to_string(&mut text);
+        }
+    }
+    text
+}
+
+/// A client thread in namespace `ns` that, once started, connects to
+/// `addr:port` over and over (each attempt with `connect_timeout`, then up
+/// to `read_timeout` for the answer) until a backend answers — a failover
+/// probe without a process spawn per attempt.
+pub struct Probe {
+    go: std::sync::mpsc::Sender<std::time::Instant>,
+    done: std::thread::JoinHandle<(Duration, Vec<String>)>,
+}
+
+impl Probe {
+    /// Starts the thread and moves it into `ns`; it waits for [`Probe::run`].
+    pub fn new(
+        ns: &str,
+        addr: Ipv4Addr,
+        port: u16,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+    ) -> Probe {
+        use std::io::Read;
+        assert_test_addr(addr);
+        let ns = ns.to_string();
+        let (go, rx) = std::sync::mpsc::channel::<std::time::Instant>();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let done = std::thread::spawn(move || {
+            enter_netns(&ns);
+            let _ = ready_tx.send(());
+            let start = rx.recv().expect("start");
+            let mut failures = Vec::new();
+            loop {
+                let t0 = start.elapsed();
+                let got =
+                    std::net::TcpStream::connect_timeout(&(addr, port).into(), connect_timeout)
+                        .map_err(|e| format!("connect: {e}"))
+                        .and_then(|mut s| {
+                            s.set_read_timeout(Some(read_timeout))
+                                .map_err(|e| e.to_string())?;
+                            let mut text = String::new();
+                            s.read_to_string(&mut text)
+                                .map_err(|e| format!("read: {e}"))?;
+                            Ok(text)
+                        });
+                match got {
+                    Ok(t) if !t.trim().is_empty() => return (start.elapsed(), failures),
+                    other => failures.push(format!(
+                        "{:.0}-{:.0} ms {other:?}",
+                        t0.as_secs_f64() * 1e3,
+                        start.elapsed().as_secs_f64() * 1e3
+                    )),
+                }
+                assert!(start.elapsed() < Duration::from_secs(30), "no failover");
+                // A refused connection returns at once: do not spin.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        ready.recv().expect("probe in its namespace");
+        Probe { go, done }
+    }
+
+    /// Starts probing; returns the time from `start` to the first answer,
+    /// and the failed attempts before it (when, and why).
+    pub fn run(self, start: std::time::Instant) -> (Duration, Vec<String>) {
+        self.go.send(start).expect("probe alive");
+        self.done.join().expect("probe")
+    }
 }
