@@ -343,7 +343,8 @@ fn random_cloud(roles: &[Vec<Role>]) -> Cluster {
     c.allow(Endpoint::Lan, Endpoint::Host, Proto::Tcp, &[22]);
     if !lbs.is_empty() && roles.iter().any(|r| r.contains(&Role::Master)) {
         c.vip("api", &lan, 5, |v| {
-            v.tcp(6443, Role::Master, 6443).holders(lbs.iter())
+            // At most 4 holders fit distinct VRRP priorities.
+            v.tcp(6443, Role::Master, 6443).holders(lbs.iter().take(4))
         });
     }
     c.build().unwrap_or_else(|p| panic!("{roles:?}:\n{p}"))

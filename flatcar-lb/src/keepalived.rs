@@ -284,7 +284,13 @@ mod tests {
                     })
                 })
                 .collect();
-            c.vm("master1", |v| v.role(Role::Master).nic(&lan, 30));
+            for m in 1..=3u32 {
+                c.vm(&format!("master{m}"), |v| {
+                    v.role(Role::Master).nic(&lan, 29 + m)
+                });
+            }
+            c.dns("t.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]);
+            c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
             c.vip("api", &lan, 10, |v| {
                 v.tcp(6443, Role::Master, 6443).holders(lbs.iter())
             });
