@@ -279,7 +279,11 @@ mod tests {
                     })
                 })
                 .collect();
-            c.vm("master1", |v| v.role(Role::Master).nic(&lan, 30));
+            for m in 1..=3u32 {
+                c.vm(&format!("master{m}"), |v| {
+                    v.role(Role::Master).nic(&lan, 30 + m)
+                });
+            }
             c.vip("api", &lan, 10, |v| {
                 v.tcp(6443, Role::Master, 6443).holders(lbs.iter())
             });
