@@ -101,7 +101,7 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "# Fast path: the watcher ({}) writes 1 here the moment HAProxy exits (read through inotify).",
+            "# Fast path: the watcher ({}) writes 1 here the moment HAProxy exits (Keepalived watches the file).",
             haproxy::WATCH_SCRIPT
         );
         let _ = writeln!(s, "track_file haproxy_down {{");
