@@ -6,6 +6,7 @@ use std::fmt;
 
 /// Why a text is not a valid [`Name`] or [`DomainName`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
     #[error("is empty")]

@@ -46,6 +46,7 @@ use std::net::Ipv4Addr;
 
 /// Why a provisioning item was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProvisionError {
     /// Two services (or one, twice) wrote the same item.
     #[error("{node}: {kind} {item:?} is contributed by both {first} and {second}")]
