@@ -27,6 +27,7 @@ use std::net::Ipv4Addr;
 
 /// Why an address or network literal was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AddrError {
     /// The text is empty or an octet between dots is empty.
     #[error("empty octet")]
@@ -59,6 +60,7 @@ pub enum AddrError {
 
 /// Why a host number does not name a usable host of a network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
     /// Host number 0 is the network address.
     #[error("host 0 is the network address")]
@@ -305,6 +307,17 @@ macro_rules! host {
                     ::core::stringify!($net)
                 )
             ),
+            #[allow(unreachable_patterns)] // the enum is non_exhaustive outside its crate
+            ::core::result::Result::Err(_) => ::core::panic!(
+                "{}",
+                ::core::concat!(
+                    "host ",
+                    ::core::stringify!($n),
+                    " of ",
+                    ::core::stringify!($net),
+                    " is invalid"
+                )
+            ),
         };
         __FMC_HOST
     }};
@@ -324,6 +337,8 @@ macro_rules! __addr_panic {
             $crate::addr::AddrError::MissingPrefix => $crate::__addr_panic!(@ $what, $lit, "missing /prefix"),
             $crate::addr::AddrError::BadPrefix => $crate::__addr_panic!(@ $what, $lit, "prefix length is not 0..=32"),
             $crate::addr::AddrError::HostBits => $crate::__addr_panic!(@ $what, $lit, "host bits set (not a network address)"),
+            #[allow(unreachable_patterns)] // the enum is non_exhaustive outside its crate
+            _ => $crate::__addr_panic!(@ $what, $lit, "invalid"),
         }
     };
     (@ $what:literal, $lit:literal, $why:literal) => {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Why a K3s version or cron schedule was rejected (the text is shown
 /// escaped and shortened).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum K3sSettingError {
     /// Not `vMAJOR.MINOR.PATCH+k3sN`.
     #[error("{0} is not a K3s version like v1.31.4+k3s1")]

@@ -3,6 +3,7 @@
 
 /// Why a text is not a valid [`Name`] or [`DomainName`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
     #[error("is empty")]

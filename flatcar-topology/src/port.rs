@@ -6,6 +6,7 @@ use std::num::NonZeroU16;
 
 /// Why a port or port range was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PortError {
     /// Port 0 is not a usable port.
     #[error("port 0 is not a usable port")]

@@ -50,6 +50,7 @@ use std::net::Ipv4Addr;
 
 /// Why a provisioning item was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProvisionError {
     /// Two services (or one, twice) wrote the same item.
     #[error("{}: {kind} {} is contributed {}", crate::text::shown(.node), crate::text::shown(.item), contributors(.first, .second))]
