@@ -82,6 +82,12 @@ pub fn cloud(n: usize) -> Result<Cluster, Problems> {
             .holders([&lb1, &lb2])
     });
     c.allow(Endpoint::Lan, Endpoint::Host, Proto::Tcp, &[22]);
+    // First boot: the DNS VM forwards to an upstream resolver, and the NAT
+    // networks have egress (image pulls, downloads).
+    c.dns("microcloud.home.arpa", &[Ipv4Addr::new(198, 18, 250, 53)]);
+    for net in &nets {
+        c.allow(net, Endpoint::Internet, Proto::Any, &[]);
+    }
     c.k3s(|k| {
         k.cluster_cidr("10.42.0.0/16".parse().unwrap_or(lan_net))
             .service_cidr("10.43.0.0/16".parse().unwrap_or(lan_net))
