@@ -90,6 +90,26 @@ pub fn ignition_volume(vm: &Vm) -> String {
     format!("{}.ign", vm.name)
 }
 
+/// Joins one thread per host; a thread that panicked is that host's
+/// `Refused` error (`what`: which step the thread ran).
+fn join_hosts<T>(
+    handles: Vec<(String, std::thread::ScopedJoinHandle<'_, Result<T, Error>>)>,
+    what: &str,
+) -> PerHost<Result<T, Error>> {
+    handles
+        .into_iter()
+        .map(|(host, h)| {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(Error::Refused {
+                    object: format!("host {host}"),
+                    reason: format!("the {what} thread panicked"),
+                })
+            });
+            (host, r)
+        })
+        .collect()
+}
+
 /// Plans every host in parallel (one thread per connection in `conns`,
 /// keyed by host name) and narrows each plan to that host.
 pub fn plan_hosts(cluster: &Cluster, conns: &PerHost<Connect>) -> HostsPlan {
@@ -98,18 +118,7 @@ pub fn plan_hosts(cluster: &Cluster, conns: &PerHost<Connect>) -> HostsPlan {
             .iter()
             .map(|(host, conn)| (host.clone(), s.spawn(move || plan(conn, cluster))))
             .collect();
-        handles
-            .into_iter()
-            .map(|(host, h)| {
-                let r = h.join().unwrap_or_else(|_| {
-                    Err(Error::Refused {
-                        object: format!("host {host}"),
-                        reason: "the planning thread panicked".into(),
-                    })
-                });
-                (host, r)
-            })
-            .collect()
+        join_hosts(handles, "planning")
     });
     // Where each VM's domain exists today.
     let mut present: BTreeMap<String, String> = BTreeMap::new();
@@ -223,18 +232,7 @@ pub fn apply_hosts(conns: &PerHost<Connect>, plans: &HostsPlan) -> HostsReport {
                 (host.clone(), h)
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|(host, h)| {
-                let r = h.join().unwrap_or_else(|_| {
-                    Err(Error::Refused {
-                        object: format!("host {host}"),
-                        reason: "the apply thread panicked".into(),
-                    })
-                });
-                (host, r)
-            })
-            .collect()
+        join_hosts(handles, "apply")
     });
     HostsReport { hosts }
 }
