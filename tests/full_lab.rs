@@ -88,12 +88,21 @@ fn open(from: &Netns, addr: Ipv4Addr, port: u16) -> Option<String> {
 /// own); what the server said, if it answered within 1.5 s.
 fn open_from(from: &Netns, src: Ipv4Addr, addr: Ipv4Addr, port: u16) -> Option<String> {
     assert_test_addr(addr);
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &from.name, "socat", "-u", "-T1.5"])
+    // Speaks first like every lab client (lb_lab::PROBE_BYTE); -t: after
+    // sending, wait for the whole answer.
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &from.name, "socat", "-T1.5", "-t1.5", "-"])
         .arg(format!("TCP:{addr}:{port},bind={src},connect-timeout=1.5"))
-        .arg("STDOUT")
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .expect("socat");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(lb_lab::PROBE_BYTE);
+    }
+    let out = child.wait_with_output().expect("socat");
     let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !text.is_empty()).then_some(text)
 }
@@ -102,7 +111,8 @@ fn listen(ns: &Netns, bind: Ipv4Addr, port: u16, reply: &str) -> Daemon {
     ns.spawn(&[
         "socat",
         &format!("TCP-LISTEN:{port},bind={bind},fork,reuseaddr"),
-        &format!("SYSTEM:echo {reply}"),
+        // Consume the probe byte (lb_lab::PROBE_BYTE) before answering.
+        &format!("SYSTEM:head -c1 >/dev/null; echo {reply}"),
     ])
 }
 
@@ -371,7 +381,7 @@ fn full_lab_every_claim() {
     let _inet_svc = inet.spawn(&[
         "socat",
         "TCP-LISTEN:8080,fork,reuseaddr",
-        "SYSTEM:echo $SOCAT_PEERADDR",
+        "SYSTEM:head -c1 >/dev/null; echo $SOCAT_PEERADDR",
     ]);
 
     // DNS and NTP on the node(s) with those roles, from the bundle's files.

@@ -26,13 +26,20 @@ fn a_short_soak_raises_no_false_alarm() {
     wait_until(Duration::from_secs(15), || lab.all_servers_up()).expect("every server UP");
     let r = lab.soak(Duration::from_secs(20));
     println!("{r}");
+    for lb in &lab.lbs {
+        let log = std::fs::read_to_string(lb.dir.join("haproxy.log")).unwrap_or_default();
+        for l in log.lines().filter(|l| l.contains("is DOWN")).take(5) {
+            println!("{}: {l}", lb.name);
+        }
+    }
     assert!(r.cpu_busy > 0.9, "the soak did not saturate the cores: {r}");
     assert!(r.requests > 0 && r.bulk_bytes > 0, "no load: {r}");
     assert!(
         r.clean(),
-        "false alarms: {r}\nclient errors: {:?}\nstate changes: {:?}",
+        "false alarms: {r}\nclient errors: {:?}\nstate changes: {:?}\nfailed checks: {:#?}",
         r.first_errors,
-        r.state_lines
+        r.state_lines,
+        r.check_lines
     );
     assert!(lab.all_servers_up(), "a server is not UP after the soak");
 }

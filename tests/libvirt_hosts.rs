@@ -10,6 +10,8 @@
 //! second open parses the file afresh; checked below), so every step here
 //! uses the same connection per host.
 
+mod support;
+
 use flatcar_libvirt::apply::{connect, inventory, Action, Connect, Kind};
 use flatcar_libvirt::hosts::{apply_hosts, ignition_volume, plan_hosts, upload_ignition, PerHost};
 use flatcar_microcloud::multi_host::three_hosts_with;
@@ -227,7 +229,7 @@ fn one_plan_over_three_hosts() {
 /// domain's fw_cfg names holds exactly the bytes sent. Pool removed after.
 #[test]
 fn ignition_upload_through_libvirt() {
-    let conn = connect("qemu:///system").expect("qemu:///system (libvirtd -d)");
+    let conn = support::system_daemon();
     let name = format!("fmc-upload-{}", std::process::id());
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).expect("pool dir");

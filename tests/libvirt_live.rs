@@ -10,12 +10,12 @@
 
 mod support;
 
-use flatcar_libvirt::apply::{connect, destroy, destroy_plan, inventory, Connect};
+use flatcar_libvirt::apply::{destroy, destroy_plan, inventory, Connect};
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
 use flatcar_topology::{Cluster, Name, PoolPath};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use support::TempDir;
 
 const URI: &str = "qemu:///system";
@@ -66,27 +66,6 @@ fn run_example(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Connects to qemu:///system, starting `libvirtd -d` when no daemon
-/// answers (no init system here; CI is a fresh machine running as root).
-fn system_daemon() -> Connect {
-    if let Ok(c) = connect(URI) {
-        return c;
-    }
-    let st = Command::new("libvirtd")
-        .arg("-d")
-        .status()
-        .expect("libvirtd must be installed (Debian libvirt-daemon-system)");
-    assert!(st.success(), "libvirtd -d failed: {st}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match connect(URI) {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("libvirtd did not answer: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-}
-
 /// Deletes the pool this test owns by name, with its volumes, whatever its
 /// target path (an interrupted run leaves one behind in /etc/libvirt).
 fn remove_pool(conn: &Connect) {
@@ -119,7 +98,7 @@ impl Drop for Cleanup<'_> {
 
 #[test]
 fn example_applies_twice_and_destroys_on_a_real_daemon() {
-    let conn = system_daemon();
+    let conn = support::system_daemon();
     let tmp = TempDir::new("lvlive");
     let pool_dir = tmp.path().join("pool");
     let c = cloud(&pool_dir);

@@ -132,7 +132,9 @@ impl Lab {
                             "socat",
                             // A real API server's accept backlog, not socat's 5.
                             &format!("TCP-LISTEN:{port},fork,reuseaddr,backlog=1024"),
-                            &format!("SYSTEM:echo {}", vm.name),
+                            // Reads the client's probe byte first: a reply to unread
+                            // data can turn into a reset (see API_STANDIN).
+                            &format!("SYSTEM:head -c1 >/dev/null; echo {}", vm.name),
                         ])
                     }
                 })
@@ -363,7 +365,11 @@ pub fn spawn_haproxy(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, cfg).expect("write");
     let _ = std::fs::remove_file(&sock);
-    let d = ns.spawn(&["haproxy", "-W", "-db", "-f", path.to_str().expect("utf8")]);
+    // Its log (state changes with their reason) in dir/haproxy.log.
+    let d = ns.spawn_logged(
+        &["haproxy", "-W", "-db", "-f", path.to_str().expect("utf8")],
+        &dir.join("haproxy.log"),
+    );
     wait_until(Duration::from_secs(10), || sock.exists() && pid.exists()).expect("haproxy started");
     d
 }
@@ -408,11 +414,16 @@ pub fn stat_line(dir: &Path, backend: &str, server: &str) -> Option<String> {
 
 /// The K3s API stand-in (K3s cannot run here): a TLS listener that answers
 /// HAProxy's `GET /readyz` health check with 200 over HTTPS, as a K3s server
-/// with `anonymous-auth=true` does, and a plain TCP client (the labs'
-/// `socat -u` probes, which send nothing) with the backend's name, so data-path
-/// tests still see which master answered.
+/// with `anonymous-auth=true` does, and a plain TCP client with the
+/// backend's name, so data-path tests still see which master answered.
+///
+/// Every lab client speaks first ([`PROBE_BYTE`]), as a TLS client does, so
+/// the stand-in tells the two apart by the first byte it reads (0x16 opens a
+/// TLS handshake) and never by how long a client stays silent: a deadline
+/// sniff misreads a TLS check whose ClientHello is late on loaded cores as
+/// a plain client, and HAProxy marks a healthy master DOWN.
 const API_STANDIN: &str = r#"
-import socket, ssl, sys, threading, select
+import socket, ssl, sys, threading
 bind, port, name, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
@@ -422,10 +433,10 @@ srv.bind((bind, port))
 srv.listen(256)
 def serve(c):
     try:
-        ready, _, _ = select.select([c], [], [], 0.1)
-        if ready and c.recv(1, socket.MSG_PEEK) == b"\x16":
+        c.settimeout(10)
+        first = c.recv(1, socket.MSG_PEEK)
+        if first == b"\x16":
             t = ctx.wrap_socket(c, server_side=True)
-            t.settimeout(5)
             req = t.recv(4096).decode(errors="replace")
             path = req.split(" ")[1] if req.count(" ") >= 2 else ""
             ok = path in ("/readyz", "/livez", "/healthz")
@@ -433,8 +444,11 @@ def serve(c):
             head = "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % ("200 OK" if ok else "401 Unauthorized", len(body))
             t.sendall(head.encode() + body)
             t.close()
-        else:
+        elif first:
+            c.recv(1)  # consume the probe byte: unread data turns close() into a reset
             c.sendall((name + "\n").encode())
+            c.close()
+        else:
             c.close()
     except Exception:
         c.close()
@@ -513,8 +527,36 @@ pub fn connect(ns: &str, addr: Ipv4Addr, port: u16, timeout: Duration) -> Option
     connect_with(ns, addr, port, timeout, timeout)
 }
 
+/// The byte every lab client sends first (see [`API_STANDIN`]). Echo
+/// backends ignore it; the API stand-in reads it as "plain client".
+pub const PROBE_BYTE: &[u8] = b"?";
+
+/// One request from the calling thread (already in the client's network
+/// namespace): connect within `connect_timeout`, send [`PROBE_BYTE`], read
+/// the answer to the end within `read_timeout`.
+pub fn request(
+    addr: Ipv4Addr,
+    port: u16,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<String, String> {
+    use std::io::{Read, Write};
+    assert_test_addr(addr);
+    let mut s = std::net::TcpStream::connect_timeout(&(addr, port).into(), connect_timeout)
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(read_timeout))
+        .and_then(|()| s.set_write_timeout(Some(read_timeout)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(PROBE_BYTE).map_err(|e| format!("send: {e}"))?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(text)
+}
+
 /// Like [`connect`], with separate connect and read timeouts (a failover
-/// probe gives up on a lost SYN quickly, but waits for the answer).
+/// probe gives up on a lost SYN quickly, but waits for the answer). Runs in
+/// a thread of its own that enters `ns` (no process spawn per probe).
 pub fn connect_with(
     ns: &str,
     addr: Ipv4Addr,
@@ -523,20 +565,15 @@ pub fn connect_with(
     read_timeout: Duration,
 ) -> Option<String> {
     assert_test_addr(addr);
-    let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
-    // -u: only read from the connection (sending nothing, no early FIN).
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "socat", "-u"])
-        .arg(format!("-T{}", secs(read_timeout)))
-        .arg(format!(
-            "TCP:{addr}:{port},connect-timeout={}",
-            secs(connect_timeout)
-        ))
-        .arg("STDOUT")
-        .output()
-        .expect("socat");
-    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !text.is_empty()).then_some(text)
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter_netns(&ns);
+        request(addr, port, connect_timeout, read_timeout).ok()
+    })
+    .join()
+    .expect("probe thread")
+    .map(|t| t.trim().to_string())
+    .filter(|t| !t.is_empty())
 }
 
 /// Moves the calling thread into network namespace `ns` (by name). Only
@@ -592,6 +629,8 @@ pub struct SoakReport {
     pub marked_down: u64,
     /// Failed health checks (`chkfail`, both LBs): informational margin.
     pub failed_checks: u64,
+    /// Servers with failed checks and their last check ([`Lab::check_failures`]).
+    pub check_lines: Vec<String>,
 }
 
 impl SoakReport {
@@ -655,6 +694,31 @@ impl Lab {
             }
         }
         (down, fail)
+    }
+
+    /// Every server with failed checks, as `lb backend/server: chkfail N
+    /// chkdown N, last check <status> <code> in <ms> ms` (what a soak that
+    /// marked a server DOWN saw).
+    pub fn check_failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for lb in &self.lbs {
+            for l in show_stat(&lb.dir).lines() {
+                let f: Vec<&str> = l.split(',').collect();
+                if f.len() > 38
+                    && !l.starts_with('#')
+                    && f[1] != "FRONTEND"
+                    && f[1] != "BACKEND"
+                    && f[21] != "0"
+                    && !f[21].is_empty()
+                {
+                    out.push(format!(
+                        "{} {}/{}: chkfail {} chkdown {}, last check {} {} in {} ms",
+                        lb.name, f[0], f[1], f[21], f[22], f[36], f[37], f[38]
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Whether every server on every LB is UP.
@@ -839,13 +903,7 @@ impl Lab {
                     k += 1;
                     assert_test_addr(addr);
                     let start = std::time::Instant::now();
-                    let got = std::net::TcpStream::connect_timeout(&(addr, port).into(), t)
-                        .and_then(|mut s| {
-                            s.set_read_timeout(Some(t))?;
-                            let mut text = String::new();
-                            s.read_to_string(&mut text)?;
-                            Ok(text)
-                        });
+                    let got = request(addr, port, t, t);
                     let took = start.elapsed();
                     match got {
                         Ok(text) if text.trim().starts_with(want) => {
@@ -925,6 +983,7 @@ impl Lab {
             state_lines: state_lines.into_iter().take(6).collect(),
             marked_down: down1.saturating_sub(down0),
             failed_checks: fail1.saturating_sub(fail0),
+            check_lines: self.check_failures(),
         }
     }
 }
@@ -962,7 +1021,6 @@ impl Probe {
         connect_timeout: Duration,
         read_timeout: Duration,
     ) -> Probe {
-        use std::io::Read;
         assert_test_addr(addr);
         let ns = ns.to_string();
         let (go, rx) = std::sync::mpsc::channel::<std::time::Instant>();
@@ -974,17 +1032,7 @@ impl Probe {
             let mut failures = Vec::new();
             loop {
                 let t0 = start.elapsed();
-                let got =
-                    std::net::TcpStream::connect_timeout(&(addr, port).into(), connect_timeout)
-                        .map_err(|e| format!("connect: {e}"))
-                        .and_then(|mut s| {
-                            s.set_read_timeout(Some(read_timeout))
-                                .map_err(|e| e.to_string())?;
-                            let mut text = String::new();
-                            s.read_to_string(&mut text)
-                                .map_err(|e| format!("read: {e}"))?;
-                            Ok(text)
-                        });
+                let got = request(addr, port, connect_timeout, read_timeout);
                 match got {
                     Ok(t) if !t.trim().is_empty() => return (start.elapsed(), failures),
                     other => failures.push(format!(

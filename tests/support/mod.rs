@@ -271,3 +271,28 @@ impl Daemon {
         }
     }
 }
+
+/// Connects to `qemu:///system`, starting `libvirtd -d` when no daemon
+/// answers (no init system here; CI is a fresh machine running as root).
+/// Every test that needs the system daemon calls this: test binaries run in
+/// alphabetical order, so none may count on another having started it.
+#[cfg(feature = "libvirt")]
+pub fn system_daemon() -> flatcar_libvirt::apply::Connect {
+    use flatcar_libvirt::apply::connect;
+    const URI: &str = "qemu:///system";
+    if let Ok(c) = connect(URI) {
+        return c;
+    }
+    require("libvirtd");
+    // A concurrent test may have started one meanwhile: `-d` then fails on
+    // the pid file, and the loop below finds the running daemon.
+    let _ = Command::new("libvirtd").arg("-d").status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match connect(URI) {
+            Ok(c) => return c,
+            Err(e) if Instant::now() > deadline => panic!("libvirtd did not answer: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
