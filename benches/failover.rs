@@ -153,7 +153,7 @@ fn describe(s: &Settings) -> String {
         Settings::haproxy_time(s.check_fastinter),
         s.fall,
         s.rise,
-        Settings::haproxy_time(s.check_timeout()),
+        Settings::haproxy_time(s.check_timeout),
         s.track_interval_secs,
         s.haproxy_watch
             .map_or("none".to_string(), |p| format!("poll {} ms", p.as_millis())),

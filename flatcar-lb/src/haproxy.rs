@@ -39,7 +39,7 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
     }
     let inter = Settings::haproxy_time(settings.check_inter);
     let fastinter = Settings::haproxy_time(settings.check_fastinter);
-    let check_timeout = Settings::haproxy_time(settings.check_timeout());
+    let check_timeout = Settings::haproxy_time(settings.check_timeout);
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -145,4 +145,4 @@ pub use flatcar::{
     haproxy_sysext, keepalived_sysext, LoadBalancers, HAPROXY_VERSION, KEEPALIVED_BIN,
     KEEPALIVED_ENV, KEEPALIVED_VERSION,
 };
-pub use settings::Settings;
+pub use settings::{Settings, CHECK_TIMEOUT, VRRP_RT_PRIORITY};

@@ -20,6 +20,14 @@ pub struct Settings {
     /// HAProxy health-check interval while a server is changing state
     /// (after a first failed or passed check).
     pub check_fastinter: Duration,
+    /// HAProxy's `timeout check`: how long a connected check may take to
+    /// answer (the API's TLS handshake and `GET /readyz`). It does not slow
+    /// down detecting a dead or unreachable server: HAProxy bounds a
+    /// check's *connect* by `min(timeout connect, inter)`, so a refused or
+    /// unanswered connection still fails within `check_inter`. Only a server
+    /// that accepts but answers slowly waits this long, and that is a server
+    /// under load, not a dead one: marking it DOWN is a false alarm.
+    pub check_timeout: Duration,
     /// Failed checks before a server is DOWN.
     pub fall: u8,
     /// Passed checks before a server is UP again.
@@ -38,6 +46,13 @@ pub struct Settings {
     pub vrrp_rt_priority: Option<u8>,
 }
 
+/// `timeout check` in [`Settings::fast`]: the answer time a connected
+/// health check is granted. 50 ms (= `check inter`) marked healthy API
+/// servers DOWN in the saturated-cores soak (HTTPS checks answered in 5–14 ms
+/// typically, but some took longer than 50 ms twice in a row); connection
+/// failures are still detected within `check inter`.
+pub const CHECK_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// `SCHED_RR` priority of Keepalived's VRRP process in [`Settings::fast`]:
 /// above every ordinary process, below the kernel's threaded interrupt
 /// handlers (50) and migration threads (99).
@@ -49,7 +64,7 @@ impl Default for Settings {
     /// soak (10 ms adverts flapped with both cores saturated); measured
     /// numbers in the crate docs.
     fn default() -> Self {
-        Settings::fast(Duration::from_millis(20), Duration::from_millis(50))
+        Settings::fast(Duration::from_millis(20), Duration::from_millis(100))
     }
 }
 
@@ -66,6 +81,7 @@ impl Settings {
             advert_int,
             check_inter,
             check_fastinter: (check_inter / 5).max(Duration::from_millis(10)),
+            check_timeout: CHECK_TIMEOUT,
             fall: 2,
             rise: 2,
             track_interval_secs: 1,
@@ -83,20 +99,13 @@ impl Settings {
             advert_int: Duration::from_secs(1),
             check_inter: Duration::from_secs(3),
             check_fastinter: Duration::from_secs(3),
+            check_timeout: Duration::from_secs(3),
             fall: 3,
             rise: 2,
             track_interval_secs: 2,
             haproxy_watch: None,
             vrrp_rt_priority: None,
         }
-    }
-
-    /// HAProxy's `timeout check`: a check must be over before the next one
-    /// is due, so it is `check_inter`. (For a plain TCP check HAProxy uses
-    /// `min(timeout connect, inter)` as the connect timeout; `timeout check`
-    /// bounds the rest of a check, e.g. an HTTPS request.)
-    pub fn check_timeout(&self) -> Duration {
-        self.check_inter
     }
 
     /// VRRP skew time of a backup with `priority`:
@@ -156,7 +165,8 @@ mod tests {
         let s = Settings::default();
         assert_eq!(s.advert_text(), "0.02");
         assert_eq!(s.check_fastinter, Duration::from_millis(10));
-        assert_eq!(s.check_timeout(), s.check_inter);
+        assert_eq!(s.check_timeout, CHECK_TIMEOUT);
+        assert!(s.check_timeout > s.check_inter);
         assert_eq!(s.haproxy_watch, Some(s.advert_int));
         // Backup priority 150: skew = 106/256 × 20 ms ≈ 8.3 ms.
         assert_eq!(s.skew(150), Duration::from_nanos(8_281_250));
