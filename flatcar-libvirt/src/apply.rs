@@ -468,6 +468,11 @@ pub fn plan(conn: &Connect, cluster: &Cluster) -> Result<Plan, Error> {
                 deleted_volumes.push(v.clone());
             }
         }
+        // Its Ignition config (`<vm>.ign`, see [`crate::ignition`]).
+        let ign = format!("{name}.ign");
+        if lookup(&ign).is_some() {
+            deleted_volumes.push(ign);
+        }
     }
     deleted_volumes.sort();
     deleted_volumes.dedup();
@@ -770,6 +775,16 @@ pub fn destroy_plan(conn: &Connect, cluster: &Cluster) -> Result<Plan, Error> {
             .collect(),
         _ => BTreeSet::new(),
     };
+    // Ignition configs (`<vm>.ign`, see [`crate::ignition`]) of owned
+    // domains and of the model's VMs: in the cluster's own pool, named
+    // after its VMs.
+    volumes.extend(
+        owned
+            .keys()
+            .map(|d| format!("{d}.ign"))
+            .chain(cluster.vms().iter().map(|vm| format!("{}.ign", vm.name)))
+            .filter(|v| existing.contains(v) && !used_by_others.contains(v)),
+    );
     for v in volumes.iter().filter(|v| existing.contains(*v)) {
         let mut s = step(Kind::Volume, v, Action::Delete, None);
         s.note = Some(format!("used by a domain of cluster {me}"));
