@@ -139,10 +139,27 @@ fn plan_deploy(
     uri: &str,
     cluster: &flatcar_microcloud::topology::Cluster,
     bundle: &Bundle,
+    vm_changes: &std::collections::BTreeMap<String, flatcar_microcloud::topology::change::VmChange>,
 ) -> Result<LibvirtDeploy, flatcar_microcloud::libvirt::Error> {
     use flatcar_microcloud::libvirt::{apply, ignition};
+    use flatcar_microcloud::topology::change::VmChange;
     let conn = apply::connect(uri)?;
-    let plan = apply::plan(&conn, cluster)?;
+    let mut plan = apply::plan(&conn, cluster)?;
+    // A domain whose definition is unchanged may still change while it
+    // runs (or be replaced): say so next to it.
+    for s in &mut plan.steps {
+        match (s.kind, &s.action, vm_changes.get(&s.name)) {
+            (apply::Kind::Domain, apply::Action::Unchanged, Some(c @ VmChange::Live { .. })) => {
+                s.note = Some(format!("definition unchanged; running VM: {c}"));
+            }
+            (apply::Kind::Domain, apply::Action::Unchanged, Some(c @ VmChange::Replace { .. })) => {
+                s.note = Some(format!(
+                    "definition unchanged; running VM: {c}, see the rolling plan"
+                ));
+            }
+            _ => {}
+        }
+    }
     let configs = ignition_configs(bundle);
     let ign = ignition::plan(&conn, cluster, &configs)?;
     println!("libvirt apply plan at {uri}: {} change(s)", plan.changes());
@@ -449,35 +466,43 @@ fn main() -> ExitCode {
     // bundle's model: per VM none / live / replace / create / remove, and
     // the rolling plan that carries it out.
     let previous = args.out.join("cluster.json");
-    if previous.exists() {
-        match flatcar_microcloud::model::load(&previous).and_then(|old| {
+    let vm_changes = if previous.exists() {
+        let classified = flatcar_microcloud::model::load(&previous).and_then(|old| {
             let c = flatcar_microcloud::change::classify(&old, &cluster, &mut secrets)?;
             Ok((old, c))
-        }) {
+        });
+        let vms = match classified {
             Ok((_, changes)) if changes.is_empty() => {
                 println!(
                     "running cloud: nothing changes (model as in {})",
                     previous.display()
                 );
+                changes.vms
             }
             Ok((old, changes)) => {
                 print!("{changes}");
                 println!("rolling plan (one VM down at most; live changes pushed over SSH with the admin key):");
                 print!("{}", changes.rollout(&old, &cluster));
+                changes.vms
             }
             Err(e) => {
                 eprintln!("error: previous model {}: {e}", previous.display());
                 return ExitCode::FAILURE;
             }
-        }
+        };
         println!();
-    }
+        vms
+    } else {
+        std::collections::BTreeMap::new()
+    };
+    #[cfg(not(feature = "libvirt"))]
+    let _ = vm_changes;
     // `--apply URI`: every plan first (libvirt objects, Ignition placement,
     // the host part), then, unless --dry-run, the bundle and the apply.
     #[cfg(feature = "libvirt")]
     let deploy = match &args.apply {
         None => None,
-        Some(uri) => match plan_deploy(uri, &cluster, &bundle) {
+        Some(uri) => match plan_deploy(uri, &cluster, &bundle, &vm_changes) {
             Ok(d) => Some(d),
             Err(e) => {
                 eprintln!("error: {e}");
