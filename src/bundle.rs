@@ -246,12 +246,17 @@ Layout:
 Rendering again into this directory keeps every DNS zone's SOA serial while
 the zone is unchanged and raises it by one when it changed.
 
-Deploy: copy `vms/<vm>/ignition.json` to the path in each domain's fw_cfg
-entry (the storage pool), apply `host/nftables.nft` with `nft -f`, then
-either `cargo run --example full_cluster --features libvirt -- --apply qemu:///system`
-or `virsh pool-define`, `vol-create`, `net-define`, `define` with `libvirt/`,
-or `terraform apply` in `terraform/`. Start masters first (master1 bootstraps
-etcd), then the load balancers, then the rest.
+Deploy with one command on the KVM host:
+`sudo cargo run --features live --example full_cluster -- --apply qemu:///system`
+writes this bundle, defines the pool, volumes, networks and domains, places
+each VM's Ignition config at its fw_cfg path (`<pool>/<vm>.ign`, 0600) and
+applies `host/` (nftables in one transaction, WireGuard); `--dry-run` prints
+every plan and changes nothing. Run against a previous bundle, it also
+prints what the new model means for each running VM (none, live, replace,
+create, remove) and the rolling plan. By hand: `virsh pool-define`,
+`vol-create`, `net-define`, `define` with `libvirt/`, or `terraform apply`
+in `terraform/`; `ansible-playbook -i kvm-host, host/playbook.yml`. Start
+the VMs in the bring-up order the example prints.
 ";
 
 impl Bundle {
