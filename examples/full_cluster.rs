@@ -415,7 +415,7 @@ fn main() -> ExitCode {
     } else {
         RenderOptions::default()
     };
-    let bundle = match Bundle::render_opts(&cluster, &mut secrets, options) {
+    let mut bundle = match Bundle::render_opts(&cluster, &mut secrets, options) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
@@ -442,6 +442,74 @@ fn main() -> ExitCode {
         }
     }
     println!();
+    // What the new model means for the cloud applied from the previous
+    // bundle's model: per VM none / live / replace / create / remove, and
+    // the rolling plan that carries it out.
+    let previous = [flatcar_microcloud::bundle::RUNNING_MODEL, "cluster.json"]
+        .iter()
+        .map(|f| args.out.join(f))
+        .find(|p| p.exists());
+    let mut running = None;
+    let vm_changes = if let Some(previous) = previous {
+        let classified = flatcar_microcloud::model::load(&previous).and_then(|old| {
+            let c = flatcar_microcloud::change::classify(&old, &cluster, &mut secrets)?;
+            Ok((old, c))
+        });
+        let vms = match classified {
+            Ok((old, changes)) if changes.is_empty() => {
+                println!(
+                    "running cloud: nothing changes (model as in {})",
+                    previous.display()
+                );
+                running = Some(old);
+                changes.vms
+            }
+            Ok((old, changes)) => {
+                print!("{changes}");
+                println!("rolling plan (one VM down at most; live changes pushed over SSH with the admin key):");
+                print!("{}", changes.rollout(&old, &cluster));
+                running = Some(old);
+                changes.vms
+            }
+            Err(e) => {
+                eprintln!("error: previous model {}: {e}", previous.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        println!();
+        vms
+    } else {
+        std::collections::BTreeMap::new()
+    };
+    // Live pushes, replacements and drained removals are not carried out
+    // by --apply yet: while any is pending, the bundle keeps recording the
+    // model the running VMs have, so the next run lists them again.
+    use flatcar_microcloud::topology::change::VmChange;
+    let pending: Vec<&String> = vm_changes
+        .iter()
+        .filter(|(_, c)| {
+            matches!(
+                c,
+                VmChange::Live { .. } | VmChange::Replace { .. } | VmChange::Remove
+            )
+        })
+        .map(|(n, _)| n)
+        .collect();
+    #[cfg(feature = "libvirt")]
+    let applying = args.apply.is_some();
+    #[cfg(not(feature = "libvirt"))]
+    let applying = false;
+    let record = match (applying && pending.is_empty(), &running) {
+        (true, _) => Some(&cluster),
+        (false, Some(old)) => Some(old),
+        (false, None) => None,
+    };
+    if let Some(model) = record {
+        if let Err(e) = bundle.record_running(model) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let plan = match bundle.plan(&args.out) {
         Ok(p) => p,
         Err(e) => {
@@ -462,39 +530,6 @@ fn main() -> ExitCode {
             }
         }
     }
-    // What the new model means for the cloud applied from the previous
-    // bundle's model: per VM none / live / replace / create / remove, and
-    // the rolling plan that carries it out.
-    let previous = args.out.join("cluster.json");
-    let vm_changes = if previous.exists() {
-        let classified = flatcar_microcloud::model::load(&previous).and_then(|old| {
-            let c = flatcar_microcloud::change::classify(&old, &cluster, &mut secrets)?;
-            Ok((old, c))
-        });
-        let vms = match classified {
-            Ok((_, changes)) if changes.is_empty() => {
-                println!(
-                    "running cloud: nothing changes (model as in {})",
-                    previous.display()
-                );
-                changes.vms
-            }
-            Ok((old, changes)) => {
-                print!("{changes}");
-                println!("rolling plan (one VM down at most; live changes pushed over SSH with the admin key):");
-                print!("{}", changes.rollout(&old, &cluster));
-                changes.vms
-            }
-            Err(e) => {
-                eprintln!("error: previous model {}: {e}", previous.display());
-                return ExitCode::FAILURE;
-            }
-        };
-        println!();
-        vms
-    } else {
-        std::collections::BTreeMap::new()
-    };
     #[cfg(not(feature = "libvirt"))]
     let _ = vm_changes;
     // `--apply URI`: every plan first (libvirt objects, Ignition placement,
@@ -545,22 +580,6 @@ fn main() -> ExitCode {
         println!("dry run: nothing written, nothing applied");
         return ExitCode::SUCCESS;
     }
-    if plan.is_empty() {
-        println!("{} is up to date: nothing to write", args.out.display());
-    } else if let Err(e) = bundle.write_to(&args.out) {
-        eprintln!("error: {e} (the previous bundle is intact)");
-        return ExitCode::FAILURE;
-    } else {
-        println!(
-            "wrote {} files to {}",
-            bundle.files().len(),
-            args.out.display()
-        );
-    }
-    println!(
-        "diagram: {0}/diagram/cloud.dot (dot -Tsvg), {0}/diagram/cloud.mmd (Mermaid)",
-        args.out.display()
-    );
     #[cfg(feature = "libvirt")]
     if let Some(d) = &deploy {
         if let Err(e) = run_deploy(d, &cluster) {
@@ -577,5 +596,33 @@ fn main() -> ExitCode {
     }
     #[cfg(all(feature = "libvirt", not(feature = "live")))]
     let _ = host_wanted;
+    // The bundle last: it records what was applied.
+    if plan.is_empty() {
+        println!("{} is up to date: nothing to write", args.out.display());
+    } else if let Err(e) = bundle.write_to(&args.out) {
+        eprintln!("error: {e} (the previous bundle is intact)");
+        return ExitCode::FAILURE;
+    } else {
+        println!(
+            "wrote {} files to {}",
+            bundle.files().len(),
+            args.out.display()
+        );
+    }
+    println!(
+        "diagram: {0}/diagram/cloud.dot (dot -Tsvg), {0}/diagram/cloud.mmd (Mermaid)",
+        args.out.display()
+    );
+    if applying && !pending.is_empty() {
+        let names: Vec<&str> = pending.iter().map(|n| n.as_str()).collect();
+        println!(
+            "pending on running VMs (not carried out by --apply yet; see the rolling plan): {}",
+            names.join(", ")
+        );
+        println!(
+            "  their new files are in the bundle and in each VM's <vm>.ign; {} still records the model they run",
+            flatcar_microcloud::bundle::RUNNING_MODEL
+        );
+    }
     ExitCode::SUCCESS
 }

@@ -226,6 +226,10 @@ impl fmt::Display for Plan {
     }
 }
 
+/// The bundle path of the model the running cloud was deployed from
+/// ([`Bundle::record_running`]).
+pub const RUNNING_MODEL: &str = "running.json";
+
 const README: &str = "# flatcar-microcloud bundle
 
 Generated from the cluster model (`cluster.json`); do not edit by hand —
@@ -233,6 +237,8 @@ change the model and render again. Same model, same bytes.
 
 Layout:
 - `cluster.json`               the model itself (load with `Cluster::load`)
+- `running.json`               the model the running cloud was deployed from (after `--apply`;
+                               differs from `cluster.json` while changes are pending on running VMs)
 - `vms/<vm>/ignition.json`     first-boot config of each Flatcar VM (0600 when it holds a secret)
 - `libvirt/`                   pool, volume, network and domain XML (`virsh define` order: pool, volumes, networks, domains)
 - `host/`                      the KVM host's nftables ruleset and WireGuard endpoint
@@ -365,6 +371,15 @@ impl Bundle {
             );
         }
         Ok(b)
+    }
+
+    /// Records `model` as the model the running cloud was deployed from
+    /// ([`RUNNING_MODEL`], next to `cluster.json`): what the next run
+    /// classifies changes against. It differs from `cluster.json` while
+    /// changes are pending on running VMs (live pushes, replacements).
+    pub fn record_running(&mut self, model: &Cluster) -> Result<(), Error> {
+        self.add(RUNNING_MODEL, model.to_string_as(Format::Json)?, false);
+        Ok(())
     }
 
     fn add(&mut self, path: &str, contents: impl Into<Vec<u8>>, secret: bool) {

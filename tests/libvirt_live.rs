@@ -8,8 +8,10 @@
 //! each VM's Ignition config at its fw_cfg path (0600, byte for byte the
 //! bundle's). `--apply --dry-run` with worker4 added prints lb1/lb2 as live
 //! changes and worker4 as created and changes nothing (libvirt objects,
-//! Ignition files, bundle, ruleset compared before and after); a second
-//! apply changes nothing; `--destroy` leaves no owned object and every
+//! Ignition files, bundle, ruleset compared before and after); applying it
+//! defines worker4 and keeps the live changes pending (`running.json`), so
+//! the next plan lists them again; back to the unchanged model, worker4
+//! goes, and another apply changes nothing; `--destroy` leaves no owned object and every
 //! foreign one as it was. Networks and domains are only defined, never
 //! started (a started NAT network would add addresses to this machine).
 #![cfg(feature = "libvirt")]
@@ -303,7 +305,36 @@ fn one_apply_deploys_dry_run_changes_nothing_and_destroy_cleans_up_on_a_real_dae
         "ruleset"
     );
 
-    // Second apply of the unchanged model: nothing changes.
+    // Applying worker4 defines it and places the new configs, but the live
+    // pushes are not carried out by --apply: the bundle keeps recording the
+    // model the running VMs have, and the next plan lists them again.
+    reset_wireguard(&ns);
+    let grow = apply("--apply with worker4", grown, &[]);
+    assert!(
+        grow.contains("pending on running VMs (not carried out by --apply yet; see the rolling plan): infra, lb1, lb2"),
+        "{grow}"
+    );
+    assert!(conn.lookup_domain_by_name("worker4").is_ok());
+    let running =
+        flatcar_microcloud::model::load(out_dir.join("running.json")).expect("running model");
+    assert_eq!(
+        running, c,
+        "running.json still records the model the VMs run"
+    );
+    let again = apply(
+        "--apply --dry-run with worker4 again",
+        grown,
+        &["--dry-run"],
+    );
+    assert!(again.contains("lb1        live"), "{again}");
+    // Back to the unchanged model: worker4 and its volumes go.
+    reset_wireguard(&ns);
+    let back = apply("--apply without worker4", model, &[]);
+    assert!(back.contains("delete    domain worker4"), "{back}");
+    assert!(conn.lookup_domain_by_name("worker4").is_err());
+    let pool_files = tree(&pool_dir);
+
+    // Another apply of the unchanged model: nothing changes.
     reset_wireguard(&ns);
     let second = apply("second --apply", model, &[]);
     assert!(
