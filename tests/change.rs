@@ -141,6 +141,8 @@ enum Edit {
     Image(u16),
     K3s(u8),
     Vcpus(usize, u16),
+    DataDisk(usize, u16),
+    SwapHolders(usize),
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -152,6 +154,8 @@ fn edit() -> impl Strategy<Value = Edit> {
         (4000u16..4200).prop_map(Edit::Image),
         (4u8..6).prop_map(Edit::K3s),
         (0usize..11, 1u16..5).prop_map(|(v, n)| Edit::Vcpus(v, n)),
+        (0usize..11, 20u16..90).prop_map(|(v, g)| Edit::DataDisk(v, g)),
+        (0usize..3).prop_map(Edit::SwapHolders),
     ]
 }
 
@@ -213,11 +217,21 @@ fn apply(spec: &mut Spec, e: &Edit) {
             let i = v % spec.vms.len();
             spec.vms[i].vcpus = *n;
         }
+        Edit::DataDisk(v, g) => {
+            let i = v % spec.vms.len();
+            if let Some(d) = spec.vms[i].data_disks.first_mut() {
+                d.size = GiB(u64::from(*g));
+            }
+        }
+        Edit::SwapHolders(v) => {
+            let i = v % spec.vips.len();
+            spec.vips[i].holders.reverse();
+        }
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
     #[test]
     fn a_changed_vm_is_never_unchanged_and_rollouts_keep_the_rules(edits in proptest::collection::vec(edit(), 1..4)) {
         let old = reference::cluster().expect("valid");
@@ -252,5 +266,24 @@ proptest! {
         let r = changes.rollout(&old, &new);
         let v = check(old.spec(), new.spec(), &changes.vms, &r);
         prop_assert!(v.is_empty(), "{:?}\n{}", v, r);
+    }
+}
+
+#[test]
+fn swapping_vip_holders_is_a_live_keepalived_reload() {
+    let old = reference::cluster().expect("valid");
+    let mut spec = old.clone().into_spec();
+    for v in &mut spec.vips {
+        v.holders.reverse();
+    }
+    let new = Cluster::try_from(spec).expect("valid");
+    let changes = classify(&old, &new, &mut MemorySecrets::default()).expect("classifies");
+    println!("{changes}");
+    for lb in ["lb1", "lb2"] {
+        assert!(
+            live_reloads(&changes.vms[lb]).contains(&Reload::Keepalived),
+            "{lb}: {}",
+            changes.vms[lb]
+        );
     }
 }
