@@ -164,6 +164,13 @@ fn plan_deploy(
     let ign = ignition::plan(&conn, cluster, &configs)?;
     println!("libvirt apply plan at {uri}: {} change(s)", plan.changes());
     print!("{plan}");
+    let running = apply::running_removals(&conn, &plan)?;
+    if !running.is_empty() {
+        println!(
+            "refusing to apply: running domain(s) {} would be deleted or recreated: drain and stop them first (rolling plan)",
+            running.join(", ")
+        );
+    }
     let ign_changes = ign
         .iter()
         .filter(|s| s.action != apply::Action::Unchanged)
@@ -192,6 +199,13 @@ fn run_deploy(
     cluster: &flatcar_microcloud::topology::Cluster,
 ) -> Result<(), flatcar_microcloud::libvirt::Error> {
     use flatcar_microcloud::libvirt::{apply, ignition};
+    let running = apply::running_removals(&d.conn, &d.plan)?;
+    if !running.is_empty() {
+        return Err(flatcar_microcloud::libvirt::Error::Refused {
+            object: format!("domain {}", running.join(", ")),
+            reason: "running, and the plan deletes or recreates it: drain it and stop it first (see the rolling plan; virsh shutdown), then apply again (nothing was changed)".into(),
+        });
+    }
     if d.plan.changes() > 0 {
         let report = apply_with_bar(&d.conn, &d.plan)?;
         println!(

@@ -740,6 +740,27 @@ fn run_step(conn: &Connect, plan: &Plan, s: &Step, calls: &mut Calls) -> Result<
     Ok(())
 }
 
+/// Domains that `plan` would delete or recreate and that are running now:
+/// deleting one stops it on the spot (a K3s node undrained, a load balancer
+/// still in its peers' configs). A deploy should refuse such a plan and let
+/// the rolling plan drain and stop them first; [`destroy`] does not ask.
+/// Read-only.
+pub fn running_removals(conn: &Connect, plan: &Plan) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for s in &plan.steps {
+        if s.kind != Kind::Domain || !matches!(s.action, Action::Delete | Action::Recreate { .. }) {
+            continue;
+        }
+        let object = s.object();
+        if let Ok(d) = conn.lookup_domain_by_name(&s.name) {
+            if d.is_active().map_err(|e| lv(&object, &e))? {
+                out.push(s.name.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The plan [`destroy`] runs: every owned domain and the volumes it uses in
 /// the cluster's pool, every owned network; then the base images and the
 /// pool itself, only when nothing but those would be left in it (a foreign
