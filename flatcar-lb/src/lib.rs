@@ -4,8 +4,8 @@
 //! - HAProxy: a TCP frontend per VIP port bound to exactly the VIP address
 //!   (never `0.0.0.0`); backends are the VMs with the port's serving role, on
 //!   the port the model declares (ingress ports come from the K3s settings,
-//!   the single source of truth); fast health checks (`inter 50ms
-//!   fastinter 10ms fall 2`, `on-marked-down shutdown-sessions`, `observe
+//!   the single source of truth); fast health checks (`inter 100ms
+//!   fastinter 20ms fall 2`, `timeout check 250ms`, `on-marked-down shutdown-sessions`, `observe
 //!   layer4`, `option redispatch`); an admin stats socket.
 //! - Keepalived: one VRRPv3 instance per VIP with 20 ms adverts, the VRRP
 //!   process at realtime priority (`vrrp_rt_priority`), unicast
@@ -55,7 +55,7 @@
 //!
 //! Everything is derived from two intervals in [`Settings`]
 //! ([`Settings::fast`]): the VRRP advert interval `A` = 20 ms and the
-//! HAProxy check interval `I` = 50 ms.
+//! HAProxy check interval `I` = 100 ms.
 //!
 //! - **VIP holder crashes** (no goodbye advert): a backup takes over after
 //!   the master-down interval `3 × A + skew`, `skew = (256 − priority)/256 ×
@@ -71,16 +71,22 @@
 //!   they are the default.
 //! - **A backend's process dies** (connections refused): the next check,
 //!   at most `I` later, fails; HAProxy re-checks a server in transition every
-//!   `fastinter` = `I / 5` = 10 ms and marks it DOWN after `fall` = 2
-//!   failures: at most `I + (fall − 1) × fastinter` = 60 ms
-//!   ([`Settings::down_after_refusal`]), ~35 ms in the median. A
-//!   backend whose link is gone (no RST) also waits for the check's connect
-//!   timeout, `min(timeout connect, inter)` = `I` per failed check; `timeout
-//!   check` = `I` ([`Settings::check_timeout`]) bounds the rest of a check
-//!   (e.g. an HTTPS health request), so no check outlives its interval.
-//!   100 ms checks (120 ms bound) measured a 118 ms median on this loaded
-//!   machine (with a slower, process-spawning stats poll), hence 50 ms;
-//!   the soaks saw no failed check at 50 ms.
+//!   `fastinter` = `I / 5` = 20 ms and marks it DOWN after `fall` = 2
+//!   failures: at most `I + (fall − 1) × fastinter` = 120 ms
+//!   ([`Settings::down_after_refusal`]), `I / 2 + fastinter` ≈ 70 ms in the
+//!   median. A backend whose link is gone (no RST) fails each check at its
+//!   connect timeout, which HAProxy bounds by `min(timeout connect, inter)`
+//!   = `I`. That bound also covers the TLS handshake of the API's HTTPS
+//!   check (HAProxy counts it as part of connecting), so `I` is also the
+//!   budget a loaded API server has to complete a handshake: **50 ms
+//!   flapped** — in the 20 s soak with both cores saturated, 9–12 healthy
+//!   API servers were marked DOWN per run ("Layer7 timeout, check duration:
+//!   50ms") although a typical check took 5–14 ms. 100 ms held: 0 servers
+//!   DOWN (0 and 2 single failed checks in two 20 s soaks, and the 600 s soak
+//!   below), so `I` = 100 ms is the default. `timeout check`
+//!   ([`Settings::check_timeout`], [`CHECK_TIMEOUT`] = 250 ms) bounds the
+//!   rest of a check (the `GET /readyz` answer); a longer value does not
+//!   delay detecting a dead server, whose connection fails within `I`.
 //! - **HAProxy dies**: a watcher ([`haproxy::watch_script`], `tail --pid`
 //!   polling `kill(pid, 0)` every `A`, no fork) writes `1` to
 //!   [`haproxy::DOWN_FILE`] within `A`; Keepalived reads it through inotify

@@ -164,14 +164,14 @@ mod tests {
     fn derived_values_follow_the_formulas() {
         let s = Settings::default();
         assert_eq!(s.advert_text(), "0.02");
-        assert_eq!(s.check_fastinter, Duration::from_millis(10));
+        assert_eq!(s.check_fastinter, Duration::from_millis(20));
         assert_eq!(s.check_timeout, CHECK_TIMEOUT);
         assert!(s.check_timeout > s.check_inter);
         assert_eq!(s.haproxy_watch, Some(s.advert_int));
         // Backup priority 150: skew = 106/256 × 20 ms ≈ 8.3 ms.
         assert_eq!(s.skew(150), Duration::from_nanos(8_281_250));
         assert_eq!(s.takeover(150), Duration::from_nanos(68_281_250));
-        assert_eq!(s.down_after_refusal(), Duration::from_millis(60));
+        assert_eq!(s.down_after_refusal(), Duration::from_millis(120));
         assert_eq!(Settings::hand_written().advert_text(), "1");
         assert_eq!(seconds_text(Duration::from_millis(250)), "0.25");
         assert_eq!(seconds_text(Duration::from_millis(1500)), "1.5");
