@@ -101,6 +101,10 @@ fn every_host_gets_its_ruleset_and_networkd_files() {
         assert!(nft.contains(&accept), "{dir}: {accept}\n{nft}");
         assert!(nft.contains("udp dport 4789 drop"), "{nft}");
         assert!(
+            nft.contains("ip saddr 10.17.4.0/24 ip daddr != 10.17.4.0/24 masquerade"),
+            "{dir}: k8s leaves as this host\n{nft}"
+        );
+        assert!(
             !nft.contains(&format!("{} ", h.address)),
             "{dir}: own address listed"
         );

@@ -15,7 +15,9 @@
 //!
 //! Proves: the overlay carries exactly its MTU between hosts (ping -M do
 //! -s MTU-28 passes, a larger frame does not cross); the gateway answers
-//! on every host with the same MAC; a VXLAN sender that is not a host is
+//! on every host with the same MAC; the infra VM on the LAN (networkd from
+//! its own Ignition file, socat standing in for CoreDNS) answers a VM on
+//! every host, the query masqueraded by that VM's host; a VXLAN sender that is not a host is
 //! let in before the ruleset and dropped by it; after host2 disappears
 //! (its daemon killed, its namespace and every link gone) the VMs on host1
 //! and host3 still reach each other and their gateway.
@@ -399,6 +401,76 @@ fn vxlan_segments_span_hosts_and_survive_losing_one() {
         k8s.gateway_mac
     );
 
+    // The infra VM on the LAN (CoreDNS for every node) answers a VM on any
+    // host: the VM's own host masquerades the query, so the answer comes
+    // back to it (the infra VM's route to k8s names the first host only).
+    // Stand-in for CoreDNS: socat answering with the peer address it saw.
+    support::require("socat");
+    let infra_vm = c.vm("infra").expect("infra");
+    let infra_nic = c.nics(infra_vm).into_iter().next().expect("LAN nic");
+    let infra = Netns::new(&format!("{tag}-dns"));
+    veth(&lan, "p8", &infra, infra_nic.ifname.as_str());
+    support::enslave(&lan, "p8", "lan0");
+    let node = &composed.nodes["infra"];
+    let path = format!("/etc/systemd/network/10-{}.network", infra_nic.ifname);
+    let Contents::Inline(bytes) = &node.files.get(&path).expect("infra networkd").contents else {
+        panic!("inline")
+    };
+    let infra_text = String::from_utf8_lossy(bytes).to_string();
+    assert!(
+        infra_text.contains(&format!("Gateway={}", kvm_hosts[0].address)),
+        "{infra_text}"
+    );
+    let _infra_networkd = networkd(
+        &infra,
+        &BTreeMap::from([(format!("10-{}.network", infra_nic.ifname), infra_text)]),
+        &tmp.path().join("infra"),
+    );
+    assert!(
+        support::wait_until(Duration::from_secs(15), || link_up_with(
+            &infra,
+            infra_nic.ifname.as_str(),
+            &infra_nic.address.to_string()
+        ))
+        .is_some(),
+        "infra: networkd did not configure it"
+    );
+    let _dns = infra.spawn(&[
+        "socat",
+        "UDP4-RECVFROM:53,reuseaddr,fork",
+        "SYSTEM:echo $SOCAT_PEERADDR",
+    ]);
+    let ask = |v: &Vm| -> String {
+        let out = v.ns.try_exec(&[
+            "sh",
+            "-c",
+            &format!("echo q | socat -T 1 - UDP4-SENDTO:{}:53", infra_nic.address),
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    for host in [&h1, &h2, &h3] {
+        let v = on(&vms, host);
+        let want = kvm_hosts
+            .iter()
+            .find(|h| h.name.as_str() == host.as_str())
+            .map(|h| h.address.to_string())
+            .expect("host");
+        let mut seen = String::new();
+        let ok = support::wait_until(Duration::from_secs(5), || {
+            seen = ask(v);
+            seen == want
+        });
+        assert!(
+            ok.is_some(),
+            "VM on {host} -> infra {}:53: answer {seen:?}, want one seen from {want}",
+            infra_nic.address
+        );
+    }
+    println!(
+        "infra {} (LAN) answers UDP 53 from a VM on every host, each query masqueraded by its own host",
+        infra_nic.address
+    );
+
     // The ruleset drops VXLAN from a non-host address (a fresh source, so
     // no conntrack entry from the control helps it).
     evil.ip(&["neigh", "flush", "dev", "vxe"]);
@@ -436,6 +508,7 @@ fn vxlan_segments_span_hosts_and_survive_losing_one() {
     assert!(reaches(&cc.ns, a.address, max, Duration::from_secs(5)));
     assert!(reaches(&a.ns, gw, 56, Duration::from_secs(5)));
     assert!(reaches(&cc.ns, gw, 56, Duration::from_secs(5)));
+    assert_eq!(ask(cc), kvm_hosts[2].address.to_string(), "infra from {h3}");
     println!(
         "{h2} lost: {h1} <-> {h3} and both gateways answer {:?} after it was gone ({:?} after its daemon was killed, namespace teardown included)",
         gone.elapsed(),

@@ -1025,14 +1025,29 @@ pub fn build_for(cluster: &Cluster, extra: &[Flow], host: &KvmHost) -> Ruleset {
         .iter()
         .filter(|n| n.kind == NetworkKind::Nat)
         .map(|n| {
-            Rule::new(
-                vec![
-                    Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
-                    Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
-                ],
-                Verdict::Masquerade,
-                format!("{} to the internet side", n.name),
-            )
+            if spans(n) {
+                // Several hosts: every connection leaving the segment
+                // leaves as this host, so its replies come back here and
+                // not to the host a LAN route names (each host's gateway
+                // only reaches the VMs it runs).
+                Rule::new(
+                    vec![
+                        Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                        Match::Addr(Dir::Destination, Op::Ne, vec![n.cidr.trunc()]),
+                    ],
+                    Verdict::Masquerade,
+                    format!("{} leaves as this host (spans hosts)", n.name),
+                )
+            } else {
+                Rule::new(
+                    vec![
+                        Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                        Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
+                    ],
+                    Verdict::Masquerade,
+                    format!("{} to the internet side", n.name),
+                )
+            }
         })
         .collect();
 

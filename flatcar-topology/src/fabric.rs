@@ -24,11 +24,18 @@
 //!   other's ARP or see each other's frames. Losing a host loses only its
 //!   own VMs: the others keep their gateway with no failover at all (VRRP
 //!   would need a daemon per host and a takeover of seconds, and would
-//!   route every VM's traffic through one host). The price: a host routes
-//!   only for the VMs it runs (replies to a packet it routed to a VM on
-//!   another host would go to that VM's own host), so traffic from the
-//!   LAN into a spanning network enters through the VIPs (whose holders
-//!   have a NIC on the segment), not through a host's routing.
+//!   route every VM's traffic through one host).
+//! * **What the anycast gateway costs.** A host's gateway reaches only the
+//!   VMs it runs (another host's VM answers the shared MAC to its own
+//!   host). So each host masquerades connections leaving a spanning
+//!   network (to the LAN, the VPN, the internet, another network) as
+//!   itself, and their replies come back to it; traffic from the LAN into
+//!   a spanning network enters through the VIPs (whose holders have a NIC
+//!   on the segment), not through host routing. Not solved yet: a routed
+//!   connection from one spanning network to a VM of *another* spanning
+//!   network on a different host (k8s → postgresql1 on infra when they
+//!   are placed apart) — that needs per-VM routes over the LAN between the
+//!   hosts (the model knows every placement) or a NIC on both networks.
 //!
 //! A single-host cloud has no fabric: nothing here changes its artifacts.
 
