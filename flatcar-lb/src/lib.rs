@@ -105,7 +105,7 @@
 //! namespaces, real `haproxy` 2.6 and `keepalived` 2.2.7 from the generated
 //! configs on the test address plan, the generated watcher script; a fresh
 //! lab per run; medians of 7; 2-core machine shared with other builds,
-//! 2026-11-25). The probing client connects with a 20 ms connect timeout
+//! 2026-11-26). The probing client connects with a 20 ms connect timeout
 //! and retries (lab round trip ~0.1 ms), so a SYN lost during a move costs
 //! at most 20 ms rather than the kernel's 1 s SYN retransmit. "Hand-written"
 //! is the same generator with [`Settings::hand_written`] (VRRPv2 `advert_int
@@ -113,16 +113,18 @@
 //!
 //! | event → outcome | generated | hand-written | ratio |
 //! |---|---|---|---|
-//! | (a) VIP holder crashes (links down, then SIGKILL: no goodbye advert) → first client connection to the VIP | **78 ms** (64–301; predicted takeover 68 ms) | 3,248 ms | 41.7× |
-//! | (b) a master's listener dies → HAProxy marks it DOWN (stats socket, polled every 10 ms) | **59 ms** (47–74; bound 60 ms + polling) | 8,375 ms | 142× |
-//! | (c) LB1's HAProxy dies → first client connection through LB2 | **87 ms** (50–148) | 1,428 ms (542–2,250) | 16.4× |
+//! | (a) VIP holder crashes (links down, then SIGKILL: no goodbye advert) → first client connection to the VIP | **64 ms** (56–170; predicted takeover 68 ms) | 3,275 ms | 51.1× |
+//! | (b) a master's listener dies → HAProxy marks it DOWN (stats socket, polled every 10 ms) | **74 ms** (37–126; bound 120 ms + polling) | 8,605 ms | 116× |
+//! | (c) LB1's HAProxy dies → first client connection through LB2 | **49 ms** (36–125) | 1,409 ms (572–2,037) | 28.9× |
 //!
-//! Load average during the run: 14–21 on 2 cores (other builds on the
-//! machine), so these include scheduling delays; the bench prints every run,
-//! the predictions and the load average. Before the back-off, 10 ms adverts
-//! measured (a) 42–45 ms in the median (load ~13). In (c) the probe's
-//! 100 ms read timeout matters: a connection LB1 accepted in the few ms while HAProxy was dying is neither
-//! answered nor reset (with a 1 s read timeout 2–3 of 7 runs took ~1 s).
+//! Load average during the run: 7–9 on 2 cores (other builds on the
+//! machine, 2026-11-26), so these include scheduling delays; the bench
+//! prints every run, the predictions and the load average. With 50 ms
+//! checks (before the back-off above) (b) measured 59 ms (47–74). Before the
+//! back-off from 10 ms adverts, (a) measured 42–45 ms in the median (load
+//! ~13). In (c) the probe's 100 ms read timeout matters: a connection LB1
+//! accepted in the few ms while HAProxy was dying is neither answered nor
+//! reset (with a 1 s read timeout 2–3 of 7 runs took ~1 s).
 //!
 //! **No false alarms**: `cargo bench --features live --bench failover --
 //! --soak 600` (also the second half of a plain run) keeps

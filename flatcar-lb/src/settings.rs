@@ -36,6 +36,12 @@ pub struct Settings {
     /// seconds: Keepalived 2.2 rejects fractions). The slow backstop behind
     /// [`Settings::haproxy_watch`].
     pub track_interval_secs: u8,
+    /// Consecutive failed (or timed-out, 1 s) runs of the track script
+    /// before Keepalived enters FAULT. With the watcher in place the script
+    /// is only a backstop, so it may be slow to judge: one fork + exec that
+    /// took over a second on saturated cores (load average 19) put an LB
+    /// into FAULT in the 600 s soak with `fall 1`.
+    pub track_fall: u8,
     /// Poll interval of the HAProxy watcher (`tail --pid`), which writes a
     /// Keepalived `track_file` the moment HAProxy exits; `None`: no watcher,
     /// only the track script (as in hand-written setups).
@@ -85,6 +91,7 @@ impl Settings {
             fall: 2,
             rise: 2,
             track_interval_secs: 1,
+            track_fall: 3,
             haproxy_watch: Some(advert_int),
             vrrp_rt_priority: Some(VRRP_RT_PRIORITY),
         }
@@ -103,6 +110,7 @@ impl Settings {
             fall: 3,
             rise: 2,
             track_interval_secs: 2,
+            track_fall: 1,
             haproxy_watch: None,
             vrrp_rt_priority: None,
         }

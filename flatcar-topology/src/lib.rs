@@ -54,6 +54,7 @@ mod builder;
 pub mod change;
 mod cluster;
 mod error;
+pub mod fabric;
 mod file;
 mod flow;
 mod host;
