@@ -146,7 +146,7 @@ fn loadavg() -> String {
 
 fn describe(s: &Settings) -> String {
     format!(
-        "VRRPv{} advert_int {}, check inter {} fastinter {} fall {} rise {} timeout check {}, track script {} s fall {}, watcher {}",
+        "VRRPv{} advert_int {}, check inter {} fastinter {} fall {} rise {} timeout check {}, track script {} s fall {}, watcher {}, haproxy nice {}",
         s.vrrp_version,
         s.advert_text(),
         Settings::haproxy_time(s.check_inter),
@@ -158,6 +158,7 @@ fn describe(s: &Settings) -> String {
         s.track_fall,
         s.haproxy_watch
             .map_or("none".to_string(), |p| format!("poll {} ms", p.as_millis())),
+        s.haproxy_nice.unwrap_or(0),
     )
 }
 

@@ -370,7 +370,12 @@ fn full_lab_every_claim() {
         .collect();
     for name in &lbs {
         let n = &nodes[name];
-        let h = lb_lab::spawn_haproxy(&n.ns, &n.dir, &file(&format!("lb/{name}/haproxy.cfg")));
+        let h = lb_lab::spawn_haproxy(
+            &n.ns,
+            &n.dir,
+            &file(&format!("lb/{name}/haproxy.cfg")),
+            flatcar_lb::Settings::default().haproxy_nice,
+        );
         let k =
             lb_lab::spawn_keepalived(&n.ns, &n.dir, &file(&format!("lb/{name}/keepalived.conf")));
         daemons_of.get_mut(name).expect("lb").extend([h, k]);

@@ -42,7 +42,7 @@ fn reaches_everything(lab: &Lab) {
 #[test]
 fn client_reaches_both_vips_and_lb1_holds_them() {
     let lab = Lab::new(Settings::default());
-    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     reaches_everything(&lab);
     // Round robin over all three workers, least-conn over masters.
     let mut seen = std::collections::BTreeSet::new();
@@ -57,7 +57,7 @@ fn client_reaches_both_vips_and_lb1_holds_them() {
 #[test]
 fn killing_keepalived_moves_both_vips_and_preempt_delay_brings_them_back() {
     let mut lab = Lab::new(Settings::default());
-    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     lab.kill_keepalived(0);
     wait_until(Duration::from_secs(5), || both_vips_on(&lab, "lb2"))
         .expect("both VIPs moved to lb2");
@@ -83,7 +83,7 @@ fn killing_keepalived_moves_both_vips_and_preempt_delay_brings_them_back() {
 #[test]
 fn killing_haproxy_moves_both_vips() {
     let mut lab = Lab::new(Settings::default());
-    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     lab.kill_haproxy(0);
     wait_until(Duration::from_secs(8), || both_vips_on(&lab, "lb2"))
         .expect("track script released the VIPs");
@@ -93,7 +93,7 @@ fn killing_haproxy_moves_both_vips() {
 #[test]
 fn killing_haproxys_worker_moves_both_vips() {
     let mut lab = Lab::new(Settings::default());
-    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     lab.kill_haproxy_worker(0);
     wait_until(Duration::from_secs(8), || both_vips_on(&lab, "lb2"))
         .expect("track script released the VIPs");
@@ -103,7 +103,7 @@ fn killing_haproxys_worker_moves_both_vips() {
 #[test]
 fn dead_master_leaves_the_rotation() {
     let mut lab = Lab::new(Settings::default());
-    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     reaches_everything(&lab);
     let api = lab.vip("api");
     lab.kill_backend("master1");
@@ -143,7 +143,7 @@ fn nopreempt_keeps_the_vips_on_lb2_when_lb1_returns() {
         v.preempt = Preempt::Never;
     }
     let mut lab = Lab::with_cluster(Cluster::try_from(spec).expect("valid"), Settings::default());
-    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     lab.kill_keepalived(0);
     wait_until(Duration::from_secs(5), || both_vips_on(&lab, "lb2"))
         .expect("both VIPs moved to lb2");
@@ -151,7 +151,7 @@ fn nopreempt_keeps_the_vips_on_lb2_when_lb1_returns() {
     // lb1 (priority 200) is back and sees lb2's (150) adverts; with
     // nopreempt it stays BACKUP. Watched for 6 s — longer than
     // the reference cloud's 5 s preempt delay.
-    wait_until(Duration::from_secs(3), || {
+    wait_until(Duration::from_secs(10), || {
         lab.keepalived_log(0).contains("Entering BACKUP STATE")
     })
     .expect("lb1's keepalived is back in BACKUP");
@@ -169,7 +169,7 @@ fn nopreempt_keeps_the_vips_on_lb2_when_lb1_returns() {
 #[test]
 fn lb_crash_moves_vips_and_clients_reconnect() {
     let mut lab = Lab::new(Settings::default());
-    wait_until(Duration::from_secs(10), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     lab.crash(0);
     wait_until(Duration::from_secs(5), || {
         lab.connect(lab.vip("api"), 6443, Duration::from_millis(200))

@@ -39,8 +39,15 @@ pub struct LoadBalancers {
     pub settings: Settings,
 }
 
-/// HAProxy needs ~2 fds per connection of [`haproxy::MAXCONN`].
-const HAPROXY_LIMITS: &str = "[Service]\nLimitNOFILE=65536\n";
+/// HAProxy's unit drop-in: ~2 fds per connection of [`haproxy::MAXCONN`],
+/// and the nice value of [`Settings::haproxy_nice`].
+fn haproxy_dropin(settings: &Settings) -> String {
+    let mut s = String::from("[Service]\nLimitNOFILE=65536\n");
+    if let Some(n) = settings.haproxy_nice {
+        s.push_str(&format!("Nice={n}\n"));
+    }
+    s
+}
 
 /// Keepalived starts after HAProxy (its track script watches HAProxy's pid).
 const KEEPALIVED_ORDER: &str = "[Unit]\nWants=haproxy.service\nAfter=haproxy.service\n";
@@ -126,7 +133,11 @@ impl Service for LoadBalancers {
             );
             out.unit(
                 &vm.name,
-                Unit::dropin("haproxy.service", "20-microcloud.conf", HAPROXY_LIMITS),
+                Unit::dropin(
+                    "haproxy.service",
+                    "20-microcloud.conf",
+                    &haproxy_dropin(&self.settings),
+                ),
             );
             out.unit(
                 &vm.name,

@@ -87,6 +87,15 @@
 //!   ([`Settings::check_timeout`], [`CHECK_TIMEOUT`] = 250 ms) bounds the
 //!   rest of a check (the `GET /readyz` answer); a longer value does not
 //!   delay detecting a dead server, whose connection fails within `I`.
+//!   With other load on the machine (load average 8–13 from parallel
+//!   builds and TCG guests) even 100 ms marked servers DOWN (5–55 per 20 s
+//!   soak, "Layer6 timeout" after 100–219 ms: HAProxy itself waited for a
+//!   core). Two changes restored a clean soak at load 8–9 (0 DOWN, 1 failed
+//!   check per run): a server behind two backends is checked once (the
+//!   `api-internal` servers `track` the `api` ones: half the handshakes),
+//!   and HAProxy runs at `Nice=-10` ([`Settings::haproxy_nice`],
+//!   [`HAPROXY_NICE`]) — as Keepalived's VRRP process runs realtime, the
+//!   process that must answer on time gets the cores first.
 //! - **HAProxy dies**: a watcher ([`haproxy::watch_script`], `tail --pid`
 //!   polling `kill(pid, 0)` every `A`, no fork) writes `1` to
 //!   [`haproxy::DOWN_FILE`] within `A`; Keepalived reads it through inotify
@@ -153,4 +162,4 @@ pub use flatcar::{
     haproxy_sysext, keepalived_sysext, LoadBalancers, HAPROXY_VERSION, KEEPALIVED_BIN,
     KEEPALIVED_ENV, KEEPALIVED_VERSION,
 };
-pub use settings::{Settings, CHECK_TIMEOUT, VRRP_RT_PRIORITY};
+pub use settings::{Settings, CHECK_TIMEOUT, HAPROXY_NICE, VRRP_RT_PRIORITY};

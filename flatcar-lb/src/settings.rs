@@ -50,6 +50,11 @@ pub struct Settings {
     /// (`vrrp_rt_priority`), so adverts leave on time when every core is
     /// busy; `None`: ordinary scheduling.
     pub vrrp_rt_priority: Option<u8>,
+    /// Nice value of the HAProxy service (`Nice=` in its unit drop-in), so
+    /// its health checks and forwarding keep their time budget when every
+    /// core is busy: a check's connect and TLS handshake must finish within
+    /// `check_inter`. `None`: ordinary scheduling.
+    pub haproxy_nice: Option<i8>,
 }
 
 /// `timeout check` in [`Settings::fast`]: the answer time a connected
@@ -58,6 +63,10 @@ pub struct Settings {
 /// typically, but some took longer than 50 ms twice in a row); connection
 /// failures are still detected within `check inter`.
 pub const CHECK_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// `Nice=` of HAProxy in [`Settings::fast`]: ahead of ordinary processes
+/// (weight ~9.3× theirs under CFS), behind nothing realtime.
+pub const HAPROXY_NICE: i8 = -10;
 
 /// `SCHED_RR` priority of Keepalived's VRRP process in [`Settings::fast`]:
 /// above every ordinary process, below the kernel's threaded interrupt
@@ -94,6 +103,7 @@ impl Settings {
             track_fall: 3,
             haproxy_watch: Some(advert_int),
             vrrp_rt_priority: Some(VRRP_RT_PRIORITY),
+            haproxy_nice: Some(HAPROXY_NICE),
         }
     }
 
@@ -113,6 +123,7 @@ impl Settings {
             track_fall: 1,
             haproxy_watch: None,
             vrrp_rt_priority: None,
+            haproxy_nice: None,
         }
     }
 

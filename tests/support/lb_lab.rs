@@ -172,7 +172,12 @@ impl Lab {
     pub fn start_haproxy(&mut self, i: usize) {
         let vm = self.cluster.vm(&self.lbs[i].name).expect("lb");
         let cfg = haproxy::render(&self.cluster, vm, &self.settings).expect("renders");
-        let d = spawn_haproxy(&self.lbs[i].ns, &self.lbs[i].dir, &cfg);
+        let d = spawn_haproxy(
+            &self.lbs[i].ns,
+            &self.lbs[i].dir,
+            &cfg,
+            self.settings.haproxy_nice,
+        );
         self.lbs[i].haproxy = Some(d);
         if let Some(mut old) = self.lbs[i].watch.take() {
             old.kill();
@@ -362,15 +367,27 @@ pub fn spawn_watch(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
 
 /// Starts HAProxy in `ns` from a generated config, with only its runtime
 /// paths (stats socket, pid file) rewritten into `dir`; waits until it runs.
-pub fn spawn_haproxy(ns: &Netns, dir: &Path, generated: &str) -> Daemon {
+/// `nice` is the generated unit's `Nice=` ([`Settings::haproxy_nice`]),
+/// applied here as systemd would.
+pub fn spawn_haproxy(ns: &Netns, dir: &Path, generated: &str, nice: Option<i8>) -> Daemon {
     let (sock, pid) = paths(dir);
     let cfg = relocate(generated, dir);
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, cfg).expect("write");
     let _ = std::fs::remove_file(&sock);
     // Its log (state changes with their reason) in dir/haproxy.log.
+    let nice = nice.unwrap_or(0).to_string();
     let d = ns.spawn_logged(
-        &["haproxy", "-W", "-db", "-f", path.to_str().expect("utf8")],
+        &[
+            "nice",
+            "-n",
+            &nice,
+            "haproxy",
+            "-W",
+            "-db",
+            "-f",
+            path.to_str().expect("utf8"),
+        ],
         &dir.join("haproxy.log"),
     );
     wait_until(Duration::from_secs(10), || sock.exists() && pid.exists()).expect("haproxy started");
