@@ -136,7 +136,7 @@ impl Service for LoadBalancers {
                 Unit::dropin(
                     "haproxy.service",
                     "20-microcloud.conf",
-                    &haproxy_dropin(&self.settings),
+                    haproxy_dropin(&self.settings),
                 ),
             );
             out.unit(
