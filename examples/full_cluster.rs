@@ -34,18 +34,29 @@ struct Args {
     /// or digest (the error lists them).
     #[arg(long)]
     strict: bool,
-    /// Define the pool, volumes, networks and domains at this libvirt URI
-    /// (e.g. qemu:///system); prints the plan first. Nothing is started.
+    /// Deploy at this libvirt URI (e.g. qemu:///system): write the bundle,
+    /// define the pool, volumes, networks and domains, place every VM's
+    /// Ignition config at its fw_cfg path (a 0600 volume of the pool,
+    /// uploaded through libvirt) and, when the URI is this machine's and the
+    /// example was built with feature `live`, apply the KVM host's part
+    /// (nftables, WireGuard). Prints every plan first; with --dry-run it
+    /// stops there and changes nothing. Nothing is started.
     #[cfg(feature = "libvirt")]
     #[arg(long, value_name = "URI")]
     apply: Option<String>,
+    /// With --apply: leave the KVM host's part (nftables, WireGuard) alone,
+    /// e.g. when this machine is not the KVM host.
+    #[cfg(feature = "libvirt")]
+    #[arg(long)]
+    no_host: bool,
     /// Authorize this SSH public key line for the admin user (repeatable).
     /// Without one, an ed25519 key pair is generated once into
     /// `<out>/secrets/admin-ssh-ed25519` (0600) and reused.
     #[arg(long, value_name = "KEY")]
     ssh_key: Vec<String>,
-    /// After writing the bundle, apply the KVM host's part on this machine
-    /// (in the current network namespace): print the plan, then replace the
+    /// Deprecated: `--apply URI` applies the host's part too. Alone, applies
+    /// only the KVM host's part on this machine (in the current network
+    /// namespace) after writing the bundle: print the plan, then replace the
     /// project's nftables tables in one atomic transaction (other tables
     /// stay) and bring up the WireGuard endpoint. Needs root.
     #[cfg(feature = "live")]
@@ -62,48 +73,171 @@ struct Args {
     destroy: Option<String>,
 }
 
-/// `--apply URI` / `--destroy URI`: prints the plan (one line per object:
-/// action, kind, name, reason), then applies it. Returns whether one ran.
+/// `--destroy URI`: prints the plan (one line per object: action, kind,
+/// name, reason), then removes every object this cluster owns. Returns
+/// whether it ran.
 #[cfg(feature = "libvirt")]
-fn libvirt(
+fn destroy(
     args: &Args,
     cluster: &flatcar_microcloud::topology::Cluster,
 ) -> Result<bool, flatcar_microcloud::libvirt::Error> {
     use flatcar_microcloud::libvirt::apply;
-    let (uri, destroying) = match (&args.apply, &args.destroy) {
-        (_, Some(uri)) => (uri, true),
-        (Some(uri), None) => (uri, false),
-        (None, None) => return Ok(false),
+    let Some(uri) = &args.destroy else {
+        return Ok(false);
     };
     let conn = apply::connect(uri)?;
-    let plan = if destroying {
-        apply::destroy_plan(&conn, cluster)?
-    } else {
-        apply::plan(&conn, cluster)?
-    };
-    let verb = if destroying { "destroy" } else { "apply" };
-    println!("libvirt {verb} plan at {uri}: {} change(s)", plan.changes());
+    let plan = apply::destroy_plan(&conn, cluster)?;
+    println!(
+        "libvirt destroy plan at {uri}: {} change(s)",
+        plan.changes()
+    );
     print!("{plan}");
     if plan.changes() == 0 {
         println!("nothing changes");
         return Ok(true);
     }
+    if args.dry_run {
+        println!("dry run: nothing destroyed");
+        return Ok(true);
+    }
     let report = apply_with_bar(&conn, &plan)?;
-    let what = if destroying {
-        "every object this cluster owns is gone"
-    } else {
-        "networks and domains are defined, not started"
-    };
     println!(
-        "{verb}: {} change(s), {} mutating libvirt call(s); {what}; foreign objects untouched",
+        "destroy: {} change(s), {} mutating libvirt call(s); every object this cluster owns is gone; foreign objects untouched",
         report.done.len(),
         report.mutations
     );
-    if !destroying {
-        let again = apply::plan(&conn, cluster)?;
-        println!("re-plan at {uri}: {} change(s)", again.changes());
-    }
     Ok(true)
+}
+
+/// What `--apply URI` will do at the libvirt side: the object plan and the
+/// Ignition placement plan, on one connection.
+#[cfg(feature = "libvirt")]
+struct LibvirtDeploy {
+    uri: String,
+    conn: flatcar_microcloud::libvirt::apply::Connect,
+    plan: flatcar_microcloud::libvirt::apply::Plan,
+    ignition: Vec<flatcar_microcloud::libvirt::apply::Step>,
+    configs: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+/// Every VM's Ignition config from the bundle, by VM name.
+#[cfg(feature = "libvirt")]
+fn ignition_configs(bundle: &Bundle) -> std::collections::BTreeMap<String, Vec<u8>> {
+    bundle
+        .files()
+        .iter()
+        .filter_map(|(path, f)| {
+            let vm = path.strip_prefix("vms/")?.strip_suffix("/ignition.json")?;
+            Some((vm.to_string(), f.contents.clone()))
+        })
+        .collect()
+}
+
+/// Plans `--apply URI` (read-only) and prints both plans.
+#[cfg(feature = "libvirt")]
+fn plan_deploy(
+    uri: &str,
+    cluster: &flatcar_microcloud::topology::Cluster,
+    bundle: &Bundle,
+    vm_changes: &std::collections::BTreeMap<String, flatcar_microcloud::topology::change::VmChange>,
+) -> Result<LibvirtDeploy, flatcar_microcloud::libvirt::Error> {
+    use flatcar_microcloud::libvirt::{apply, ignition};
+    use flatcar_microcloud::topology::change::VmChange;
+    let conn = apply::connect(uri)?;
+    let mut plan = apply::plan(&conn, cluster)?;
+    // A domain whose definition is unchanged may still change while it
+    // runs (or be replaced): say so next to it.
+    for s in &mut plan.steps {
+        match (s.kind, &s.action, vm_changes.get(&s.name)) {
+            (apply::Kind::Domain, apply::Action::Unchanged, Some(c @ VmChange::Live { .. })) => {
+                s.note = Some(format!("definition unchanged; running VM: {c}"));
+            }
+            (apply::Kind::Domain, apply::Action::Unchanged, Some(c @ VmChange::Replace { .. })) => {
+                s.note = Some(format!(
+                    "definition unchanged; running VM: {c}, see the rolling plan"
+                ));
+            }
+            _ => {}
+        }
+    }
+    let configs = ignition_configs(bundle);
+    let ign = ignition::plan(&conn, cluster, &configs)?;
+    println!("libvirt apply plan at {uri}: {} change(s)", plan.changes());
+    print!("{plan}");
+    let running = apply::running_removals(&conn, &plan)?;
+    if !running.is_empty() {
+        println!(
+            "refusing to apply: running domain(s) {} would be deleted or recreated: drain and stop them first (rolling plan)",
+            running.join(", ")
+        );
+    }
+    let ign_changes = ign
+        .iter()
+        .filter(|s| s.action != apply::Action::Unchanged)
+        .count();
+    println!(
+        "Ignition placement at {uri}: {ign_changes} change(s) (0600 volumes <vm>.ign in pool {}, the fw_cfg paths)",
+        cluster.host().pool.name
+    );
+    for s in &ign {
+        println!("{s}");
+    }
+    Ok(LibvirtDeploy {
+        uri: uri.to_string(),
+        conn,
+        plan,
+        ignition: ign,
+        configs,
+    })
+}
+
+/// Applies a planned deploy: objects first (the pool must run before its
+/// volumes can be uploaded), then the Ignition configs, then a re-plan.
+#[cfg(feature = "libvirt")]
+fn run_deploy(
+    d: &LibvirtDeploy,
+    cluster: &flatcar_microcloud::topology::Cluster,
+) -> Result<(), flatcar_microcloud::libvirt::Error> {
+    use flatcar_microcloud::libvirt::{apply, ignition};
+    let running = apply::running_removals(&d.conn, &d.plan)?;
+    if !running.is_empty() {
+        return Err(flatcar_microcloud::libvirt::Error::Refused {
+            object: format!("domain {}", running.join(", ")),
+            reason: "running, and the plan deletes or recreates it: drain it and stop it first (see the rolling plan; virsh shutdown), then apply again (nothing was changed)".into(),
+        });
+    }
+    if d.plan.changes() > 0 {
+        let report = apply_with_bar(&d.conn, &d.plan)?;
+        println!(
+            "apply: {} change(s), {} mutating libvirt call(s); networks and domains are defined, not started; foreign objects untouched",
+            report.done.len(),
+            report.mutations
+        );
+    }
+    let uploaded = ignition::apply(&d.conn, cluster, &d.configs, &d.ignition)?;
+    println!(
+        "Ignition: {uploaded} config(s) uploaded, {} unchanged",
+        d.ignition.len() - uploaded
+    );
+    let again = apply::plan(&d.conn, cluster)?;
+    let again_ign = ignition::plan(&d.conn, cluster, &d.configs)?
+        .iter()
+        .filter(|s| s.action != apply::Action::Unchanged)
+        .count();
+    println!(
+        "re-plan at {}: {} change(s)",
+        d.uri,
+        again.changes() + again_ign
+    );
+    Ok(())
+}
+
+/// Whether a libvirt URI names this machine (`qemu:///system`,
+/// `test:///default`): no host part between `//` and the path.
+#[cfg(feature = "libvirt")]
+fn is_local(uri: &str) -> bool {
+    uri.split_once("://")
+        .is_some_and(|(_, rest)| rest.starts_with('/'))
 }
 
 /// Applies `plan`, drawing a progress bar on stderr for multi-object plans
@@ -135,22 +269,40 @@ fn apply_with_bar(
 }
 
 #[cfg(feature = "live")]
-/// `--apply-host`: the plan, then nftables (one transaction, our tables
-/// only), then the WireGuard endpoint.
-fn apply_host(
-    args: &Args,
+/// The host part's plan (read-only: `nft list tables`), printed.
+fn plan_host(
     cluster: &flatcar_topology::Cluster,
     secrets: &mut BundleSecrets,
-) -> Result<(), String> {
+) -> Result<
+    (
+        flatcar_net::ruleset::Ruleset,
+        flatcar_microcloud::host::HostPlan,
+    ),
+    String,
+> {
     use flatcar_microcloud::host;
-    use flatcar_topology::provision::SecretStore;
     let composed =
         flatcar_microcloud::services::compose(cluster, secrets).map_err(|e| e.to_string())?;
     let ruleset = flatcar_net::ruleset::build(cluster, &composed.flows);
     let existing = host::existing_tables(&["nft"]).map_err(|e| e.to_string())?;
     let plan = host::plan(cluster, &ruleset, &existing);
     print!("{plan}");
-    host::apply_ruleset(&ruleset, &["nft"]).map_err(|e| e.to_string())?;
+    Ok((ruleset, plan))
+}
+
+#[cfg(feature = "live")]
+/// The host part: nftables (one transaction, our tables only), then the
+/// WireGuard endpoint.
+fn apply_host(
+    args: &Args,
+    cluster: &flatcar_topology::Cluster,
+    secrets: &mut BundleSecrets,
+    ruleset: &flatcar_net::ruleset::Ruleset,
+    plan: &flatcar_microcloud::host::HostPlan,
+) -> Result<(), String> {
+    use flatcar_microcloud::host;
+    use flatcar_topology::provision::SecretStore;
+    host::apply_ruleset(ruleset, &["nft"]).map_err(|e| e.to_string())?;
     println!(
         "nftables: applied {} table(s) in one transaction",
         plan.tables.len()
@@ -264,7 +416,7 @@ fn main() -> ExitCode {
     print!("{}", cluster.bring_up());
     println!();
     #[cfg(feature = "libvirt")]
-    match libvirt(&args, &cluster) {
+    match destroy(&args, &cluster) {
         Ok(true) => return ExitCode::SUCCESS,
         Ok(false) => {}
         Err(e) => {
@@ -277,7 +429,7 @@ fn main() -> ExitCode {
     } else {
         RenderOptions::default()
     };
-    let bundle = match Bundle::render_opts(&cluster, &mut secrets, options) {
+    let mut bundle = match Bundle::render_opts(&cluster, &mut secrets, options) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
@@ -304,6 +456,74 @@ fn main() -> ExitCode {
         }
     }
     println!();
+    // What the new model means for the cloud applied from the previous
+    // bundle's model: per VM none / live / replace / create / remove, and
+    // the rolling plan that carries it out.
+    let previous = [flatcar_microcloud::bundle::RUNNING_MODEL, "cluster.json"]
+        .iter()
+        .map(|f| args.out.join(f))
+        .find(|p| p.exists());
+    let mut running = None;
+    let vm_changes = if let Some(previous) = previous {
+        let classified = flatcar_microcloud::model::load(&previous).and_then(|old| {
+            let c = flatcar_microcloud::change::classify(&old, &cluster, &mut secrets)?;
+            Ok((old, c))
+        });
+        let vms = match classified {
+            Ok((old, changes)) if changes.is_empty() => {
+                println!(
+                    "running cloud: nothing changes (model as in {})",
+                    previous.display()
+                );
+                running = Some(old);
+                changes.vms
+            }
+            Ok((old, changes)) => {
+                print!("{changes}");
+                println!("rolling plan (one VM down at most; live changes pushed over SSH with the admin key):");
+                print!("{}", changes.rollout(&old, &cluster));
+                running = Some(old);
+                changes.vms
+            }
+            Err(e) => {
+                eprintln!("error: previous model {}: {e}", previous.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        println!();
+        vms
+    } else {
+        std::collections::BTreeMap::new()
+    };
+    // Live pushes, replacements and drained removals are not carried out
+    // by --apply yet: while any is pending, the bundle keeps recording the
+    // model the running VMs have, so the next run lists them again.
+    use flatcar_microcloud::topology::change::VmChange;
+    let pending: Vec<&String> = vm_changes
+        .iter()
+        .filter(|(_, c)| {
+            matches!(
+                c,
+                VmChange::Live { .. } | VmChange::Replace { .. } | VmChange::Remove
+            )
+        })
+        .map(|(n, _)| n)
+        .collect();
+    #[cfg(feature = "libvirt")]
+    let applying = args.apply.is_some();
+    #[cfg(not(feature = "libvirt"))]
+    let applying = false;
+    let record = match (applying && pending.is_empty(), &running) {
+        (true, _) => Some(&cluster),
+        (false, Some(old)) => Some(old),
+        (false, None) => None,
+    };
+    if let Some(model) = record {
+        if let Err(e) = bundle.record_running(model) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let plan = match bundle.plan(&args.out) {
         Ok(p) => p,
         Err(e) => {
@@ -324,10 +544,73 @@ fn main() -> ExitCode {
             }
         }
     }
+    #[cfg(not(feature = "libvirt"))]
+    let _ = vm_changes;
+    // `--apply URI`: every plan first (libvirt objects, Ignition placement,
+    // the host part), then, unless --dry-run, the bundle and the apply.
+    #[cfg(feature = "libvirt")]
+    let deploy = match &args.apply {
+        None => None,
+        Some(uri) => match plan_deploy(uri, &cluster, &bundle, &vm_changes) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    #[cfg(feature = "libvirt")]
+    let host_wanted = args.apply.as_deref().is_some_and(is_local) && !args.no_host;
+    #[cfg(feature = "libvirt")]
+    if let Some(uri) = args.apply.as_deref() {
+        if args.no_host {
+            println!("host part: skipped (--no-host)");
+        } else if !is_local(uri) {
+            println!(
+                "host part: {uri} is another machine: apply host/ there (ansible-playbook -i HOST, host/playbook.yml)"
+            );
+        } else if cfg!(not(feature = "live")) {
+            println!(
+                "host part: not built in (feature live): apply host/ with ansible-playbook -i localhost, host/playbook.yml"
+            );
+        }
+    }
+    #[cfg(feature = "live")]
+    let host_plan = if host_wanted || args.apply_host {
+        if args.apply_host && args.apply.is_none() {
+            println!("note: --apply-host is deprecated: --apply URI applies the host part too");
+        }
+        match plan_host(&cluster, &mut secrets) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("error: host plan: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     if args.dry_run {
-        println!("dry run: nothing written");
+        println!("dry run: nothing written, nothing applied");
         return ExitCode::SUCCESS;
     }
+    #[cfg(feature = "libvirt")]
+    if let Some(d) = &deploy {
+        if let Err(e) = run_deploy(d, &cluster) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    #[cfg(feature = "live")]
+    if let Some((ruleset, plan)) = &host_plan {
+        if let Err(e) = apply_host(&args, &cluster, &mut secrets, ruleset, plan) {
+            eprintln!("error: host part: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    #[cfg(all(feature = "libvirt", not(feature = "live")))]
+    let _ = host_wanted;
+    // The bundle last: it records what was applied.
     if plan.is_empty() {
         println!("{} is up to date: nothing to write", args.out.display());
     } else if let Err(e) = bundle.write_to(&args.out) {
@@ -344,12 +627,16 @@ fn main() -> ExitCode {
         "diagram: {0}/diagram/cloud.dot (dot -Tsvg), {0}/diagram/cloud.mmd (Mermaid)",
         args.out.display()
     );
-    #[cfg(feature = "live")]
-    if args.apply_host {
-        if let Err(e) = apply_host(&args, &cluster, &mut secrets) {
-            eprintln!("error: --apply-host: {e}");
-            return ExitCode::FAILURE;
-        }
+    if applying && !pending.is_empty() {
+        let names: Vec<&str> = pending.iter().map(|n| n.as_str()).collect();
+        println!(
+            "pending on running VMs (not carried out by --apply yet; see the rolling plan): {}",
+            names.join(", ")
+        );
+        println!(
+            "  their new files are in the bundle and in each VM's <vm>.ign; {} still records the model they run",
+            flatcar_microcloud::bundle::RUNNING_MODEL
+        );
     }
     ExitCode::SUCCESS
 }

@@ -226,6 +226,10 @@ impl fmt::Display for Plan {
     }
 }
 
+/// The bundle path of the model the running cloud was deployed from
+/// ([`Bundle::record_running`]).
+pub const RUNNING_MODEL: &str = "running.json";
+
 /// The README's addition for a cloud on several KVM hosts.
 const README_HOSTS: &str = "
 Several KVM hosts: `hosts/<host>/` holds each host's own part.
@@ -245,6 +249,8 @@ change the model and render again. Same model, same bytes.
 
 Layout:
 - `cluster.json`               the model itself (load with `Cluster::load`)
+- `running.json`               the model the running cloud was deployed from (after `--apply`;
+                               differs from `cluster.json` while changes are pending on running VMs)
 - `vms/<vm>/ignition.json`     first-boot config of each Flatcar VM (0600 when it holds a secret)
 - `libvirt/`                   pool, volume, network and domain XML (`virsh define` order: pool, volumes, networks, domains)
 - `host/`                      the KVM host's nftables ruleset and WireGuard endpoint
@@ -258,12 +264,17 @@ Layout:
 Rendering again into this directory keeps every DNS zone's SOA serial while
 the zone is unchanged and raises it by one when it changed.
 
-Deploy: copy `vms/<vm>/ignition.json` to the path in each domain's fw_cfg
-entry (the storage pool), apply `host/nftables.nft` with `nft -f`, then
-either `cargo run --example full_cluster --features libvirt -- --apply qemu:///system`
-or `virsh pool-define`, `vol-create`, `net-define`, `define` with `libvirt/`,
-or `terraform apply` in `terraform/`. Start masters first (master1 bootstraps
-etcd), then the load balancers, then the rest.
+Deploy with one command on the KVM host:
+`sudo cargo run --features live --example full_cluster -- --apply qemu:///system`
+writes this bundle, defines the pool, volumes, networks and domains, places
+each VM's Ignition config at its fw_cfg path (`<pool>/<vm>.ign`, 0600) and
+applies `host/` (nftables in one transaction, WireGuard); `--dry-run` prints
+every plan and changes nothing. Run against a previous bundle, it also
+prints what the new model means for each running VM (none, live, replace,
+create, remove) and the rolling plan. By hand: `virsh pool-define`,
+`vol-create`, `net-define`, `define` with `libvirt/`, or `terraform apply`
+in `terraform/`; `ansible-playbook -i kvm-host, host/playbook.yml`. Start
+the VMs in the bring-up order the example prints.
 ";
 
 impl Bundle {
@@ -394,6 +405,15 @@ impl Bundle {
             );
         }
         Ok(b)
+    }
+
+    /// Records `model` as the model the running cloud was deployed from
+    /// ([`RUNNING_MODEL`], next to `cluster.json`): what the next run
+    /// classifies changes against. It differs from `cluster.json` while
+    /// changes are pending on running VMs (live pushes, replacements).
+    pub fn record_running(&mut self, model: &Cluster) -> Result<(), Error> {
+        self.add(RUNNING_MODEL, model.to_string_as(Format::Json)?, false);
+        Ok(())
     }
 
     fn add(&mut self, path: &str, contents: impl Into<Vec<u8>>, secret: bool) {

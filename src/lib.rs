@@ -19,6 +19,7 @@
 
 pub mod admin_key;
 pub mod bundle;
+pub mod change;
 pub mod diagram;
 mod error;
 pub mod host;

@@ -362,3 +362,40 @@ fn pristine_plus(names: &[String], extra: &str) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A running domain that the plan would delete (its VM left the model) or
+/// recreate is named by `running_removals`, so a deploy can refuse before
+/// stopping it undrained; a defined, stopped one is not. Own test-driver
+/// connection (`test:///<file>`), so the shared `test:///default` state of
+/// the other test is untouched.
+#[test]
+fn running_domains_that_a_plan_removes_are_named() {
+    use flatcar_libvirt::apply::running_removals;
+    let dir = std::env::temp_dir().join(format!("fmc-running-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let host = dir.join("host.xml");
+    std::fs::write(&host, "<node>\n</node>\n").expect("host file");
+    let conn = connect(&format!("test://{}", host.display())).expect("test driver");
+    let c = cloud(
+        "fmc-running",
+        "fmc-running",
+        "/var/lib/libvirt/images/fmc-running",
+    );
+    apply(&conn, &plan(&conn, &c).expect("plan")).expect("applies");
+    conn.lookup_domain_by_name("worker3")
+        .and_then(|d| d.create())
+        .expect("test driver starts worker3");
+    let without = edit(&c, |s| {
+        s.vms
+            .retain(|v| v.name.as_str() != "worker3" && v.name.as_str() != "worker2")
+    });
+    let p = plan(&conn, &without).expect("plan");
+    assert_eq!(find(&p, Kind::Domain, "worker3").action, Action::Delete);
+    assert_eq!(find(&p, Kind::Domain, "worker2").action, Action::Delete);
+    assert_eq!(
+        running_removals(&conn, &p).expect("reads"),
+        vec!["worker3".to_string()],
+        "{p}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,11 +1,19 @@
 //! The example against a real libvirtd (`qemu:///system`, started here when
 //! no daemon answers; the test script installs `libvirt-daemon-system`):
-//! `full_cluster --model cloud.toml --apply qemu:///system` defines the
-//! reference cloud (test address plan, its own cluster name and a pool in a
-//! temp dir), a second run reports that nothing changes, and `--destroy`
-//! leaves no owned object and every foreign one as it was. Networks and
-//! domains are only defined, never started (no KVM here; a started NAT
-//! network would add addresses to this machine).
+//! `full_cluster --model cloud.toml --apply qemu:///system`, run inside a
+//! network namespace this test creates (so the host part, the nftables
+//! ruleset and the WireGuard endpoint, lands only there; the libvirt socket
+//! is reached by path), deploys the reference cloud (test address plan, its
+//! own cluster name and a pool in a temp dir): the bundle, every object, and
+//! each VM's Ignition config at its fw_cfg path (0600, byte for byte the
+//! bundle's). `--apply --dry-run` with worker4 added prints lb1/lb2 as live
+//! changes and worker4 as created and changes nothing (libvirt objects,
+//! Ignition files, bundle, ruleset compared before and after); applying it
+//! defines worker4 and keeps the live changes pending (`running.json`), so
+//! the next plan lists them again; back to the unchanged model, worker4
+//! goes, and another apply changes nothing; `--destroy` leaves no owned object and every
+//! foreign one as it was. Networks and domains are only defined, never
+//! started (a started NAT network would add addresses to this machine).
 #![cfg(feature = "libvirt")]
 
 mod support;
@@ -13,10 +21,12 @@ mod support;
 use flatcar_libvirt::apply::{destroy, destroy_plan, inventory, Connect};
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
 use flatcar_topology::{Cluster, Name, PoolPath};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use support::TempDir;
+use support::{unique, Netns, TempDir};
 
 const URI: &str = "qemu:///system";
 const CLUSTER: &str = "fmc-livetest";
@@ -52,9 +62,11 @@ fn example() -> PathBuf {
     bin
 }
 
-/// Runs the example; (success, stdout + stderr).
-fn run_example(args: &[&str]) -> (bool, String) {
-    let out = Command::new(example())
+/// Runs the example inside `ns`; (success, stdout + stderr).
+fn run_example(ns: &Netns, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(example())
         .args(args)
         .output()
         .expect("example runs");
@@ -64,6 +76,71 @@ fn run_example(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// Kills every process left in `ns` (wireguard-go daemonizes itself there)
+/// and removes the WireGuard interface, so the host part can run again.
+fn reset_wireguard(ns: &Netns) {
+    let out = Command::new("ip")
+        .args(["netns", "pids", &ns.name])
+        .output()
+        .expect("ip netns pids");
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = Command::new("kill").arg(pid).status();
+    }
+    let _ = ns.try_exec(&["ip", "link", "del", "wg0"]);
+}
+
+/// The model with worker4 added (a copy of worker3, two addresses up).
+fn with_worker4(c: &Cluster) -> Cluster {
+    let mut spec = c.clone().into_spec();
+    let mut w = spec
+        .vms
+        .iter()
+        .find(|v| v.name.as_str() == "worker3")
+        .expect("worker3")
+        .clone();
+    w.name = Name::new("worker4").expect("name");
+    w.nics[0].address = Ipv4Addr::from(u32::from(w.nics[0].address) + 2);
+    w.nics[0].mac = None;
+    spec.vms.push(w);
+    Cluster::try_from(spec).expect("valid with worker4")
+}
+
+/// Every file under `dir` (relative path → mode and bytes; for volumes
+/// other than Ignition configs, which may be large sparse files, size and
+/// modification time instead of bytes).
+fn tree(dir: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let meta = e.metadata().expect("metadata");
+                let mode = meta.permissions().mode();
+                let rel = p.strip_prefix(dir).expect("under dir");
+                let volume = matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("qcow2" | "raw" | "img")
+                ) || p.extension().is_none();
+                let content = if volume {
+                    let mtime = meta.modified().expect("mtime");
+                    format!("{} bytes, modified {mtime:?}", meta.len()).into_bytes()
+                } else {
+                    std::fs::read(&p).expect("read")
+                };
+                out.insert(rel.to_string_lossy().into_owned(), (mode & 0o7777, content));
+            }
+        }
+    }
+    out
 }
 
 /// Deletes the pool this test owns by name, with its volumes, whatever its
@@ -83,7 +160,8 @@ fn remove_pool(conn: &Connect) {
     p.undefine().expect("undefine leftover pool");
 }
 
-/// Removes what the test defined, also when it fails.
+/// Removes what the test defined, also when it fails (the namespace,
+/// with wireguard-go in it, goes with its own guard).
 struct Cleanup<'a>(&'a Connect, Cluster);
 
 impl Drop for Cleanup<'_> {
@@ -97,14 +175,22 @@ impl Drop for Cleanup<'_> {
 }
 
 #[test]
-fn example_applies_twice_and_destroys_on_a_real_daemon() {
+fn one_apply_deploys_dry_run_changes_nothing_and_destroy_cleans_up_on_a_real_daemon() {
+    for t in ["nft", "ip", "wg", "wireguard-go"] {
+        support::require(t);
+    }
     let conn = support::system_daemon();
     let tmp = TempDir::new("lvlive");
     let pool_dir = tmp.path().join("pool");
+    let out_dir = tmp.path().join("out");
+    let out = out_dir.to_str().expect("utf8");
     let c = cloud(&pool_dir);
     let model = tmp.path().join("cloud.toml");
     flatcar_microcloud::model::save(&c, &model).expect("model saved");
     let model = model.to_str().expect("utf8");
+    let grown = tmp.path().join("cloud-worker4.toml");
+    flatcar_microcloud::model::save(&with_worker4(&c), &grown).expect("model saved");
+    let grown = grown.to_str().expect("utf8");
     // Leftovers of an interrupted earlier run (this test's objects only).
     remove_pool(&conn);
     destroy(&conn, &c).expect("destroy leftovers");
@@ -112,6 +198,7 @@ fn example_applies_twice_and_destroys_on_a_real_daemon() {
         n.undefine().expect("old foreign network");
     }
     let _guard = Cleanup(&conn, c.clone());
+    let ns = Netns::new(&unique("fmcdeploy"));
     conn.define_network_xml(FOREIGN_NET)
         .expect("foreign network");
     let foreign_xml = conn
@@ -119,17 +206,28 @@ fn example_applies_twice_and_destroys_on_a_real_daemon() {
         .and_then(|n| n.xml_desc(0))
         .expect("xml");
     let before = inventory(&conn).expect("inventory");
+    let apply = |label: &str, m: &str, extra: &[&str]| -> String {
+        let mut args = vec!["--model", m, "--out", out, "--apply", URI];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--wg-backend", "userspace"]);
+        let t = Instant::now();
+        let (ok, text) = run_example(&ns, &args);
+        println!("--- {label} ({:.1?}):\n{text}", t.elapsed());
+        assert!(ok, "{label} failed:\n{text}");
+        text
+    };
 
-    // First run: every object created, then a re-plan with zero changes.
-    let t = Instant::now();
-    let (ok, first) = run_example(&["--model", model, "--apply", URI]);
-    println!("{first}\nfirst apply took {:.0?}", t.elapsed());
-    assert!(ok, "{first}");
+    // One apply deploys: bundle, objects, Ignition configs, host part.
+    let first = apply("first --apply", model, &[]);
     let creates = first.lines().filter(|l| l.starts_with("create")).count();
-    let objects = 1 + c.networks().len() + c.vms().len();
+    let objects = 1 + c.networks().len() + 2 * c.vms().len();
     assert!(
         creates > objects,
         "{creates} creates for {objects}+ objects:\n{first}"
+    );
+    assert!(
+        first.contains(&format!("Ignition: {} config(s) uploaded", c.vms().len())),
+        "{first}"
     );
     assert!(
         first.contains(&format!("re-plan at {URI}: 0 change(s)")),
@@ -141,6 +239,20 @@ fn example_applies_twice_and_destroys_on_a_real_daemon() {
             "{}",
             vm.name
         );
+        // The fw_cfg path holds the bundle's Ignition config, 0600.
+        let path = flatcar_libvirt::ignition_path(&c, vm);
+        let domain_xml = conn
+            .lookup_domain_by_name(vm.name.as_str())
+            .and_then(|d| d.xml_desc(0))
+            .expect("xml");
+        assert!(domain_xml.contains(&path), "{domain_xml}");
+        let placed = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let bundled = std::fs::read(out_dir.join(format!("vms/{}/ignition.json", vm.name)))
+            .expect("bundle ignition");
+        assert_eq!(placed, bundled, "{path}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{path}");
     }
     for n in c.networks() {
         let net = conn
@@ -148,6 +260,10 @@ fn example_applies_twice_and_destroys_on_a_real_daemon() {
             .expect("network");
         assert!(!net.is_active().expect("state"), "{} must not run", n.name);
     }
+    // The host part ran in the namespace: our table there.
+    let tables = String::from_utf8_lossy(&ns.exec(&["nft", "list", "tables"]).stdout).to_string();
+    assert!(tables.contains("table inet microcloud"), "{tables}");
+    assert!(first.contains("nftables: applied"), "{first}");
     // The overlay really is a qcow2 backed by the base image.
     let info = Command::new("qemu-img")
         .args(["info", "--output=json"])
@@ -160,23 +276,91 @@ fn example_applies_twice_and_destroys_on_a_real_daemon() {
         "{info}"
     );
 
-    // Second run: nothing changes.
-    let (ok, second) = run_example(&["--model", model, "--apply", URI]);
-    println!("{second}");
-    assert!(ok, "{second}");
-    assert!(
-        second.contains("0 change(s)") && second.contains("nothing changes"),
-        "{second}"
+    // A dry run with worker4 added: the plan, and nothing changes anywhere.
+    let inv = inventory(&conn).expect("inventory");
+    let pool_files = tree(&pool_dir);
+    let bundle = tree(&out_dir);
+    let ruleset = ns.exec(&["nft", "list", "ruleset"]).stdout;
+    let dry = apply("--apply --dry-run with worker4", grown, &["--dry-run"]);
+    for line in [
+        "lb1        live",
+        "lb2        live",
+        "systemctl reload haproxy.service",
+        "storage1   live",
+        "worker4    create",
+        "create    domain worker4",
+        "create    volume worker4.ign",
+        "dry run: nothing written, nothing applied",
+    ] {
+        assert!(dry.contains(line), "{line:?} missing:\n{dry}");
+    }
+    assert!(!dry.contains("lb1        none"), "{dry}");
+    assert_eq!(inventory(&conn).expect("inventory"), inv, "libvirt objects");
+    assert!(conn.lookup_domain_by_name("worker4").is_err());
+    assert_eq!(tree(&pool_dir), pool_files, "pool files (Ignition configs)");
+    assert_eq!(tree(&out_dir), bundle, "bundle");
+    assert_eq!(
+        ns.exec(&["nft", "list", "ruleset"]).stdout,
+        ruleset,
+        "ruleset"
     );
 
-    // Destroy: nothing owned left, every foreign object as it was.
-    let (ok, gone) = run_example(&["--model", model, "--destroy", URI]);
+    // Applying worker4 defines it and places the new configs, but the live
+    // pushes are not carried out by --apply: the bundle keeps recording the
+    // model the running VMs have, and the next plan lists them again.
+    reset_wireguard(&ns);
+    let grow = apply("--apply with worker4", grown, &[]);
+    assert!(
+        grow.contains("pending on running VMs (not carried out by --apply yet; see the rolling plan): infra, lb1, lb2"),
+        "{grow}"
+    );
+    assert!(conn.lookup_domain_by_name("worker4").is_ok());
+    let running =
+        flatcar_microcloud::model::load(out_dir.join("running.json")).expect("running model");
+    assert_eq!(
+        running, c,
+        "running.json still records the model the VMs run"
+    );
+    let again = apply(
+        "--apply --dry-run with worker4 again",
+        grown,
+        &["--dry-run"],
+    );
+    assert!(again.contains("lb1        live"), "{again}");
+    // Back to the unchanged model: worker4 and its volumes go.
+    reset_wireguard(&ns);
+    let back = apply("--apply without worker4", model, &[]);
+    assert!(back.contains("delete    domain worker4"), "{back}");
+    assert!(conn.lookup_domain_by_name("worker4").is_err());
+    let pool_files = tree(&pool_dir);
+
+    // Another apply of the unchanged model: nothing changes.
+    reset_wireguard(&ns);
+    let second = apply("second --apply", model, &[]);
+    assert!(
+        second.contains(&format!("libvirt apply plan at {URI}: 0 change(s)"))
+            && second.contains("Ignition: 0 config(s) uploaded")
+            && second.contains("running cloud: nothing changes"),
+        "{second}"
+    );
+    assert_eq!(
+        tree(&pool_dir),
+        pool_files,
+        "pool files after a second apply"
+    );
+    reset_wireguard(&ns);
+
+    // Destroy: nothing owned left (Ignition volumes included), every
+    // foreign object as it was.
+    let (ok, gone) = run_example(&ns, &["--model", model, "--out", out, "--destroy", URI]);
     println!("{gone}");
     assert!(ok, "{gone}");
     let after = inventory(&conn).expect("inventory");
     assert_eq!(destroy_plan(&conn, &c).expect("plan").steps, vec![]);
     for vm in c.vms() {
         assert!(!after.domains.contains(&vm.name.to_string()), "{after:?}");
+        let ign = flatcar_libvirt::ignition_path(&c, vm);
+        assert!(!Path::new(&ign).exists(), "{ign} left behind");
     }
     for n in c.networks() {
         assert!(!after.networks.contains(&n.name.to_string()), "{after:?}");

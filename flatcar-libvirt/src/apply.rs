@@ -468,6 +468,11 @@ pub fn plan(conn: &Connect, cluster: &Cluster) -> Result<Plan, Error> {
                 deleted_volumes.push(v.clone());
             }
         }
+        // Its Ignition config (`<vm>.ign`, see [`crate::ignition`]).
+        let ign = format!("{name}.ign");
+        if lookup(&ign).is_some() {
+            deleted_volumes.push(ign);
+        }
     }
     deleted_volumes.sort();
     deleted_volumes.dedup();
@@ -735,6 +740,27 @@ fn run_step(conn: &Connect, plan: &Plan, s: &Step, calls: &mut Calls) -> Result<
     Ok(())
 }
 
+/// Domains that `plan` would delete or recreate and that are running now:
+/// deleting one stops it on the spot (a K3s node undrained, a load balancer
+/// still in its peers' configs). A deploy should refuse such a plan and let
+/// the rolling plan drain and stop them first; [`destroy`] does not ask.
+/// Read-only.
+pub fn running_removals(conn: &Connect, plan: &Plan) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for s in &plan.steps {
+        if s.kind != Kind::Domain || !matches!(s.action, Action::Delete | Action::Recreate { .. }) {
+            continue;
+        }
+        let object = s.object();
+        if let Ok(d) = conn.lookup_domain_by_name(&s.name) {
+            if d.is_active().map_err(|e| lv(&object, &e))? {
+                out.push(s.name.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The plan [`destroy`] runs: every owned domain and the volumes it uses in
 /// the cluster's pool, every owned network; then the base images and the
 /// pool itself, only when nothing but those would be left in it (a foreign
@@ -770,6 +796,16 @@ pub fn destroy_plan(conn: &Connect, cluster: &Cluster) -> Result<Plan, Error> {
             .collect(),
         _ => BTreeSet::new(),
     };
+    // Ignition configs (`<vm>.ign`, see [`crate::ignition`]) of owned
+    // domains and of the model's VMs: in the cluster's own pool, named
+    // after its VMs.
+    volumes.extend(
+        owned
+            .keys()
+            .map(|d| format!("{d}.ign"))
+            .chain(cluster.vms().iter().map(|vm| format!("{}.ign", vm.name)))
+            .filter(|v| existing.contains(v) && !used_by_others.contains(v)),
+    );
     for v in volumes.iter().filter(|v| existing.contains(*v)) {
         let mut s = step(Kind::Volume, v, Action::Delete, None);
         s.note = Some(format!("used by a domain of cluster {me}"));

@@ -40,8 +40,9 @@
 //!   are the model's ([`metadata`] has the details).
 //! - **Ignition** reaches Flatcar through QEMU's fw_cfg key
 //!   `opt/org.flatcar-linux/config` (`<sysinfo type='fwcfg'>`), pointing at
-//!   `<pool path>/<vm>.ign` ([`ignition_path`]); the bundle writer puts the
-//!   file there.
+//!   `<pool path>/<vm>.ign` ([`ignition_path`]); with feature `live`,
+//!   `ignition` puts it there as a 0600 volume of the pool, uploaded through
+//!   libvirt (so remote hosts work the same way).
 //! - **Data disks** carry `<serial>` = the disk's name, so the guest sees
 //!   them at `/dev/disk/by-id/virtio-<name>` (what the Ignition side uses).
 //!
@@ -57,6 +58,8 @@ pub mod domain;
 mod error;
 #[cfg(feature = "live")]
 pub mod hosts;
+#[cfg(feature = "live")]
+pub mod ignition;
 pub mod live;
 pub mod metadata;
 pub mod network;
