@@ -597,7 +597,7 @@ fn losing_a_whole_host_keeps_the_cloud_up() {
         &sw.name,
         &format!("link set dev {} down\n", hosts[&victim].port),
     );
-    let running: Vec<(String, std::thread::JoinHandle<(Duration, Vec<String>)>)> = probes
+    let running: Vec<_> = probes
         .into_iter()
         .map(|(name, p)| (name, std::thread::spawn(move || p.run(cut))))
         .collect();
@@ -673,7 +673,7 @@ fn losing_a_whole_host_keeps_the_cloud_up() {
     for v in c.vips() {
         assert_eq!(
             holders(&nodes, v.address),
-            [lb2.clone()],
+            std::slice::from_ref(&lb2),
             "{} VIP after losing {victim}",
             v.name
         );
