@@ -30,36 +30,9 @@ use flatcar_topology::provision::{Contents, MemorySecrets};
 use flatcar_topology::{Cluster, KvmHost};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{unique, veth, Daemon, Netns, TempDir};
-
-/// The real systemd-networkd inside `ns`, reading only `files` (written to
-/// `dir`): `/sys` read-only (so it does not wait for udev, as in a
-/// container), a private `/run/systemd`, and `dir` bound over
-/// `/etc/systemd/network`, all in a mount namespace of its own.
-fn networkd(ns: &Netns, files: &BTreeMap<String, String>, dir: &Path) -> Daemon {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    for (name, text) in files {
-        let p = dir.join(name);
-        std::fs::write(&p, text).expect("write");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    }
-    let script = format!(
-        "mount -o remount,bind,ro /sys && mount -t tmpfs tmpfs /run/systemd && \
-         mkdir -p /run/systemd/netif && chown systemd-network:systemd-network /run/systemd/netif && \
-         mount --bind {} /etc/systemd/network && exec /lib/systemd/systemd-networkd",
-        dir.display()
-    );
-    let log = dir.with_extension("log");
-    ns.spawn_logged(&["unshare", "-m", "sh", "-c", &script], &log)
-}
-
-fn networkd_log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default()
-}
+use support::{networkd, networkd_log, unique, veth, Daemon, Netns, TempDir};
 
 fn ping(ns: &Netns, to: Ipv4Addr, size: u16) -> bool {
     support::assert_test_addr(to);
