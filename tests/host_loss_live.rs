@@ -473,7 +473,12 @@ fn losing_a_whole_host_keeps_the_cloud_up() {
     for vm in &lbs {
         let n = nodes.get_mut(vm.name.as_str()).expect("lb");
         let cfg = haproxy::render(&c, vm, &settings).expect("haproxy.cfg");
-        n.daemons.push(lb_lab::spawn_haproxy(&n.ns, &n.dir, &cfg));
+        n.daemons.push(lb_lab::spawn_haproxy(
+            &n.ns,
+            &n.dir,
+            &cfg,
+            settings.haproxy_nice,
+        ));
         if let Some(script) = haproxy::watch_script(&settings) {
             n.daemons.push(lb_lab::spawn_watch(&n.ns, &n.dir, &script));
             let down = lb_lab::down_file(&n.dir);
