@@ -101,39 +101,34 @@ struct DhcpHost {
     ip: String,
 }
 
+/// A `<forward mode='bridge'/>` network on the existing bridge of `net`.
+fn bridged(net: &Network) -> NetworkXml {
+    NetworkXml {
+        name: net.name.to_string(),
+        uuid: None,
+        metadata: None,
+        forward: Forward { mode: "bridge" },
+        bridge: Bridge {
+            name: net.bridge.to_string(),
+            stp: None,
+            delay: None,
+        },
+        domain: None,
+        dns: None,
+        ip: None,
+    }
+}
+
 fn build(cluster: &Cluster, net: &Network) -> NetworkXml {
     let spans = cluster
         .fabric()
         .is_some_and(|f| f.segment(net.name.as_str()).is_some());
     match net.kind {
-        NetworkKind::Lan => NetworkXml {
-            name: net.name.to_string(),
-            uuid: None,
-            metadata: None,
-            forward: Forward { mode: "bridge" },
-            bridge: Bridge {
-                name: net.bridge.to_string(),
-                stp: None,
-                delay: None,
-            },
-            domain: None,
-            dns: None,
-            ip: None,
-        },
-        NetworkKind::Nat if spans => NetworkXml {
-            name: net.name.to_string(),
-            uuid: None,
-            metadata: None,
-            forward: Forward { mode: "bridge" },
-            bridge: Bridge {
-                name: net.bridge.to_string(),
-                stp: None,
-                delay: None,
-            },
-            domain: None,
-            dns: None,
-            ip: None,
-        },
+        // The LAN, and a NAT network that spans hosts (its bridge, VXLAN
+        // port and gateway come from the host's networkd files): libvirt
+        // only attaches to an existing bridge.
+        NetworkKind::Lan => bridged(net),
+        NetworkKind::Nat if spans => bridged(net),
         NetworkKind::Nat => {
             let mut hosts = Vec::new();
             let mut dns = Vec::new();
