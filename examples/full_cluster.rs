@@ -39,6 +39,17 @@ struct Args {
     #[cfg(feature = "libvirt")]
     #[arg(long, value_name = "URI")]
     apply: Option<String>,
+    /// With --apply: place every VM's Ignition config at its domain's
+    /// fw_cfg path, then start the domains in bring-up order and wait until
+    /// each reports on its serial console that it is up (per-VM times; the
+    /// first VM that fails or times out is named with its failed units).
+    #[cfg(feature = "libvirt")]
+    #[arg(long, requires = "apply")]
+    start: bool,
+    /// With --start: how long to wait for each VM's report, in seconds.
+    #[cfg(feature = "libvirt")]
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    start_timeout: u64,
     /// Authorize this SSH public key line for the admin user (repeatable).
     /// Without one, an ed25519 key pair is generated once into
     /// `<out>/secrets/admin-ssh-ed25519` (0600) and reused.
@@ -104,6 +115,46 @@ fn libvirt(
         println!("re-plan at {uri}: {} change(s)", again.changes());
     }
     Ok(true)
+}
+
+/// `--start`: places each VM's Ignition config at its fw_cfg path, then
+/// starts the domains in bring-up order, printing progress and per-VM times.
+#[cfg(feature = "libvirt")]
+fn start(
+    args: &Args,
+    cluster: &flatcar_microcloud::topology::Cluster,
+    secrets: &mut BundleSecrets,
+) -> Result<(), String> {
+    use flatcar_ignition::IgnitionJson;
+    use flatcar_microcloud::libvirt::{apply, start};
+    let Some(uri) = &args.apply else {
+        return Ok(());
+    };
+    let composed =
+        flatcar_microcloud::services::compose(cluster, secrets).map_err(|e| e.to_string())?;
+    for (name, node) in &composed.nodes {
+        let json = node.ignition_json().map_err(|e| e.to_string())?;
+        let path = start::place_ignition(cluster, name, &json).map_err(|e| e.to_string())?;
+        println!("ignition: {name} → {path} (0600)");
+    }
+    let conn = apply::connect(uri).map_err(|e| e.to_string())?;
+    let t0 = std::time::Instant::now();
+    let timeout = std::time::Duration::from_secs(args.start_timeout);
+    let started = start::start(&conn, cluster, timeout, &mut |e| match e {
+        start::Event::Wave(i, vms) => println!("start wave {}: {}", i + 1, vms.join(", ")),
+        start::Event::Starting(vm) => println!("  {vm}: started, waiting for its report"),
+        start::Event::AlreadyRunning(vm) => println!("  {vm}: already running"),
+        start::Event::Waiting(vm, t) => println!("  {vm}: waiting ({} s)", t.as_secs()),
+        start::Event::Up(vm, t) => println!("  {vm}: up in {:.1} s", t.as_secs_f64()),
+        _ => {}
+    })
+    .map_err(|e| e.to_string())?;
+    println!(
+        "start: {} VM(s) up in {:.1} s",
+        started.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Applies `plan`, drawing a progress bar on stderr for multi-object plans
@@ -265,7 +316,15 @@ fn main() -> ExitCode {
     println!();
     #[cfg(feature = "libvirt")]
     match libvirt(&args, &cluster) {
-        Ok(true) => return ExitCode::SUCCESS,
+        Ok(true) => {
+            if args.start && args.destroy.is_none() {
+                if let Err(e) = start(&args, &cluster, &mut secrets) {
+                    eprintln!("error: --start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
         Ok(false) => {}
         Err(e) => {
             eprintln!("error: {e}");
