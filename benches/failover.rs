@@ -146,7 +146,7 @@ fn loadavg() -> String {
 
 fn describe(s: &Settings) -> String {
     format!(
-        "VRRPv{} advert_int {}, check inter {} fastinter {} fall {} rise {} timeout check {}, track script {} s, watcher {}",
+        "VRRPv{} advert_int {}, check inter {} fastinter {} fall {} rise {} timeout check {}, track script {} s fall {}, watcher {}",
         s.vrrp_version,
         s.advert_text(),
         Settings::haproxy_time(s.check_inter),
@@ -155,6 +155,7 @@ fn describe(s: &Settings) -> String {
         s.rise,
         Settings::haproxy_time(s.check_timeout),
         s.track_interval_secs,
+        s.track_fall,
         s.haproxy_watch
             .map_or("none".to_string(), |p| format!("poll {} ms", p.as_millis())),
     )

@@ -6,10 +6,14 @@
 //! hosts' capacities decide. Prints the placement table, the libvirt URI of
 //! each host and every spread rule with the hosts its members are on.
 //! The placements are recorded in the model (`placement`), so saving it and
-//! adding a host later moves nothing.
+//! adding a host later moves nothing. Then the networks that span the
+//! hosts (VXLAN segment per NAT network: VNI, bridge, anycast gateway, MTU)
+//! and, with `--out DIR`, the bundle with a directory per host
+//! (`hosts/<host>/`: its nftables ruleset and systemd-networkd files).
 
 use flatcar_microcloud::multi_host::three_hosts;
 use flatcar_microcloud::topology::Format;
+use flatcar_microcloud::{Bundle, BundleSecrets};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
@@ -63,6 +67,59 @@ fn main() -> ExitCode {
         for b in broken {
             println!("        {b}");
         }
+    }
+    if let Some(f) = cluster.fabric() {
+        println!();
+        println!(
+            "networks spanning the hosts (VXLAN over the LAN, UDP {}; MTU {} = LAN {} - 50):",
+            f.port,
+            f.overlay_mtu(),
+            f.underlay_mtu
+        );
+        for seg in &f.segments {
+            println!(
+                "  {:<6} VNI {:<4} bridge {:<12} port {:<6} anycast gateway {} ({}) on every host",
+                seg.network.name.as_str(),
+                seg.vni,
+                seg.network.bridge.as_str(),
+                seg.vxlan.as_str(),
+                seg.network.gateway,
+                seg.gateway_mac
+            );
+        }
+        for h in &hosts {
+            let peers: Vec<String> = f.peers(h).iter().map(|a| a.to_string()).collect();
+            println!(
+                "  {:<8} VXLAN from {} only (hosts/{}/nftables.nft)",
+                h.name.as_str(),
+                peers.join(", "),
+                h.name.as_str()
+            );
+        }
+    }
+    if let Some(dir) = std::env::args().skip_while(|a| a != "--out").nth(1) {
+        let mut secrets = BundleSecrets::from_bundle_dir(std::path::Path::new(&dir));
+        let bundle = match Bundle::render(&cluster, &mut secrets) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = bundle.write_to(std::path::Path::new(&dir)) {
+            eprintln!("writing {dir}: {e}");
+            return ExitCode::FAILURE;
+        }
+        let per_host: Vec<&String> = bundle
+            .files()
+            .keys()
+            .filter(|p| p.starts_with("hosts/"))
+            .collect();
+        println!(
+            "\nbundle written to {dir}: {} files, {} of them per host under hosts/",
+            bundle.files().len(),
+            per_host.len()
+        );
     }
     if let Some(path) = std::env::args().skip_while(|a| a != "--model-out").nth(1) {
         match cluster.to_string_as(Format::Json) {

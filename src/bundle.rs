@@ -226,6 +226,18 @@ impl fmt::Display for Plan {
     }
 }
 
+/// The README's addition for a cloud on several KVM hosts.
+const README_HOSTS: &str = "
+Several KVM hosts: `hosts/<host>/` holds each host's own part.
+- `hosts/<host>/nftables.nft`, `.json`  its ruleset: VXLAN (UDP 4789) only from the
+  other hosts' LAN addresses, each spanning network's gateway MAC kept off the VXLAN port
+- `hosts/<host>/network/`      systemd-networkd files for `/etc/systemd/network/`: per
+  NAT network a bridge (the same gateway address and MAC on every host, overlay MTU =
+  LAN MTU - 50) and its VXLAN port to the other hosts; `networkctl reload` before
+  defining the libvirt networks, which are bridge-mode networks on these bridges
+`host/nftables.*` is the first host's ruleset.
+";
+
 const README: &str = "# flatcar-microcloud bundle
 
 Generated from the cluster model (`cluster.json`); do not edit by hand —
@@ -314,7 +326,11 @@ impl Bundle {
             ..Bundle::default()
         };
         b.add("artifacts.md", artifacts_table(&composed.downloads), false);
-        b.add("README.md", README, false);
+        if cluster.is_multi_host() {
+            b.add("README.md", format!("{README}{README_HOSTS}"), false);
+        } else {
+            b.add("README.md", README, false);
+        }
         b.add("cluster.json", cluster.to_string_as(Format::Json)?, false);
         for (name, node) in &composed.nodes {
             b.add(
@@ -334,6 +350,24 @@ impl Bundle {
             false,
         );
         b.add("host/playbook.yml", crate::host::playbook(cluster), false);
+        if cluster.is_multi_host() {
+            for h in cluster.kvm_hosts() {
+                let dir = format!("hosts/{}", h.name);
+                b.add(
+                    &format!("{dir}/nftables.nft"),
+                    flatcar_net::ruleset::render_for(cluster, &composed.flows, h),
+                    false,
+                );
+                b.add(
+                    &format!("{dir}/nftables.json"),
+                    flatcar_net::ruleset::render_json_for(cluster, &composed.flows, h)?,
+                    false,
+                );
+                for (file, text) in flatcar_net::fabric::networkd(cluster, h) {
+                    b.add(&format!("{dir}/network/{file}"), text, false);
+                }
+            }
+        }
         for (path, a) in &composed.artifacts {
             b.add(path, a.contents.clone(), a.secret);
         }

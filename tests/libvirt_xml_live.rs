@@ -37,6 +37,15 @@ fn reference_cloud_validates() {
     validate_all(&cluster().expect("valid"));
 }
 
+/// On three hosts the NAT networks are bridge-mode networks on the VXLAN
+/// segments' bridges and the NICs on them carry `<mtu size='1450'/>`.
+#[test]
+fn three_host_cloud_validates() {
+    let c = flatcar_microcloud::multi_host::three_hosts().expect("valid");
+    assert!(c.fabric().is_some());
+    validate_all(&c);
+}
+
 #[path = "../flatcar-topology/tests/common/mod.rs"]
 mod common;
 

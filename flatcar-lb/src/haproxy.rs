@@ -80,6 +80,13 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
         "    default-server inter {inter} fastinter {fastinter} downinter 1s fall {} rise {} on-marked-down shutdown-sessions observe layer4 error-limit {} on-error mark-down",
         settings.fall, settings.rise, settings.fall
     );
+    // The first server line that checks an address:port (with a given check
+    // kind) does the checking; later backends with the same server `track`
+    // it: one probe stream per real server instead of one per backend (the
+    // API is behind both the `api` and `api-internal` VIPs), half the TLS
+    // handshakes on the masters and on this LB.
+    let mut checked: std::collections::BTreeMap<(String, u16, bool), String> =
+        std::collections::BTreeMap::new();
     for (vip, _) in &held {
         for port in &vip.ports {
             let name = section_name(vip.name.as_str(), port.port.get());
@@ -125,11 +132,15 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
                 "check"
             };
             for b in cluster.backends(vip, port) {
-                let _ = writeln!(
-                    s,
-                    "    server {} {}:{} {check}",
-                    b.vm.name, b.address, b.port
-                );
+                let key = (b.address.to_string(), b.port.get(), api);
+                let how = match checked.get(&key) {
+                    Some(tracked) => format!("track {tracked}"),
+                    None => {
+                        checked.insert(key, format!("{name}/{}", b.vm.name));
+                        check.to_string()
+                    }
+                };
+                let _ = writeln!(s, "    server {} {}:{} {how}", b.vm.name, b.address, b.port);
             }
         }
     }

@@ -94,7 +94,7 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
     );
     let _ = writeln!(s, "    interval {}", settings.track_interval_secs);
     let _ = writeln!(s, "    timeout 1");
-    let _ = writeln!(s, "    fall 1");
+    let _ = writeln!(s, "    fall {}", settings.track_fall);
     let _ = writeln!(s, "    rise 2");
     let _ = writeln!(s, "}}");
     if settings.haproxy_watch.is_some() {

@@ -4,8 +4,8 @@
 //! - HAProxy: a TCP frontend per VIP port bound to exactly the VIP address
 //!   (never `0.0.0.0`); backends are the VMs with the port's serving role, on
 //!   the port the model declares (ingress ports come from the K3s settings,
-//!   the single source of truth); fast health checks (`inter 50ms
-//!   fastinter 10ms fall 2`, `on-marked-down shutdown-sessions`, `observe
+//!   the single source of truth); fast health checks (`inter 100ms
+//!   fastinter 20ms fall 2`, `timeout check 250ms`, `on-marked-down shutdown-sessions`, `observe
 //!   layer4`, `option redispatch`); an admin stats socket.
 //! - Keepalived: one VRRPv3 instance per VIP with 20 ms adverts, the VRRP
 //!   process at realtime priority (`vrrp_rt_priority`), unicast
@@ -55,7 +55,7 @@
 //!
 //! Everything is derived from two intervals in [`Settings`]
 //! ([`Settings::fast`]): the VRRP advert interval `A` = 20 ms and the
-//! HAProxy check interval `I` = 50 ms.
+//! HAProxy check interval `I` = 100 ms.
 //!
 //! - **VIP holder crashes** (no goodbye advert): a backup takes over after
 //!   the master-down interval `3 × A + skew`, `skew = (256 − priority)/256 ×
@@ -71,16 +71,22 @@
 //!   they are the default.
 //! - **A backend's process dies** (connections refused): the next check,
 //!   at most `I` later, fails; HAProxy re-checks a server in transition every
-//!   `fastinter` = `I / 5` = 10 ms and marks it DOWN after `fall` = 2
-//!   failures: at most `I + (fall − 1) × fastinter` = 60 ms
-//!   ([`Settings::down_after_refusal`]), ~35 ms in the median. A
-//!   backend whose link is gone (no RST) also waits for the check's connect
-//!   timeout, `min(timeout connect, inter)` = `I` per failed check; `timeout
-//!   check` = `I` ([`Settings::check_timeout`]) bounds the rest of a check
-//!   (e.g. an HTTPS health request), so no check outlives its interval.
-//!   100 ms checks (120 ms bound) measured a 118 ms median on this loaded
-//!   machine (with a slower, process-spawning stats poll), hence 50 ms;
-//!   the soaks saw no failed check at 50 ms.
+//!   `fastinter` = `I / 5` = 20 ms and marks it DOWN after `fall` = 2
+//!   failures: at most `I + (fall − 1) × fastinter` = 120 ms
+//!   ([`Settings::down_after_refusal`]), `I / 2 + fastinter` ≈ 70 ms in the
+//!   median. A backend whose link is gone (no RST) fails each check at its
+//!   connect timeout, which HAProxy bounds by `min(timeout connect, inter)`
+//!   = `I`. That bound also covers the TLS handshake of the API's HTTPS
+//!   check (HAProxy counts it as part of connecting), so `I` is also the
+//!   budget a loaded API server has to complete a handshake: **50 ms
+//!   flapped** — in the 20 s soak with both cores saturated, 9–12 healthy
+//!   API servers were marked DOWN per run ("Layer7 timeout, check duration:
+//!   50ms") although a typical check took 5–14 ms. 100 ms held: 0 servers
+//!   DOWN (0 and 2 single failed checks in two 20 s soaks, and the 600 s soak
+//!   below), so `I` = 100 ms is the default. `timeout check`
+//!   ([`Settings::check_timeout`], [`CHECK_TIMEOUT`] = 250 ms) bounds the
+//!   rest of a check (the `GET /readyz` answer); a longer value does not
+//!   delay detecting a dead server, whose connection fails within `I`.
 //! - **HAProxy dies**: a watcher ([`haproxy::watch_script`], `tail --pid`
 //!   polling `kill(pid, 0)` every `A`, no fork) writes `1` to
 //!   [`haproxy::DOWN_FILE`] within `A`; Keepalived reads it through inotify
@@ -99,7 +105,7 @@
 //! namespaces, real `haproxy` 2.6 and `keepalived` 2.2.7 from the generated
 //! configs on the test address plan, the generated watcher script; a fresh
 //! lab per run; medians of 7; 2-core machine shared with other builds,
-//! 2026-11-25). The probing client connects with a 20 ms connect timeout
+//! 2026-11-26). The probing client connects with a 20 ms connect timeout
 //! and retries (lab round trip ~0.1 ms), so a SYN lost during a move costs
 //! at most 20 ms rather than the kernel's 1 s SYN retransmit. "Hand-written"
 //! is the same generator with [`Settings::hand_written`] (VRRPv2 `advert_int
@@ -107,16 +113,18 @@
 //!
 //! | event → outcome | generated | hand-written | ratio |
 //! |---|---|---|---|
-//! | (a) VIP holder crashes (links down, then SIGKILL: no goodbye advert) → first client connection to the VIP | **78 ms** (64–301; predicted takeover 68 ms) | 3,248 ms | 41.7× |
-//! | (b) a master's listener dies → HAProxy marks it DOWN (stats socket, polled every 10 ms) | **59 ms** (47–74; bound 60 ms + polling) | 8,375 ms | 142× |
-//! | (c) LB1's HAProxy dies → first client connection through LB2 | **87 ms** (50–148) | 1,428 ms (542–2,250) | 16.4× |
+//! | (a) VIP holder crashes (links down, then SIGKILL: no goodbye advert) → first client connection to the VIP | **64 ms** (56–170; predicted takeover 68 ms) | 3,275 ms | 51.1× |
+//! | (b) a master's listener dies → HAProxy marks it DOWN (stats socket, polled every 10 ms) | **74 ms** (37–126; bound 120 ms + polling) | 8,605 ms | 116× |
+//! | (c) LB1's HAProxy dies → first client connection through LB2 | **49 ms** (36–125) | 1,409 ms (572–2,037) | 28.9× |
 //!
-//! Load average during the run: 14–21 on 2 cores (other builds on the
-//! machine), so these include scheduling delays; the bench prints every run,
-//! the predictions and the load average. Before the back-off, 10 ms adverts
-//! measured (a) 42–45 ms in the median (load ~13). In (c) the probe's
-//! 100 ms read timeout matters: a connection LB1 accepted in the few ms while HAProxy was dying is neither
-//! answered nor reset (with a 1 s read timeout 2–3 of 7 runs took ~1 s).
+//! Load average during the run: 7–9 on 2 cores (other builds on the
+//! machine, 2026-11-26), so these include scheduling delays; the bench
+//! prints every run, the predictions and the load average. With 50 ms
+//! checks (before the back-off above) (b) measured 59 ms (47–74). Before the
+//! back-off from 10 ms adverts, (a) measured 42–45 ms in the median (load
+//! ~13). In (c) the probe's 100 ms read timeout matters: a connection LB1
+//! accepted in the few ms while HAProxy was dying is neither answered nor
+//! reset (with a 1 s read timeout 2–3 of 7 runs took ~1 s).
 //!
 //! **No false alarms**: `cargo bench --features live --bench failover --
 //! --soak 600` (also the second half of a plain run) keeps

@@ -36,6 +36,12 @@ pub struct Settings {
     /// seconds: Keepalived 2.2 rejects fractions). The slow backstop behind
     /// [`Settings::haproxy_watch`].
     pub track_interval_secs: u8,
+    /// Consecutive failed (or timed-out, 1 s) runs of the track script
+    /// before Keepalived enters FAULT. With the watcher in place the script
+    /// is only a backstop, so it may be slow to judge: one fork + exec that
+    /// took over a second on saturated cores (load average 19) put an LB
+    /// into FAULT in the 600 s soak with `fall 1`.
+    pub track_fall: u8,
     /// Poll interval of the HAProxy watcher (`tail --pid`), which writes a
     /// Keepalived `track_file` the moment HAProxy exits; `None`: no watcher,
     /// only the track script (as in hand-written setups).
@@ -85,6 +91,7 @@ impl Settings {
             fall: 2,
             rise: 2,
             track_interval_secs: 1,
+            track_fall: 3,
             haproxy_watch: Some(advert_int),
             vrrp_rt_priority: Some(VRRP_RT_PRIORITY),
         }
@@ -103,6 +110,7 @@ impl Settings {
             fall: 3,
             rise: 2,
             track_interval_secs: 2,
+            track_fall: 1,
             haproxy_watch: None,
             vrrp_rt_priority: None,
         }
@@ -164,14 +172,14 @@ mod tests {
     fn derived_values_follow_the_formulas() {
         let s = Settings::default();
         assert_eq!(s.advert_text(), "0.02");
-        assert_eq!(s.check_fastinter, Duration::from_millis(10));
+        assert_eq!(s.check_fastinter, Duration::from_millis(20));
         assert_eq!(s.check_timeout, CHECK_TIMEOUT);
         assert!(s.check_timeout > s.check_inter);
         assert_eq!(s.haproxy_watch, Some(s.advert_int));
         // Backup priority 150: skew = 106/256 × 20 ms ≈ 8.3 ms.
         assert_eq!(s.skew(150), Duration::from_nanos(8_281_250));
         assert_eq!(s.takeover(150), Duration::from_nanos(68_281_250));
-        assert_eq!(s.down_after_refusal(), Duration::from_millis(60));
+        assert_eq!(s.down_after_refusal(), Duration::from_millis(120));
         assert_eq!(Settings::hand_written().advert_text(), "1");
         assert_eq!(seconds_text(Duration::from_millis(250)), "0.25");
         assert_eq!(seconds_text(Duration::from_millis(1500)), "1.5");

@@ -150,6 +150,15 @@ struct Interface {
     mac: Mac,
     source: NetSource,
     model: Model,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtu: Option<Mtu>,
+}
+
+/// `<mtu size='…'/>`: the overlay MTU on a network that spans hosts.
+#[derive(Serialize)]
+struct Mtu {
+    #[serde(rename = "@size")]
+    size: u16,
 }
 
 #[derive(Serialize)]
@@ -270,6 +279,7 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
                 network: n.network.name.to_string(),
             },
             model: Model { kind: "virtio" },
+            mtu: cluster.nic_mtu(n.network).map(|size| Mtu { size }),
         })
         .collect();
     DomainXml {

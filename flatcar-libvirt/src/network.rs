@@ -1,7 +1,12 @@
 //! libvirt network XML: the LAN in bridge mode on the host bridge, NAT
 //! networks in `open` forward mode (see the [module docs](super)) with the
 //! gateway address, DHCP range, one reservation per VM NIC, DNS host
-//! entries and the cluster's domain.
+//! entries and the cluster's domain. With several hosts, a NAT network
+//! spans them as a VXLAN segment (`flatcar_topology::fabric`): libvirt
+//! cannot create the VXLAN port, so the network is in `bridge` mode on the
+//! bridge the host's systemd-networkd files create (the same XML on every
+//! host; the gateway address lives on that bridge, VMs have static
+//! addresses from Ignition, names come from the cloud's DNS).
 
 use crate::metadata::{render, Document, Metadata};
 use crate::Error;
@@ -97,8 +102,25 @@ struct DhcpHost {
 }
 
 fn build(cluster: &Cluster, net: &Network) -> NetworkXml {
+    let spans = cluster
+        .fabric()
+        .is_some_and(|f| f.segment(net.name.as_str()).is_some());
     match net.kind {
         NetworkKind::Lan => NetworkXml {
+            name: net.name.to_string(),
+            uuid: None,
+            metadata: None,
+            forward: Forward { mode: "bridge" },
+            bridge: Bridge {
+                name: net.bridge.to_string(),
+                stp: None,
+                delay: None,
+            },
+            domain: None,
+            dns: None,
+            ip: None,
+        },
+        NetworkKind::Nat if spans => NetworkXml {
             name: net.name.to_string(),
             uuid: None,
             metadata: None,

@@ -39,6 +39,7 @@
 pub mod chrony;
 pub mod coredns;
 mod error;
+pub mod fabric;
 mod flatcar;
 pub mod router;
 pub mod ruleset;

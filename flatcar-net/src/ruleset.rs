@@ -53,7 +53,8 @@
 
 use crate::Error;
 use flatcar_topology::{
-    Cluster, Endpoint, Flow, IfName, NetworkKind, Port, PortRange, Proto, VpnEndpoint,
+    Cluster, Endpoint, Flow, IfName, KvmHost, MacAddr, NetworkKind, Port, PortRange, Proto,
+    VpnEndpoint,
 };
 use ipnet::Ipv4Net;
 use nftables::batch::Batch;
@@ -176,6 +177,9 @@ pub enum Hook {
     Forward,
     /// Packets leaving (source NAT).
     Postrouting,
+    /// Packets the host itself sends (in the bridge family: frames the
+    /// bridge device sends out through a port).
+    Output,
 }
 
 impl Hook {
@@ -184,6 +188,7 @@ impl Hook {
             Hook::Input => "input",
             Hook::Forward => "forward",
             Hook::Postrouting => "postrouting",
+            Hook::Output => "output",
         }
     }
     fn nft(self) -> NfHook {
@@ -191,6 +196,7 @@ impl Hook {
             Hook::Input => NfHook::Input,
             Hook::Forward => NfHook::Forward,
             Hook::Postrouting => NfHook::Postrouting,
+            Hook::Output => NfHook::Output,
         }
     }
 }
@@ -339,6 +345,8 @@ pub enum Match {
     L4proto(Op, Vec<L4>),
     /// `tcp|udp|th dport [!=] { ports }`.
     Dport(PortHeader, Op, Vec<PortRange>),
+    /// `ether saddr [!=] MAC` (bridge family).
+    EtherSaddr(Op, MacAddr),
 }
 
 /// What a matching rule does.
@@ -477,6 +485,7 @@ impl fmt::Display for Match {
                 op.text(),
                 set_text(p, |p| port_text(*p))
             ),
+            Match::EtherSaddr(op, mac) => write!(f, "ether saddr {}{mac}", op.text()),
         }
     }
 }
@@ -598,6 +607,7 @@ impl Match {
                 *op,
                 named_set(p.iter().map(|p| port_expr(*p)).collect()),
             ),
+            Match::EtherSaddr(op, mac) => m(payload("ether", "saddr"), *op, s(mac.to_string())),
         }
     }
 }
@@ -833,9 +843,69 @@ fn all_flows(cluster: &Cluster, extra: &[Flow]) -> Vec<Flow> {
     flows
 }
 
-/// Builds the host's ruleset from the model's zones, `cluster.flows()` and
-/// the `extra` flows services contributed (`Composed::flows`).
+/// Builds the (first) host's ruleset from the model's zones,
+/// `cluster.flows()` and the `extra` flows services contributed
+/// (`Composed::flows`). In a multi-host cloud this is [`build_for`] the
+/// first host.
 pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
+    build_for(cluster, extra, cluster.host())
+}
+
+/// The VXLAN underlay and anycast-gateway rules of `host` (empty in a
+/// single-host cloud): the input rules (VXLAN only from the other hosts'
+/// LAN addresses, then no VXLAN at all) and the bridge rules that keep each
+/// segment's gateway MAC off its VXLAN port in both directions.
+fn fabric_rules(cluster: &Cluster, host: &KvmHost) -> (Vec<Rule>, Vec<Rule>, Vec<Rule>) {
+    let Some(f) = cluster.fabric() else {
+        return Default::default();
+    };
+    let vxlan = vec![PortRange::one(f.port)];
+    let peers: Vec<Ipv4Net> = f.peers(host).into_iter().map(Ipv4Net::from).collect();
+    let mut input = Vec::new();
+    if !peers.is_empty() {
+        input.push(Rule::new(
+            vec![
+                Match::Addr(Dir::Source, Op::Eq, peers),
+                Match::Dport(PortHeader::Udp, Op::Eq, vxlan.clone()),
+            ],
+            Verdict::Accept,
+            "vxlan from the other hosts",
+        ));
+    }
+    input.push(Rule::new(
+        vec![Match::Dport(PortHeader::Udp, Op::Eq, vxlan)],
+        Verdict::Drop,
+        "vxlan from anyone else",
+    ));
+    let mut bridge_in = Vec::new();
+    let mut bridge_out = Vec::new();
+    for seg in &f.segments {
+        let gw = Match::EtherSaddr(Op::Eq, seg.gateway_mac);
+        bridge_in.push(Rule::new(
+            vec![Match::Iifname(Op::Eq, seg.vxlan.clone()), gw.clone()],
+            Verdict::Drop,
+            format!("{}: another host's gateway stays there", seg.network.name),
+        ));
+        bridge_out.push(Rule::new(
+            vec![Match::Oifname(Op::Eq, seg.vxlan.clone()), gw],
+            Verdict::Drop,
+            format!("{}: this host's gateway stays here", seg.network.name),
+        ));
+    }
+    (input, bridge_in, bridge_out)
+}
+
+/// Builds `host`'s ruleset: [`build`] plus, in a multi-host cloud, VXLAN
+/// from the other hosts only and the anycast gateway kept local on each
+/// spanning network (see [`flatcar_topology::fabric`]).
+pub fn build_for(cluster: &Cluster, extra: &[Flow], host: &KvmHost) -> Ruleset {
+    let (fabric_input, bridge_in, bridge_out) = fabric_rules(cluster, host);
+    let fabric = cluster.fabric();
+    let spans = |net: &flatcar_topology::Network| {
+        fabric
+            .as_ref()
+            .is_some_and(|f| f.segment(net.name.as_str()).is_some())
+    };
     let flows = all_flows(cluster, extra);
     let inside = inside(cluster);
     let outside = |m: Vec<Match>| {
@@ -879,6 +949,7 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
         "loopback",
     ));
     input.extend(anti_spoof(cluster));
+    input.extend(fabric_input);
     input.extend(api_never_outside());
     input.push(Rule::new(
         vec![
@@ -901,10 +972,11 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
             ));
         }
     }
+    // (A spanning network is a plain bridge: no libvirt dnsmasq on it.)
     for net in cluster
         .networks()
         .iter()
-        .filter(|n| n.kind == NetworkKind::Nat)
+        .filter(|n| n.kind == NetworkKind::Nat && !spans(n))
     {
         const DNS: Port = Port::of(53);
         const DHCP: Port = Port::of(67);
@@ -953,14 +1025,29 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
         .iter()
         .filter(|n| n.kind == NetworkKind::Nat)
         .map(|n| {
-            Rule::new(
-                vec![
-                    Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
-                    Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
-                ],
-                Verdict::Masquerade,
-                format!("{} to the internet side", n.name),
-            )
+            if spans(n) {
+                // Several hosts: every connection leaving the segment
+                // leaves as this host, so its replies come back here and
+                // not to the host a LAN route names (each host's gateway
+                // only reaches the VMs it runs).
+                Rule::new(
+                    vec![
+                        Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                        Match::Addr(Dir::Destination, Op::Ne, vec![n.cidr.trunc()]),
+                    ],
+                    Verdict::Masquerade,
+                    format!("{} leaves as this host (spans hosts)", n.name),
+                )
+            } else {
+                Rule::new(
+                    vec![
+                        Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                        Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
+                    ],
+                    Verdict::Masquerade,
+                    format!("{} to the internet side", n.name),
+                )
+            }
         })
         .collect();
 
@@ -1014,7 +1101,6 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
         }
     }
 
-    let host = cluster.host();
     let chain = |name: &str, kind, hook, policy, rules| Chain {
         name: NftName::unchecked(name),
         kind,
@@ -1054,16 +1140,51 @@ pub fn build(cluster: &Cluster, extra: &[Flow]) -> Ruleset {
             Table {
                 family: Family::Bridge,
                 name: NftName::unchecked(TABLE),
-                chains: vec![chain(
-                    "forward",
-                    ChainKind::Filter,
-                    Hook::Forward,
-                    Policy::Accept,
-                    bridge,
-                )],
+                chains: {
+                    let mut chains = Vec::new();
+                    if !bridge_in.is_empty() {
+                        chains.push(chain(
+                            "input",
+                            ChainKind::Filter,
+                            Hook::Input,
+                            Policy::Accept,
+                            bridge_in.clone(),
+                        ));
+                    }
+                    let mut bridge = bridge;
+                    bridge.extend(bridge_in);
+                    chains.push(chain(
+                        "forward",
+                        ChainKind::Filter,
+                        Hook::Forward,
+                        Policy::Accept,
+                        bridge,
+                    ));
+                    if !bridge_out.is_empty() {
+                        chains.push(chain(
+                            "output",
+                            ChainKind::Filter,
+                            Hook::Output,
+                            Policy::Accept,
+                            bridge_out,
+                        ));
+                    }
+                    chains
+                },
             },
         ],
     }
+}
+
+/// `host`'s ruleset as `nft -f` text (`hosts/<host>/nftables.nft` in a
+/// multi-host bundle).
+pub fn render_for(cluster: &Cluster, extra: &[Flow], host: &KvmHost) -> String {
+    build_for(cluster, extra, host).to_text()
+}
+
+/// `host`'s ruleset as `nft -j -f` JSON (`hosts/<host>/nftables.json`).
+pub fn render_json_for(cluster: &Cluster, extra: &[Flow], host: &KvmHost) -> Result<String, Error> {
+    build_for(cluster, extra, host).to_json()
 }
 
 /// The ruleset as `nft -f` text (what the bundle ships as `host/nftables.nft`).

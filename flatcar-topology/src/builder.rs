@@ -948,6 +948,7 @@ impl ClusterBuilder {
             router: self.router,
             extra_hosts,
             placement: self.placement,
+            fabric: None,
         };
         let mut problems = self.sink.0;
         match Cluster::try_from(spec) {

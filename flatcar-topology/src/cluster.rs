@@ -52,6 +52,7 @@ impl TryFrom<Spec> for Cluster {
     type Error = Problems;
     fn try_from(mut spec: Spec) -> Result<Self, Problems> {
         crate::placement::place(&mut spec);
+        crate::fabric::allocate(&mut spec);
         let problems = validate(&spec);
         if !problems.is_empty() {
             return Err(Problems(problems));

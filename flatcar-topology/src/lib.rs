@@ -53,6 +53,7 @@ pub mod bringup;
 mod builder;
 mod cluster;
 mod error;
+pub mod fabric;
 mod file;
 mod flow;
 mod host;

@@ -64,4 +64,9 @@ pub struct Spec {
     /// recorded entries are never moved.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub placement: std::collections::BTreeMap<Name, Name>,
+    /// The networks that span hosts (VNIs, LAN MTU, VXLAN port). Recorded
+    /// by [`allocate`](crate::fabric::allocate) when there is more than one
+    /// host; absent in a single-host cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fabric: Option<crate::fabric::FabricSpec>,
 }

@@ -47,6 +47,7 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     v.router();
     v.extra_hosts();
     v.out.extend(crate::placement::problems(spec));
+    v.out.extend(crate::fabric::problems(spec));
     for (group, a, b) in crate::reboot::conflicts(spec) {
         v.out.push(rule(
             Element::Vm(b.clone()),

@@ -129,6 +129,9 @@ impl Lab {
                         spawn_api_standin(&ns, None, *port, vm.name.as_str())
                     } else {
                         ns.spawn(&[
+                            "nice",
+                            "-n",
+                            BACKEND_NICE,
                             "socat",
                             // A real API server's accept backlog, not socat's 5.
                             &format!("TCP-LISTEN:{port},fork,reuseaddr,backlog=1024"),
@@ -412,6 +415,15 @@ pub fn stat_line(dir: &Path, backend: &str, server: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Nice value of the lab's backend stand-ins. In the cloud, masters and
+/// workers are VMs with CPUs of their own; in the lab they share the two
+/// cores with the LBs and the soak's CPU burners. Without a head start, a
+/// Python TLS stand-in starved at load average ~19 misses HAProxy's 100 ms
+/// handshake budget, and the soak would measure the stand-in's scheduling
+/// instead of the generated HAProxy/Keepalived settings, which keep their
+/// ordinary priority (Keepalived's VRRP process: its generated realtime one).
+pub const BACKEND_NICE: &str = "-10";
+
 /// The K3s API stand-in (K3s cannot run here): a TLS listener that answers
 /// HAProxy's `GET /readyz` health check with 200 over HTTPS, as a K3s server
 /// with `anonymous-auth=true` does, and a plain TCP client with the
@@ -503,7 +515,12 @@ pub fn spawn_api_standin(ns: &Netns, bind: Option<Ipv4Addr>, port: u16, name: &s
     let (cert, key) = api_cert();
     let bind = bind.map_or_else(|| "0.0.0.0".to_string(), |a| a.to_string());
     let port = port.to_string();
+    // nice -10: the stand-in is a K3s server on a machine of its own; the
+    // soak loads the LBs' cores, not the backends' (see BACKEND_NICE).
     ns.spawn(&[
+        "nice",
+        "-n",
+        BACKEND_NICE,
         "python3",
         "-c",
         API_STANDIN,
