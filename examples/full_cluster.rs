@@ -49,6 +49,17 @@ struct Args {
     #[cfg(feature = "libvirt")]
     #[arg(long)]
     no_host: bool,
+    /// With --apply: place every VM's Ignition config at its domain's
+    /// fw_cfg path, then start the domains in bring-up order and wait until
+    /// each reports on its serial console that it is up (per-VM times; the
+    /// first VM that fails or times out is named with its failed units).
+    #[cfg(feature = "libvirt")]
+    #[arg(long, requires = "apply")]
+    start: bool,
+    /// With --start: how long to wait for each VM's report, in seconds.
+    #[cfg(feature = "libvirt")]
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    start_timeout: u64,
     /// Authorize this SSH public key line for the admin user (repeatable).
     /// Without one, an ed25519 key pair is generated once into
     /// `<out>/secrets/admin-ssh-ed25519` (0600) and reused.
@@ -228,6 +239,35 @@ fn run_deploy(
         "re-plan at {}: {} change(s)",
         d.uri,
         again.changes() + again_ign
+    );
+    Ok(())
+}
+
+/// `--start` (after `--apply` placed every VM's Ignition config at its
+/// fw_cfg path): starts the domains in bring-up waves, printing progress and
+/// per-VM times, and names the first VM that fails or times out.
+#[cfg(feature = "libvirt")]
+fn start(args: &Args, cluster: &flatcar_microcloud::topology::Cluster) -> Result<(), String> {
+    use flatcar_microcloud::libvirt::{apply, start};
+    let Some(uri) = &args.apply else {
+        return Ok(());
+    };
+    let conn = apply::connect(uri).map_err(|e| e.to_string())?;
+    let t0 = std::time::Instant::now();
+    let timeout = std::time::Duration::from_secs(args.start_timeout);
+    let started = start::start(&conn, cluster, timeout, &mut |e| match e {
+        start::Event::Wave(i, vms) => println!("start wave {}: {}", i + 1, vms.join(", ")),
+        start::Event::Starting(vm) => println!("  {vm}: started, waiting for its report"),
+        start::Event::AlreadyRunning(vm) => println!("  {vm}: already running"),
+        start::Event::Waiting(vm, t) => println!("  {vm}: waiting ({} s)", t.as_secs()),
+        start::Event::Up(vm, t) => println!("  {vm}: up in {:.1} s", t.as_secs_f64()),
+        _ => {}
+    })
+    .map_err(|e| e.to_string())?;
+    println!(
+        "start: {} VM(s) up in {:.1} s",
+        started.len(),
+        t0.elapsed().as_secs_f64()
     );
     Ok(())
 }
@@ -627,6 +667,13 @@ fn main() -> ExitCode {
         "diagram: {0}/diagram/cloud.dot (dot -Tsvg), {0}/diagram/cloud.mmd (Mermaid)",
         args.out.display()
     );
+    #[cfg(feature = "libvirt")]
+    if args.start {
+        if let Err(e) = start(&args, &cluster) {
+            eprintln!("error: --start: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if applying && !pending.is_empty() {
         let names: Vec<&str> = pending.iter().map(|n| n.as_str()).collect();
         println!(

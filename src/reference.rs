@@ -3,8 +3,8 @@
 //! (198.18.0.0/15) while the generated files for users carry the real ones.
 
 use flatcar_topology::{
-    net4, BackendPort, Channel, Cluster, Endpoint, GiB, HostBuilder, Ipv4Net, MiB, Problems, Proto,
-    Role,
+    net4, BackendPort, Channel, Cluster, ClusterBuilder, Endpoint, GiB, HostBuilder, Ipv4Net, MiB,
+    Problems, Proto, Role,
 };
 use std::net::Ipv4Addr;
 
@@ -81,6 +81,13 @@ pub fn cluster_with(plan: &AddressPlan) -> Result<Cluster, Problems> {
 /// The reference cloud on `plan`'s addresses, with `admin_keys` (public key
 /// lines) authorized for the admin user on every VM.
 pub fn cluster_for(plan: &AddressPlan, admin_keys: &[&str]) -> Result<Cluster, Problems> {
+    builder_for(plan, admin_keys).build()
+}
+
+/// The builder chain of [`cluster_for`], not yet built: callers add what
+/// only their environment knows (the boot lab overrides the downloaded
+/// artifacts with ones it serves itself) and call `build()`.
+pub fn builder_for(plan: &AddressPlan, admin_keys: &[&str]) -> ClusterBuilder {
     let mut c = Cluster::builder("microcloud", HostBuilder::new("kvm1").uplink("eno1"));
     for key in admin_keys {
         c.ssh_key(key);
@@ -212,5 +219,5 @@ pub fn cluster_for(plan: &AddressPlan, admin_keys: &[&str]) -> Result<Cluster, P
     c.share("pgbackup", [Endpoint::Role(Role::Database)])
         .share("shared", [Endpoint::Role(Role::Worker)]);
 
-    c.build()
+    c
 }

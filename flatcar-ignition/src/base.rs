@@ -1,7 +1,8 @@
 //! What every node gets from the model alone: hostname, systemd-networkd
 //! (links pinned by MAC, static addresses, gateway, DNS, routes), the admin
 //! user, time sync against the NTP role, data disks mounted persistently,
-//! and a staggered Flatcar update/reboot strategy.
+//! a staggered Flatcar update/reboot strategy, and the serial-console
+//! report that the VM is up ([`flatcar_topology::provision::ready`]).
 
 use flatcar_topology::provision::{Contributions, DiskSetup, File, Service, Unit};
 use flatcar_topology::{Cluster, Error, NetworkKind, NicView, Role, Vm};
@@ -228,6 +229,9 @@ impl Service for Base {
                 &vm.name,
                 File::text("/etc/flatcar/update.conf", 0o644, update_conf(&reboot)),
             );
+            // The VM reports on its serial console once it is up (what
+            // `flatcar-libvirt`'s start waits for).
+            out.unit(&vm.name, flatcar_topology::provision::ready::unit());
         }
         Ok(())
     }

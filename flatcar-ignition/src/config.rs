@@ -5,9 +5,34 @@ use base64::Engine;
 use flatcar_topology::provision::{Contents, Node};
 use serde::Serialize;
 
-/// The Ignition spec version rendered. Only fields that exist since 3.0 are
-/// used, so the same document is also a valid 3.3.0 config.
-pub const SPEC_VERSION: &str = "3.4.0";
+/// The spec version a config declares when it uses nothing newer: 3.3.0,
+/// which every Ignition that Flatcar ships (and Debian's 2.14, which knows
+/// 3.4.0 only as "3.4.0-experimental") accepts.
+pub const SPEC_VERSION: &str = "3.3.0";
+
+/// The spec version a config needs when it uses a 3.4-only field: special
+/// mode bits (setuid, setgid, sticky) in a file mode.
+pub const SPEC_VERSION_SPECIAL_MODES: &str = "3.4.0";
+
+/// Mode bits that spec 3.4.0 introduced (setuid, setgid, sticky).
+const SPECIAL_MODE_BITS: u32 = 0o7000;
+
+impl Config<'_> {
+    /// The lowest spec version that carries every field this config uses,
+    /// so the oldest Ignition that can consume it does.
+    pub fn lowest_spec_version(&self) -> &'static str {
+        if self
+            .storage
+            .files
+            .iter()
+            .any(|f| f.mode & SPECIAL_MODE_BITS != 0)
+        {
+            SPEC_VERSION_SPECIAL_MODES
+        } else {
+            SPEC_VERSION
+        }
+    }
+}
 
 /// Top-level config.
 #[derive(Debug, Serialize)]
@@ -287,7 +312,7 @@ pub fn config(node: &Node) -> Config<'_> {
             ssh_authorized_keys: &node.ssh_keys,
         }]
     };
-    Config {
+    let mut config = Config {
         ignition: Header {
             version: SPEC_VERSION,
         },
@@ -308,7 +333,9 @@ pub fn config(node: &Node) -> Config<'_> {
                 .collect(),
         },
         systemd: Systemd { units },
-    }
+    };
+    config.ignition.version = config.lowest_spec_version();
+    config
 }
 
 /// Renders a node as pretty JSON with a trailing newline.
@@ -319,4 +346,51 @@ pub fn render(node: &Node) -> Result<String, Error> {
     })?;
     s.push('\n');
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(mode: u32) -> FileEntry<'static> {
+        FileEntry {
+            path: "/opt/bin/x",
+            mode,
+            overwrite: true,
+            user: None,
+            contents: Resource {
+                source: "data:,".into(),
+                verification: None,
+            },
+        }
+    }
+
+    fn with_files(files: Vec<FileEntry<'static>>) -> Config<'static> {
+        Config {
+            ignition: Header {
+                version: SPEC_VERSION,
+            },
+            passwd: Passwd::default(),
+            storage: Storage {
+                files,
+                ..Storage::default()
+            },
+            systemd: Systemd::default(),
+        }
+    }
+
+    #[test]
+    fn plain_modes_need_only_spec_3_3() {
+        let c = with_files(vec![file(0o644), file(0o755), file(0o600)]);
+        assert_eq!(c.lowest_spec_version(), "3.3.0");
+        assert_eq!(with_files(Vec::new()).lowest_spec_version(), "3.3.0");
+    }
+
+    #[test]
+    fn special_mode_bits_need_spec_3_4() {
+        for mode in [0o4755, 0o2755, 0o1777] {
+            let c = with_files(vec![file(0o644), file(mode)]);
+            assert_eq!(c.lowest_spec_version(), "3.4.0", "mode {mode:o}");
+        }
+    }
 }

@@ -19,7 +19,7 @@
 //! // The base service alone: hostname, networkd, users, time, updates.
 //! let composed = compose(&cluster, &[], &mut MemorySecrets::default()).expect("composes");
 //! let json = composed.nodes["web1"].ignition_json().expect("renders");
-//! assert!(json.contains("\"version\": \"3.4.0\"") && json.contains("/etc/hostname"));
+//! assert!(json.contains("\"version\": \"3.3.0\"") && json.contains("/etc/hostname"));
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -31,7 +31,7 @@ pub mod fs;
 mod secrets;
 
 pub use base::Base;
-pub use config::{render, SPEC_VERSION};
+pub use config::{render, SPEC_VERSION, SPEC_VERSION_SPECIAL_MODES};
 pub use error::Error;
 pub use secrets::DirSecrets;
 

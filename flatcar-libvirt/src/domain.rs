@@ -9,6 +9,13 @@ use serde::Serialize;
 /// The fw_cfg key Flatcar's QEMU image reads its Ignition config from.
 pub const FW_CFG_KEY: &str = "opt/org.flatcar-linux/config";
 
+/// Where libvirt (virtlogd) logs a domain's serial console: the VM's
+/// report that it is up ([`flatcar_topology::provision::ready`]) is read
+/// from there. Rewritten on every start (`append='off'`).
+pub fn console_log_path(vm: &Vm) -> String {
+    format!("/var/log/libvirt/qemu/{}-serial.log", vm.name)
+}
+
 #[derive(Serialize)]
 struct DomainXml {
     #[serde(rename = "@type")]
@@ -176,7 +183,16 @@ struct Model {
 struct Serial {
     #[serde(rename = "@type")]
     kind: &'static str,
+    log: SerialLog,
     target: SerialTarget,
+}
+
+#[derive(Serialize)]
+struct SerialLog {
+    #[serde(rename = "@file")]
+    file: String,
+    #[serde(rename = "@append")]
+    append: &'static str,
 }
 
 #[derive(Serialize)]
@@ -301,6 +317,10 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
             interface,
             serial: Serial {
                 kind: "pty",
+                log: SerialLog {
+                    file: console_log_path(vm),
+                    append: "off",
+                },
                 target: SerialTarget { port: 0 },
             },
             console: Console {

@@ -76,6 +76,43 @@ pub enum Error {
         #[source]
         source: virt::error::Error,
     },
+    /// A VM did not report up: it stopped, or its report did not come
+    /// within the timeout.
+    #[error("VM {vm} is not up: {why}")]
+    NotUp {
+        /// The VM.
+        vm: String,
+        /// What happened, with where to look.
+        why: String,
+    },
+    /// A VM reported up with failed units.
+    #[error("VM {vm} is up with failed unit(s): {}", .units.join(", "))]
+    UnitsFailed {
+        /// The VM.
+        vm: String,
+        /// The units `systemctl --failed` listed.
+        units: Vec<String>,
+    },
+    /// A VM's serial console log could not be read.
+    #[error("VM {vm}: cannot read its console log {path}: {source}")]
+    Console {
+        /// The VM.
+        vm: String,
+        /// The log file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A VM's Ignition file could not be placed.
+    #[error("cannot place the Ignition file {path}: {source}")]
+    Place {
+        /// Its path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Apply refused before changing anything: an object of that name exists
     /// and is not this cluster's (or cannot be changed safely).
     #[error("libvirt: {object}: refusing to apply: {reason}")]

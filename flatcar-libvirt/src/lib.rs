@@ -64,6 +64,7 @@ pub mod live;
 pub mod metadata;
 pub mod network;
 pub mod pool;
+pub mod start;
 pub mod volume;
 
 pub use error::Error;

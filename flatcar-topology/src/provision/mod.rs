@@ -37,6 +37,7 @@
 //! assert!(out.nodes["web1"].files.contains_key("/etc/motd"));
 //! ```
 
+pub mod ready;
 mod secrets;
 pub mod sysext;
 

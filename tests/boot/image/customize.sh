@@ -66,9 +66,9 @@ in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.ti
 # Present but off, as on Flatcar (an Ignition config enables them).
 in_root systemctl disable nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service >/dev/null 2>&1 || true
 
-# First boot is first boot: no machine id (systemd applies the unit presets
-# Ignition wrote), no SSH host keys (generated per VM), no hostname.
-printf 'uninitialized\n' > "$root/etc/machine-id"
+# First boot is first boot: no SSH host keys (generated per VM), no
+# hostname; /etc/machine-id is set to "uninitialized" by build-test-image
+# after mmdebstrap's cleanup (which would empty it after this hook).
 rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_* "$root/etc/hostname"
 # Flatcar's os-release carries SYSEXT_LEVEL (sysext images may match on it).
 grep -q '^SYSEXT_LEVEL=' "$root/usr/lib/os-release" || echo 'SYSEXT_LEVEL=1.0' >> "$root/usr/lib/os-release"

@@ -3,7 +3,11 @@
 # has remote resources (http/https sources); the distro brings the network
 # up before the fetch stage. Flatcar's initramfs runs DHCP on every link;
 # so does this (dhclient, one attempt per link, in parallel). "stop" ends
-# the clients and removes their addresses before the switch to the real root.
+# the clients, removes their addresses and takes every link down before the
+# switch to the real root (as Fedora CoreOS's coreos-teardown-initramfs
+# does): udev renames only links that are down, so a link left up keeps its
+# initramfs name (enp0s2) and the config's .link files (MAC → eth0) and the
+# .network files that match those names never apply.
 set -u
 case ${1:-start} in
 start)
@@ -30,6 +34,11 @@ stop)
         ip -4 addr flush dev "$i" scope global
         ip route flush dev "$i" 2>/dev/null
         rm -f "$pid"
+    done
+    for dev in /sys/class/net/*; do
+        i=${dev##*/}
+        [ "$i" = lo ] && continue
+        ip link set "$i" down
     done
     rm -f /etc/resolv.conf
     ;;

@@ -1,0 +1,233 @@
+//! Starting a defined cloud: its domains in the model's bring-up order
+//! ([`flatcar_topology::bringup`]), each waited for until it reports on its
+//! serial console that it is up ([`flatcar_topology::provision::ready`]),
+//! with progress through a callback and per-VM times. A VM that reports
+//! failed units, stops, or does not report within the timeout ends the
+//! start with an error naming it (and the failed units).
+//!
+//! The order is a list of waves: a VM belongs to the wave of its *first*
+//! step in the bring-up stages (load balancers, DNS/NTP and the database
+//! first, then the first master, then the rest); a wave starts once every
+//! VM of the waves before it has reported. VMs without a step (nothing to
+//! run) start in the first wave.
+//!
+//! ```
+//! use flatcar_topology::{net4, Cluster, HostBuilder, Role};
+//! let mut c = Cluster::builder("demo", HostBuilder::new("kvm1"));
+//! let lan = c.lan("lan", net4!("198.18.0.0/24"), |n| n.host_at(40));
+//! c.vm("web1", |vm| vm.role(Role::Worker).nic(&lan, 21));
+//! c.dns("demo.home.arpa", &[std::net::Ipv4Addr::new(198, 18, 250, 53)]);
+//! c.ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJNBE0yGR9doLSjjPtPCkgpn6fWfiNVJ44xnctKvgyUU admin");
+//! let cluster = c.build().expect("valid");
+//! assert_eq!(flatcar_libvirt::start::waves(&cluster), vec![vec!["web1".to_string()]]);
+//! ```
+
+use flatcar_topology::Cluster;
+use std::collections::BTreeMap;
+
+/// The VMs of `cluster` in start waves (see the module documentation);
+/// names within a wave are sorted.
+pub fn waves(cluster: &Cluster) -> Vec<Vec<String>> {
+    let mut first: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, stage) in cluster.bring_up().stages.iter().enumerate() {
+        for step in stage {
+            first.entry(step.vm.to_string()).or_insert(i);
+        }
+    }
+    for vm in cluster.vms() {
+        first.entry(vm.name.to_string()).or_insert(0);
+    }
+    let mut by_wave: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (vm, wave) in first {
+        by_wave.entry(wave).or_default().push(vm);
+    }
+    by_wave.into_values().collect()
+}
+
+#[cfg(feature = "live")]
+pub use live_start::*;
+
+#[cfg(feature = "live")]
+mod live_start {
+    use super::waves;
+    use crate::domain::console_log_path;
+    use crate::Error;
+    use flatcar_topology::provision::ready;
+    use flatcar_topology::Cluster;
+    use std::time::{Duration, Instant};
+    use virt::connect::Connect;
+
+    /// How often the console logs are read while waiting.
+    const POLL: Duration = Duration::from_millis(500);
+
+    /// Progress of [`start`].
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum Event {
+        /// A wave begins (index from 0, its VMs).
+        Wave(usize, Vec<String>),
+        /// The domain was started.
+        Starting(String),
+        /// The domain was already running: only its report is waited for.
+        AlreadyRunning(String),
+        /// Still waiting for the VM's report (sent about every 10 s).
+        Waiting(String, Duration),
+        /// The VM reported up with no failed unit after this long.
+        Up(String, Duration),
+    }
+
+    /// One VM started (or found running) and up.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Started {
+        /// VM name.
+        pub vm: String,
+        /// Its wave (0 = first).
+        pub wave: usize,
+        /// From its start (or from when waiting began) to its report.
+        pub took: Duration,
+        /// It was running before [`start`] was called.
+        pub already_running: bool,
+    }
+
+    fn lv(object: &str, e: &virt::error::Error) -> Error {
+        Error::Libvirt {
+            object: object.to_string(),
+            source: e.clone(),
+        }
+    }
+
+    /// Starts every domain of `cluster` at `conn` in bring-up order and
+    /// waits for each to report up (`timeout` per VM, from its start).
+    /// Domains must be defined (`apply`) and their Ignition files placed.
+    pub fn start(
+        conn: &Connect,
+        cluster: &Cluster,
+        timeout: Duration,
+        progress: &mut dyn FnMut(Event),
+    ) -> Result<Vec<Started>, Error> {
+        virt::error::clear_error_callback();
+        let mut done = Vec::new();
+        for (w, names) in waves(cluster).into_iter().enumerate() {
+            progress(Event::Wave(w, names.clone()));
+            let mut pending = Vec::new();
+            for name in &names {
+                let object = format!("domain {name}");
+                let vm = cluster.vm(name).ok_or_else(|| Error::Refused {
+                    object: object.clone(),
+                    reason: "not in the model".into(),
+                })?;
+                let d = conn
+                    .lookup_domain_by_name(name)
+                    .map_err(|e| lv(&object, &e))?;
+                let running = d.is_active().map_err(|e| lv(&object, &e))?;
+                if running {
+                    progress(Event::AlreadyRunning(name.clone()));
+                } else {
+                    d.create().map_err(|e| lv(&object, &e))?;
+                    progress(Event::Starting(name.clone()));
+                }
+                pending.push((
+                    name.clone(),
+                    console_log_path(vm),
+                    d,
+                    Instant::now(),
+                    running,
+                ));
+            }
+            let mut last_note = Instant::now();
+            while !pending.is_empty() {
+                let mut still = Vec::new();
+                for (name, log, d, since, running) in pending {
+                    let text = match std::fs::read(&log) {
+                        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                        Err(source) => {
+                            return Err(Error::Console {
+                                vm: name,
+                                path: log,
+                                source,
+                            })
+                        }
+                    };
+                    match ready::last_report(&text) {
+                        Some(r) if r.failed.is_empty() => {
+                            let took = since.elapsed();
+                            progress(Event::Up(name.clone(), took));
+                            done.push(Started {
+                                vm: name,
+                                wave: w,
+                                took,
+                                already_running: running,
+                            });
+                        }
+                        Some(r) => {
+                            return Err(Error::UnitsFailed {
+                                vm: name,
+                                units: r.failed,
+                            })
+                        }
+                        None => {
+                            let object = format!("domain {name}");
+                            if !d.is_active().map_err(|e| lv(&object, &e))? {
+                                return Err(Error::NotUp {
+                                    vm: name,
+                                    why: format!("the domain stopped; see {log}"),
+                                });
+                            }
+                            if since.elapsed() > timeout {
+                                return Err(Error::NotUp {
+                                    vm: name,
+                                    why: format!(
+                                        "no report after {} s; see {log}",
+                                        timeout.as_secs()
+                                    ),
+                                });
+                            }
+                            still.push((name, log, d, since, running));
+                        }
+                    }
+                }
+                pending = still;
+                if !pending.is_empty() {
+                    if last_note.elapsed() >= Duration::from_secs(10) {
+                        for (name, _, _, since, _) in &pending {
+                            progress(Event::Waiting(name.clone(), since.elapsed()));
+                        }
+                        last_note = Instant::now();
+                    }
+                    std::thread::sleep(POLL);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes a VM's rendered Ignition config where its domain's fw_cfg
+    /// entry points ([`crate::ignition_path`]): 0600 (libvirt hands it to
+    /// QEMU while the domain runs), atomically (temporary file + rename).
+    pub fn place_ignition(cluster: &Cluster, vm: &str, json: &str) -> Result<String, Error> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let v = cluster.vm(vm).ok_or_else(|| Error::Refused {
+            object: format!("ignition {vm}"),
+            reason: "not in the model".into(),
+        })?;
+        let path = crate::ignition_path(cluster, v);
+        let tmp = format!("{path}.tmp-{}", std::process::id());
+        let io = |source| Error::Place {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        f.write_all(json.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(path)
+    }
+}
