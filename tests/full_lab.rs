@@ -335,31 +335,7 @@ fn full_lab_every_claim() {
         .collect();
     for (name, addr) in &masters {
         let n = &nodes[name];
-        let data = n.dir.join("etcd");
-        let d = n.ns.spawn_logged(
-            &[
-                "etcd",
-                "--name",
-                name,
-                "--data-dir",
-                data.to_str().expect("utf8"),
-                "--listen-peer-urls",
-                &format!("http://{addr}:2380"),
-                "--initial-advertise-peer-urls",
-                &format!("http://{addr}:2380"),
-                "--listen-client-urls",
-                &format!("http://{addr}:2379"),
-                "--advertise-client-urls",
-                &format!("http://{addr}:2379"),
-                "--initial-cluster",
-                &initial.join(","),
-                "--initial-cluster-state",
-                "new",
-                "--initial-cluster-token",
-                &p,
-            ],
-            &n.dir.join("etcd.log"),
-        );
+        let d = spawn_etcd(&n.ns, &n.dir, name, *addr, &initial, &p);
         daemons_of.get_mut(name).expect("master").push(d);
     }
 

@@ -441,31 +441,7 @@ fn losing_a_whole_host_keeps_the_cloud_up() {
         .collect();
     for (name, addr) in &maddr {
         let n = nodes.get_mut(name).expect("master");
-        let data = n.dir.join("etcd");
-        let d = n.ns.spawn_logged(
-            &[
-                "etcd",
-                "--name",
-                name,
-                "--data-dir",
-                data.to_str().expect("utf8"),
-                "--listen-peer-urls",
-                &format!("http://{addr}:2380"),
-                "--initial-advertise-peer-urls",
-                &format!("http://{addr}:2380"),
-                "--listen-client-urls",
-                &format!("http://{addr}:2379"),
-                "--advertise-client-urls",
-                &format!("http://{addr}:2379"),
-                "--initial-cluster",
-                &initial.join(","),
-                "--initial-cluster-state",
-                "new",
-                "--initial-cluster-token",
-                &tag,
-            ],
-            &n.dir.join("etcd.log"),
-        );
+        let d = support::spawn_etcd(&n.ns, &n.dir, name, *addr, &initial, &tag);
         n.daemons.push(d);
     }
 

@@ -104,15 +104,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A VM's Ignition file could not be placed.
-    #[error("cannot place the Ignition file {path}: {source}")]
-    Place {
-        /// Its path.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// Apply refused before changing anything: an object of that name exists
     /// and is not this cluster's (or cannot be changed safely).
     #[error("libvirt: {object}: refusing to apply: {reason}")]

@@ -201,33 +201,4 @@ mod live_start {
         }
         Ok(done)
     }
-
-    /// Writes a VM's rendered Ignition config where its domain's fw_cfg
-    /// entry points ([`crate::ignition_path`]): 0600 (libvirt hands it to
-    /// QEMU while the domain runs), atomically (temporary file + rename).
-    pub fn place_ignition(cluster: &Cluster, vm: &str, json: &str) -> Result<String, Error> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let v = cluster.vm(vm).ok_or_else(|| Error::Refused {
-            object: format!("ignition {vm}"),
-            reason: "not in the model".into(),
-        })?;
-        let path = crate::ignition_path(cluster, v);
-        let tmp = format!("{path}.tmp-{}", std::process::id());
-        let io = |source| Error::Place {
-            path: path.clone(),
-            source,
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(json.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(path)
-    }
 }

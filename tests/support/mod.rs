@@ -325,3 +325,41 @@ pub fn networkd(ns: &Netns, files: &BTreeMap<String, String>, dir: &Path) -> Dae
 pub fn networkd_log(dir: &Path) -> String {
     std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default()
 }
+
+/// Starts one member of a fresh etcd cluster in `ns`: peers on
+/// `http://{addr}:2380`, clients on `:2379`, data and log in `dir`.
+/// `initial` is the `--initial-cluster` list (`name=http://addr:2380`).
+pub fn spawn_etcd(
+    ns: &Netns,
+    dir: &Path,
+    name: &str,
+    addr: Ipv4Addr,
+    initial: &[String],
+    token: &str,
+) -> Daemon {
+    let data = dir.join("etcd");
+    ns.spawn_logged(
+        &[
+            "etcd",
+            "--name",
+            name,
+            "--data-dir",
+            data.to_str().expect("utf8"),
+            "--listen-peer-urls",
+            &format!("http://{addr}:2380"),
+            "--initial-advertise-peer-urls",
+            &format!("http://{addr}:2380"),
+            "--listen-client-urls",
+            &format!("http://{addr}:2379"),
+            "--advertise-client-urls",
+            &format!("http://{addr}:2379"),
+            "--initial-cluster",
+            &initial.join(","),
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            token,
+        ],
+        &dir.join("etcd.log"),
+    )
+}
