@@ -32,7 +32,12 @@ fn main() -> ExitCode {
         cluster.vms().len()
     );
     for (i, h) in hosts.iter().enumerate() {
-        println!("  {:<8} libvirt {}", h.name.as_str(), h.libvirt_uri(i == 0));
+        println!(
+            "  {:<8} libvirt {}, domain type {}",
+            h.name.as_str(),
+            h.libvirt_uri(i == 0),
+            h.accelerator
+        );
     }
     println!();
     println!("placement (vCPU and memory: used/usable, overcommit included):");

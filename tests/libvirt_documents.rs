@@ -188,3 +188,76 @@ fn per_vm_image_backs_its_overlay() {
     );
     assert_eq!(volume::base_images(&c).len(), 2);
 }
+
+/// The domain type is the host model's accelerator: `kvm` by default,
+/// `qemu` (TCG) when the model says so; nothing else in the documents
+/// changes, and a live `kvm` domain must be recreated to become `qemu`.
+#[test]
+fn domain_type_is_the_hosts_accelerator() {
+    use flatcar_topology::Accelerator;
+    let kvm = cluster().expect("valid");
+    assert_eq!(kvm.host().accelerator, Accelerator::Kvm);
+    let mut spec = kvm.spec().clone();
+    spec.host.accelerator = Accelerator::Qemu;
+    let tcg = Cluster::try_from(spec).expect("valid with qemu");
+    assert!(
+        tcg.summary().contains("domain type qemu"),
+        "{}",
+        tcg.summary()
+    );
+    assert!(kvm.summary().contains("domain type kvm"));
+    let before = libvirt::documents(&kvm).expect("renders");
+    let after = libvirt::documents(&tcg).expect("renders");
+    assert_eq!(before.len(), after.len());
+    for ((path, _, a), (_, _, b)) in before.iter().zip(&after) {
+        if path.starts_with("domains/") {
+            let (fa, fb) = (
+                live::domain("a", a).expect("parses"),
+                live::domain("b", b).expect("parses"),
+            );
+            assert_eq!(
+                (fa.virt_type.as_str(), fb.virt_type.as_str()),
+                ("kvm", "qemu")
+            );
+            // Only the type attribute differs (and the ownership hash of
+            // the whole definition, which covers it).
+            let unhashed = |x: &str| -> String {
+                let at = x.find(" hash=\"").expect("ownership hash");
+                let end = x[at + 7..].find('"').expect("closing quote") + at + 8;
+                format!("{}{}", &x[..at], &x[end..])
+            };
+            assert_ne!(a, b);
+            assert_eq!(
+                unhashed(&a.replacen("<domain type=\"kvm\"", "<domain type=\"qemu\"", 1)),
+                unhashed(b),
+                "{path}"
+            );
+            assert!(matches!(
+                libvirt::diff::domain(&fa, &fb),
+                libvirt::diff::Change::Recreate(why) if why.iter().any(|w| w == "type kvm -> qemu")
+            ));
+        } else {
+            assert_eq!(a, b, "{path} must not depend on the accelerator");
+        }
+    }
+}
+
+/// A model file carries the accelerator only when it is not the default,
+/// and a file naming an unknown one is rejected.
+#[test]
+fn accelerator_in_model_files() {
+    use flatcar_topology::{Accelerator, Format};
+    let kvm = cluster().expect("valid");
+    let text = kvm.to_string_as(Format::Toml).expect("toml");
+    assert!(!text.contains("accelerator"), "default left out");
+    let mut spec = kvm.spec().clone();
+    spec.host.accelerator = Accelerator::Qemu;
+    let tcg = Cluster::try_from(spec).expect("valid");
+    let text = tcg.to_string_as(Format::Toml).expect("toml");
+    assert!(text.contains("accelerator = \"qemu\""), "{text}");
+    let back = Cluster::from_str_as(&text, Format::Toml).expect("loads");
+    assert_eq!(back.host().accelerator, Accelerator::Qemu);
+    let bad = text.replace("accelerator = \"qemu\"", "accelerator = \"tcg\"");
+    let err = Cluster::from_str_as(&bad, Format::Toml).expect_err("tcg is no domain type");
+    assert!(format!("{err:?}").contains("tcg"), "{err:?}");
+}

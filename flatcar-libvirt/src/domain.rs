@@ -283,7 +283,7 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
         })
         .collect();
     DomainXml {
-        kind: "kvm",
+        kind: cluster.host_of(vm).accelerator.domain_type(),
         name: vm.name.to_string(),
         uuid: None,
         metadata: None,

@@ -129,6 +129,7 @@ pub struct HostBuilder {
     at: Option<u32>,
     libvirt: Option<String>,
     capacity: Option<crate::Capacity>,
+    accelerator: crate::Accelerator,
 }
 
 impl HostBuilder {
@@ -143,6 +144,7 @@ impl HostBuilder {
             at: None,
             libvirt: None,
             capacity: None,
+            accelerator: crate::Accelerator::Kvm,
         }
     }
     /// The physical uplink enslaved to the LAN bridge.

@@ -114,6 +114,10 @@ pub struct KvmHost {
     /// What the host can give to VMs (absent: not checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::Capacity>,
+    /// How QEMU runs the guests: `kvm` (default) or `qemu` (TCG, for
+    /// hosts without usable KVM); the domain type of every VM on the host.
+    #[serde(default, skip_serializing_if = "crate::Accelerator::is_default")]
+    pub accelerator: crate::Accelerator,
 }
 
 impl KvmHost {

@@ -148,3 +148,73 @@ impl Capacity {
         MiB(self.memory.0 * u64::from(self.overcommit.memory_percent) / 100)
     }
 }
+
+/// How the host's QEMU runs guests: libvirt's domain type.
+///
+/// `kvm` (the default) runs guests on the CPU through `/dev/kvm`; `qemu`
+/// emulates the CPU (TCG) for hosts without usable KVM — nested clouds
+/// whose KVM exposes too few CPU features for a Linux guest, or a lab
+/// machine. TCG guests are many times slower: give them VRRP and health
+/// check settings to match.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Accelerator {
+    /// Hardware virtualization (`<domain type='kvm'>`).
+    #[default]
+    Kvm,
+    /// CPU emulation, TCG (`<domain type='qemu'>`).
+    Qemu,
+}
+
+/// Why an accelerator name was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a domain type (kvm, qemu)")]
+pub struct AcceleratorError(pub String);
+
+impl Accelerator {
+    /// libvirt's domain type: `kvm` or `qemu`.
+    pub fn domain_type(self) -> &'static str {
+        match self {
+            Accelerator::Kvm => "kvm",
+            Accelerator::Qemu => "qemu",
+        }
+    }
+
+    /// Whether this is the default (`kvm`), left out of model files.
+    pub fn is_default(&self) -> bool {
+        *self == Accelerator::Kvm
+    }
+}
+
+impl std::str::FromStr for Accelerator {
+    type Err = AcceleratorError;
+    fn from_str(s: &str) -> Result<Self, AcceleratorError> {
+        match s {
+            "kvm" => Ok(Accelerator::Kvm),
+            "qemu" => Ok(Accelerator::Qemu),
+            other => Err(AcceleratorError(crate::text::shown(other))),
+        }
+    }
+}
+
+impl fmt::Display for Accelerator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.domain_type())
+    }
+}
+
+#[cfg(test)]
+mod accelerator_tests {
+    use super::Accelerator;
+
+    #[test]
+    fn parses_both_domain_types_and_rejects_others() {
+        assert_eq!("kvm".parse::<Accelerator>(), Ok(Accelerator::Kvm));
+        assert_eq!("qemu".parse::<Accelerator>(), Ok(Accelerator::Qemu));
+        let e = "tcg".parse::<Accelerator>().expect_err("not a domain type");
+        assert!(e.to_string().contains("kvm, qemu"), "{e}");
+        assert_eq!(Accelerator::default().domain_type(), "kvm");
+    }
+}

@@ -100,7 +100,7 @@ pub use image::{ImageRef, ImageRefError};
 pub use k3s::{
     Cron, EtcdSnapshots, Flannel, Ingress, K3s, K3sSettingError, K3sToken, K3sVersion, NfsShare,
 };
-pub use kvm_host::{Capacity, LibvirtUri, Overcommit, UriError};
+pub use kvm_host::{Accelerator, AcceleratorError, Capacity, LibvirtUri, Overcommit, UriError};
 pub use mac::{MacAddr, MacError};
 pub use name::{DomainName, Name, NameError};
 pub use network::{DhcpRange, IfName, IfNameError, Network, NetworkKind};

@@ -48,12 +48,13 @@ impl Cluster {
         let h = self.host();
         let _ = writeln!(
             out,
-            "cluster {} — host {} at {} on {} (uplink {})\n",
+            "cluster {} — host {} at {} on {} (uplink {}, domain type {})\n",
             self.name(),
             h.name,
             h.address,
             h.lan,
-            h.uplink
+            h.uplink,
+            h.accelerator
         );
         let mut rows = vec![vec![
             "NETWORK".into(),

@@ -4,7 +4,9 @@
 use super::{ClusterBuilder, HostBuilder, VmBuilder};
 use crate::problem::Element;
 use crate::StoragePool;
-use crate::{Capacity, GiB, IfName, KvmHost, LibvirtUri, MiB, Name, Overcommit, PoolPath};
+use crate::{
+    Accelerator, Capacity, GiB, IfName, KvmHost, LibvirtUri, MiB, Name, Overcommit, PoolPath,
+};
 use std::net::Ipv4Addr;
 
 /// Handle to a KVM host of a builder, for [`VmBuilder::on`].
@@ -32,6 +34,13 @@ impl HostBuilder {
     /// The libvirt URI that reaches this host (`qemu+ssh://root@kvm2/system`).
     pub fn libvirt(mut self, uri: &str) -> Self {
         self.libvirt = Some(uri.into());
+        self
+    }
+
+    /// How QEMU runs this host's guests (default [`Accelerator::Kvm`];
+    /// [`Accelerator::Qemu`] for hosts without usable KVM).
+    pub fn accelerator(mut self, accelerator: Accelerator) -> Self {
+        self.accelerator = accelerator;
         self
     }
 
@@ -166,6 +175,7 @@ impl ClusterBuilder {
             },
             libvirt,
             capacity: h.capacity,
+            accelerator: h.accelerator,
         }
     }
 }
