@@ -197,3 +197,99 @@ fn keepalived_sees_the_haproxy_pid_it_tracks() {
     assert!(file("/etc/keepalived/keepalived.conf")
         .contains(&format!("file \"{}\"", haproxy::DOWN_FILE)));
 }
+
+/// Every runtime path HAProxy's config, the watcher and Keepalived use
+/// (stats socket, pid file, down file) lies in a directory that the
+/// generated HAProxy drop-in creates before HAProxy starts (the
+/// extension's tmpfiles.d entry is only applied at the boot after the one
+/// that merged it: HAProxy's first start failed on a missing `/run/haproxy`
+/// in the boot lab), and that survives HAProxy's stop (the down file must
+/// stay readable for Keepalived).
+#[test]
+fn haproxy_unit_creates_its_runtime_directory() {
+    let c = cluster().expect("valid");
+    let composed = compose(
+        &c,
+        &[&LoadBalancers::default()],
+        &mut MemorySecrets::default(),
+    )
+    .expect("no collisions");
+    let node = &composed.nodes["lb1"];
+    let dropin = &node.units["haproxy.service"].dropins["20-microcloud.conf"];
+    let key = |k: &str| -> Vec<String> {
+        dropin
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{k}=")))
+            .flat_map(|v| v.split_whitespace().map(str::to_string))
+            .collect()
+    };
+    let made: Vec<String> = key("RuntimeDirectory")
+        .iter()
+        .map(|d| format!("/run/{d}"))
+        .collect();
+    assert_eq!(key("RuntimeDirectoryPreserve"), ["yes"], "{dropin}");
+    let Contents::Inline(cfg) = &node.files["/etc/haproxy/haproxy.cfg"].contents else {
+        panic!("inline config")
+    };
+    let cfg = String::from_utf8(cfg.clone()).expect("utf8");
+    let mut paths: Vec<String> = cfg
+        .split_whitespace()
+        .filter(|w| w.starts_with("/run/"))
+        .map(str::to_string)
+        .collect();
+    assert!(paths.len() >= 2, "stats socket and pid file: {cfg}");
+    paths.push(haproxy::DOWN_FILE.to_string());
+    for p in paths {
+        let dir = p.rsplit_once('/').map(|(d, _)| d).expect("a directory");
+        assert!(
+            made.iter().any(|m| m == dir),
+            "{p}: {dir} is not created by the unit ({made:?})\n{dropin}"
+        );
+    }
+}
+
+/// Keepalived's realtime budget is stated whenever it runs realtime, and
+/// the model's failure-detection timing reaches both daemons' configs
+/// through the load-balancer service (the boot lab's TCG settings).
+#[test]
+fn failover_timing_and_realtime_budget_come_from_the_model() {
+    use flatcar_topology::failover::Failover;
+    let c = cluster().expect("valid");
+    let lb1 = c.vm("lb1").expect("lb1");
+    let k = keepalived::render(&c, lb1, &Settings::default()).expect("k");
+    assert!(k.contains("vrrp_rt_priority 40"), "{k}");
+    assert!(k.contains("vrrp_rlimit_rttime 100000\n"), "{k}");
+    // No realtime, no budget (Keepalived sets RLIMIT_RTTIME only then).
+    let k = keepalived::render(&c, lb1, &Settings::hand_written()).expect("k");
+    assert!(!k.contains("rlimit"), "{k}");
+
+    let mut spec: Spec = c.spec().clone();
+    spec.failover = Failover {
+        vrrp_advert_ms: Some(300),
+        check_inter_ms: Some(1000),
+        vrrp_rlimit_rttime_ms: Some(2000),
+    };
+    let tcg = flatcar_topology::Cluster::try_from(spec.clone()).expect("valid");
+    assert!(tcg.summary().contains("VRRP adverts every 300 ms"));
+    let composed = compose(
+        &tcg,
+        &[&LoadBalancers::default()],
+        &mut MemorySecrets::default(),
+    )
+    .expect("composes");
+    let text = |p: &str| match &composed.nodes["lb1"].files[p].contents {
+        Contents::Inline(b) => String::from_utf8(b.clone()).expect("utf8"),
+        other => panic!("{p}: {other:?}"),
+    };
+    let k = text("/etc/keepalived/keepalived.conf");
+    assert!(k.contains("advert_int 0.3\n"), "{k}");
+    assert!(k.contains("vrrp_rlimit_rttime 2000000\n"), "{k}");
+    assert!(k.contains("vrrp_rt_priority 40"), "{k}");
+    let h = text("/etc/haproxy/haproxy.cfg");
+    assert!(h.contains("inter 1s fastinter 200ms"), "{h}");
+
+    // Out-of-range timing is a model error, not a config Keepalived rejects.
+    spec.failover.vrrp_advert_ms = Some(305);
+    let err = flatcar_topology::Cluster::try_from(spec).expect_err("305 ms is no VRRPv3 interval");
+    assert!(err.to_string().contains("vrrp_advert_ms 305"), "{err}");
+}

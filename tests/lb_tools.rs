@@ -69,7 +69,16 @@ fn real_tools_accept_both_load_balancers() {
                 &peer,
             ]);
         }
-        for settings in [Settings::default(), Settings::hand_written()] {
+        // The defaults, the hand-written ones, and the boot lab's TCG
+        // timing with a 2 s realtime budget (`vrrp_rlimit_rttime`).
+        let tcg = Settings {
+            vrrp_rlimit_rttime: Some(std::time::Duration::from_secs(2)),
+            ..Settings::fast(
+                std::time::Duration::from_millis(300),
+                std::time::Duration::from_secs(1),
+            )
+        };
+        for settings in [Settings::default(), Settings::hand_written(), tcg] {
             let h = haproxy::render(&c, vm, &settings).expect("haproxy");
             check("haproxy", &["-c", "-f"], &h, &format!("{name}-haproxy.cfg"));
             let k = keepalived::render(&c, vm, &settings).expect("keepalived");

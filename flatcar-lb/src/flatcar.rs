@@ -41,8 +41,17 @@ pub struct LoadBalancers {
 
 /// HAProxy's unit drop-in: ~2 fds per connection of [`haproxy::MAXCONN`],
 /// and the nice value of [`Settings::haproxy_nice`].
+///
+/// It also creates [`haproxy::RUN_DIR`] (stats socket, pid file, the
+/// watcher's down file) before HAProxy starts: the extension's tmpfiles.d
+/// entry only applies at the boot after the one that merged it, so the
+/// first start failed without it. The directory outlives a stop, so the
+/// watcher's "down" verdict stays readable for Keepalived.
 fn haproxy_dropin(settings: &Settings) -> String {
-    let mut s = String::from("[Service]\nLimitNOFILE=65536\n");
+    let mut s = format!(
+        "[Service]\nLimitNOFILE=65536\nRuntimeDirectory={}\nRuntimeDirectoryPreserve=yes\n",
+        haproxy::RUN_DIR.trim_start_matches("/run/")
+    );
     if let Some(n) = settings.haproxy_nice {
         s.push_str(&format!("Nice={n}\n"));
     }
@@ -93,6 +102,8 @@ impl Service for LoadBalancers {
         out: &mut Contributions<'_>,
     ) -> Result<(), TopologyError> {
         let err = |e: crate::Error| TopologyError::service("flatcar-lb", e);
+        // The model's failure-detection timing, when it states one.
+        let settings = &self.settings.with_model(cluster);
         let aerr = |e: ArtifactError| TopologyError::service("flatcar-lb", e);
         let holders: Vec<_> = cluster
             .with_role(Role::LoadBalancer)
@@ -104,8 +115,8 @@ impl Service for LoadBalancers {
         let hap_ext = out.uses(cluster.artifact(&haproxy_sysext().map_err(aerr)?));
         let kad_ext = out.uses(cluster.artifact(&keepalived_sysext().map_err(aerr)?));
         for vm in holders {
-            let hap = haproxy::render(cluster, vm, &self.settings).map_err(err)?;
-            let kad = keepalived::render(cluster, vm, &self.settings).map_err(err)?;
+            let hap = haproxy::render(cluster, vm, settings).map_err(err)?;
+            let kad = keepalived::render(cluster, vm, settings).map_err(err)?;
             out.artifact(&format!("lb/{}/haproxy.cfg", vm.name), hap.clone(), false);
             out.artifact(
                 &format!("lb/{}/keepalived.conf", vm.name),
@@ -136,14 +147,14 @@ impl Service for LoadBalancers {
                 Unit::dropin(
                     "haproxy.service",
                     "20-microcloud.conf",
-                    haproxy_dropin(&self.settings),
+                    haproxy_dropin(settings),
                 ),
             );
             out.unit(
                 &vm.name,
                 Unit::dropin("keepalived.service", "20-microcloud.conf", KEEPALIVED_ORDER),
             );
-            if let Some(watch) = haproxy::watch_script(&self.settings) {
+            if let Some(watch) = haproxy::watch_script(settings) {
                 out.file(
                     &vm.name,
                     File::text(haproxy::WATCH_SCRIPT, 0o755, watch.clone()),

@@ -82,6 +82,13 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
             "    # adverts on time even with every core busy (SCHED_RR)"
         );
         let _ = writeln!(s, "    vrrp_rt_priority {p}");
+        if let Some(budget) = settings.vrrp_rlimit_rttime {
+            let _ = writeln!(
+                s,
+                "    # CPU time (µs) the realtime VRRP process may use between blocking calls"
+            );
+            let _ = writeln!(s, "    vrrp_rlimit_rttime {}", budget.as_micros().max(1));
+        }
     }
     let _ = writeln!(s, "}}");
     let _ = writeln!(s);

@@ -50,6 +50,15 @@ pub struct Settings {
     /// (`vrrp_rt_priority`), so adverts leave on time when every core is
     /// busy; `None`: ordinary scheduling.
     pub vrrp_rt_priority: Option<u8>,
+    /// CPU time the realtime VRRP process may use without a blocking call
+    /// before the kernel kills it (`vrrp_rlimit_rttime`, whole
+    /// microseconds; written only with [`Settings::vrrp_rt_priority`],
+    /// the only case in which Keepalived sets `RLIMIT_RTTIME`). Keepalived's
+    /// own default, 10 ms, is exceeded by its VRRP child's start on an
+    /// emulated (TCG) CPU: the kernel kills the child ("has rlimit_rttime
+    /// been exceeded?"), Keepalived respawns it, and every instance stays
+    /// in FAULT. `None`: Keepalived's default.
+    pub vrrp_rlimit_rttime: Option<Duration>,
     /// Nice value of the HAProxy service (`Nice=` in its unit drop-in), so
     /// its health checks and forwarding keep their time budget when every
     /// core is busy: a check's connect and TLS handshake must finish within
@@ -67,6 +76,12 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_millis(250);
 /// `Nice=` of HAProxy in [`Settings::fast`]: ahead of ordinary processes
 /// (weight ~9.3× theirs under CFS), behind nothing realtime.
 pub const HAPROXY_NICE: i8 = -10;
+
+/// [`Settings::vrrp_rlimit_rttime`] in [`Settings::fast`]: ten times
+/// Keepalived's default (10 ms), still a fraction of an advert round on
+/// real cores, so a runaway realtime loop is stopped at once, while a
+/// slow start on a loaded guest is not taken for one.
+pub const VRRP_RLIMIT_RTTIME: Duration = Duration::from_millis(100);
 
 /// `SCHED_RR` priority of Keepalived's VRRP process in [`Settings::fast`]:
 /// above every ordinary process, below the kernel's threaded interrupt
@@ -103,6 +118,7 @@ impl Settings {
             track_fall: 3,
             haproxy_watch: Some(advert_int),
             vrrp_rt_priority: Some(VRRP_RT_PRIORITY),
+            vrrp_rlimit_rttime: Some(VRRP_RLIMIT_RTTIME),
             haproxy_nice: Some(HAPROXY_NICE),
         }
     }
@@ -123,8 +139,37 @@ impl Settings {
             track_fall: 1,
             haproxy_watch: None,
             vrrp_rt_priority: None,
+            vrrp_rlimit_rttime: None,
             haproxy_nice: None,
         }
+    }
+
+    /// These settings with what `cluster`'s model states
+    /// ([`flatcar_topology::failover::Failover`]): a stated advert or
+    /// check interval derives the rest as [`Settings::fast`] does (keeping
+    /// the scheduling settings), a stated realtime budget replaces
+    /// [`Settings::vrrp_rlimit_rttime`]. Nothing stated: unchanged.
+    pub fn with_model(&self, cluster: &flatcar_topology::Cluster) -> Settings {
+        let f = cluster.spec().failover;
+        let mut s = *self;
+        if f.vrrp_advert_ms.is_some() || f.check_inter_ms.is_some() {
+            let advert = f
+                .vrrp_advert_ms
+                .map_or(self.advert_int, |ms| Duration::from_millis(ms.into()));
+            let inter = f
+                .check_inter_ms
+                .map_or(self.check_inter, |ms| Duration::from_millis(ms.into()));
+            s = Settings {
+                vrrp_rt_priority: self.vrrp_rt_priority,
+                vrrp_rlimit_rttime: self.vrrp_rlimit_rttime,
+                haproxy_nice: self.haproxy_nice,
+                ..Settings::fast(advert, inter)
+            };
+        }
+        if let Some(ms) = f.vrrp_rlimit_rttime_ms {
+            s.vrrp_rlimit_rttime = Some(Duration::from_millis(ms.into()));
+        }
+        s
     }
 
     /// VRRP skew time of a backup with `priority`:

@@ -529,6 +529,7 @@ pub struct ClusterBuilder {
     vpn: Option<Vpn>,
     shares: Vec<NfsShare>,
     artifacts: crate::artifact::ArtifactSettings,
+    failover: crate::failover::Failover,
     router: Option<crate::LanRouter>,
     extra_hosts: Vec<HostBuilder>,
     placement: std::collections::BTreeMap<Name, Name>,
@@ -569,6 +570,7 @@ impl Cluster {
             vpn: None,
             shares: Vec::new(),
             artifacts: crate::artifact::ArtifactSettings::default(),
+            failover: crate::failover::Failover::default(),
             router: None,
             extra_hosts: Vec::new(),
             placement: std::collections::BTreeMap::new(),
@@ -873,6 +875,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// The load balancers' failure-detection timing (VRRP adverts, health
+    /// checks, Keepalived's realtime budget), for hosts whose guests are
+    /// slower than the defaults assume (CPU emulation).
+    pub fn failover(&mut self, failover: crate::failover::Failover) -> &mut Self {
+        self.failover = failover;
+        self
+    }
+
     /// The LAN router (not managed; in the model for its port forwards):
     /// its WAN interface and what it forwards to which VIP.
     ///
@@ -947,6 +957,7 @@ impl ClusterBuilder {
             vpn: self.vpn,
             shares: self.shares,
             artifacts: self.artifacts,
+            failover: self.failover,
             router: self.router,
             extra_hosts,
             placement: self.placement,

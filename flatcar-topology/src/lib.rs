@@ -55,6 +55,7 @@ pub mod change;
 mod cluster;
 mod error;
 pub mod fabric;
+pub mod failover;
 mod file;
 mod flow;
 mod host;

@@ -52,6 +52,10 @@ pub struct Spec {
     /// Mirror and per-artifact overrides for everything the cloud downloads.
     #[serde(default, skip_serializing_if = "ArtifactSettings::is_default")]
     pub artifacts: ArtifactSettings,
+    /// Failure-detection timing of the load balancers (absent: the
+    /// load-balancer service's defaults).
+    #[serde(default, skip_serializing_if = "crate::failover::Failover::is_default")]
+    pub failover: crate::failover::Failover,
     /// The LAN router's port forwards to the VIPs (the router itself is
     /// not managed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

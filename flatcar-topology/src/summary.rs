@@ -56,6 +56,9 @@ impl Cluster {
             h.uplink,
             h.accelerator
         );
+        if let Some(f) = self.spec().failover.describe() {
+            let _ = writeln!(out, "{f}\n");
+        }
         let mut rows = vec![vec![
             "NETWORK".into(),
             "KIND".into(),

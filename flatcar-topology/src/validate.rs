@@ -46,6 +46,9 @@ pub fn validate(spec: &Spec) -> Vec<Problem> {
     v.interfaces();
     v.router();
     v.extra_hosts();
+    for p in spec.failover.problems() {
+        v.out.push(rule(Element::Cluster, p));
+    }
     v.out.extend(crate::placement::problems(spec));
     v.out.extend(crate::fabric::problems(spec));
     for (group, a, b) in crate::reboot::conflicts(spec) {

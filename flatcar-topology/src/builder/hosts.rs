@@ -93,6 +93,12 @@ impl ClusterBuilder {
         }
     }
 
+    /// How QEMU runs the first host's guests (see [`HostBuilder::accelerator`]).
+    pub fn accelerator(&mut self, accelerator: Accelerator) -> &mut Self {
+        self.host.accelerator = accelerator;
+        self
+    }
+
     /// Adds a further KVM host on the same LAN (give its address with `.at(n)`).
     pub fn host(&mut self, host: HostBuilder) -> HostRef {
         let name = self
