@@ -256,6 +256,7 @@ fn start(args: &Args, cluster: &flatcar_microcloud::topology::Cluster) -> Result
     let t0 = std::time::Instant::now();
     let timeout = std::time::Duration::from_secs(args.start_timeout);
     let started = start::start(&conn, cluster, timeout, &mut |e| match e {
+        start::Event::NetworkStarted(n) => println!("network {n}: started"),
         start::Event::Wave(i, vms) => println!("start wave {}: {}", i + 1, vms.join(", ")),
         start::Event::Starting(vm) => println!("  {vm}: started, waiting for its report"),
         start::Event::AlreadyRunning(vm) => println!("  {vm}: already running"),

@@ -64,6 +64,9 @@ mod live_start {
     #[derive(Debug, Clone, PartialEq, Eq)]
     #[non_exhaustive]
     pub enum Event {
+        /// A network of the cloud was inactive and was started (a domain
+        /// cannot start on an inactive network; `apply` only defines them).
+        NetworkStarted(String),
         /// A wave begins (index from 0, its VMs).
         Wave(usize, Vec<String>),
         /// The domain was started.
@@ -98,16 +101,46 @@ mod live_start {
 
     /// Starts every domain of `cluster` at `conn` in bring-up order and
     /// waits for each to report up (`timeout` per VM, from its start).
-    /// Domains must be defined (`apply`) and their Ignition files placed.
+    /// Domains must be defined (`apply`) and their Ignition files placed;
+    /// the cloud's networks are started first when inactive.
     pub fn start(
         conn: &Connect,
         cluster: &Cluster,
         timeout: Duration,
         progress: &mut dyn FnMut(Event),
     ) -> Result<Vec<Started>, Error> {
+        start_only(conn, cluster, &[], timeout, progress)
+    }
+
+    /// [`start`] for the VMs named in `only` (all when empty), in the same
+    /// waves and order; the other domains stay as they are (a lab that
+    /// cannot run every VM at once boots a subset of the defined cloud).
+    pub fn start_only(
+        conn: &Connect,
+        cluster: &Cluster,
+        only: &[&str],
+        timeout: Duration,
+        progress: &mut dyn FnMut(Event),
+    ) -> Result<Vec<Started>, Error> {
         virt::error::clear_error_callback();
+        for net in cluster.networks() {
+            let object = format!("network {}", net.name);
+            let n = conn
+                .lookup_network_by_name(net.name.as_str())
+                .map_err(|e| lv(&object, &e))?;
+            if !n.is_active().map_err(|e| lv(&object, &e))? {
+                n.create().map_err(|e| lv(&object, &e))?;
+                progress(Event::NetworkStarted(net.name.to_string()));
+            }
+        }
         let mut done = Vec::new();
-        for (w, names) in waves(cluster).into_iter().enumerate() {
+        let chosen = waves(cluster).into_iter().map(|names| {
+            names
+                .into_iter()
+                .filter(|n| only.is_empty() || only.contains(&n.as_str()))
+                .collect::<Vec<_>>()
+        });
+        for (w, names) in chosen.filter(|names| !names.is_empty()).enumerate() {
             progress(Event::Wave(w, names.clone()));
             let mut pending = Vec::new();
             for name in &names {

@@ -1,0 +1,869 @@
+//! Live (feature `boot-lab`, root, libvirt, QEMU/TCG, network namespaces):
+//! the generated cloud under a real libvirtd, both load balancers booted
+//! from the Flatcar-like test image with the Ignition configs this project
+//! renders, and VRRP failover between the two real VMs.
+//!
+//! - The cloud: `reference::builder_for(&AddressPlan::test(), [key])` with
+//!   the project's own admin key, the HAProxy and Keepalived extensions
+//!   overridden by the ones `scripts/build-sysext` builds from Debian's
+//!   binaries (served by the fake internet at the LAN gateway), domain type
+//!   `qemu` (the host model's accelerator: no usable KVM for Linux guests
+//!   here), TCG-suited failover timing and VM memory at most 512 MiB — all
+//!   set in the model and printed.
+//! - The lab: a namespace `lab` (the KVM host: its LAN bridge, its uplink,
+//!   the generated host ruleset, a `libvirtd` + `virtlogd` of its own with
+//!   private `/run/libvirt`, `/var/lib/libvirt`, `/etc/libvirt` and
+//!   `/var/cache/libvirt` in a mount namespace of their own, so the system
+//!   libvirtd other tests use is never touched); its only uplink leads to
+//!   `inet` (198.18.0.1: the LAN router, DHCP for first boots, the artifact
+//!   mirror); a LAN client; stand-ins for master1 (the API on 6443) and
+//!   worker1 (ingress 30080) on the k8s bridge libvirt creates.
+//! - Deploy: the library's own `apply::plan`/`apply`, `ignition::plan`/
+//!   `apply` (upload through libvirt) and `start::start_only` (bring-up
+//!   waves, the serial-console up report) for lb1 and lb2. The other nine
+//!   VMs are defined but not booted (named in the output, with why).
+//! - Claims (one row each): Ignition succeeded, no emergency shell,
+//!   hostname and static addresses as modelled, `systemctl --failed` empty,
+//!   HAProxy and Keepalived active, the client reaches both VIPs; `virsh
+//!   destroy lb1` moves both VIPs to lb2 (client-visible outage printed);
+//!   lb1 started again takes them back exactly once, not before the
+//!   preempt delay (outage printed).
+//!
+//! Everything is removed on drop, also on failure: domains (with the
+//! daemon), networks, namespaces, daemons, temp dirs, the console logs.
+
+#![cfg(feature = "boot-lab")]
+
+#[path = "support/lb_lab.rs"]
+mod lb_lab;
+mod support;
+
+use flatcar_libvirt::{apply, ignition, start};
+use flatcar_microcloud::reference::{builder_for, AddressPlan};
+use flatcar_microcloud::{Bundle, BundleSecrets};
+use flatcar_topology::artifact::Override;
+use flatcar_topology::failover::Failover;
+use flatcar_topology::{Accelerator, Cluster, MiB};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{bridge, enslave, require, unique, veth, Daemon, Netns, TempDir};
+
+/// The VMs booted: both load balancers (the role whose daemons the test
+/// image runs for real, and the pair that fails over).
+const BOOTED: [&str; 2] = ["lb1", "lb2"];
+/// Memory cap for every VM (the reference declares 36.5 GiB in all).
+const MEMORY_CAP: MiB = MiB(512);
+/// Per-VM wait for the up report (TCG, two VMs on two loaded cores).
+const START_TIMEOUT: Duration = Duration::from_secs(1500);
+
+fn out(cmd: &mut Command) -> String {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed ({}): {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The lab's libvirtd: started inside the lab namespace, in a mount
+/// namespace of its own with private libvirt directories (bound from the
+/// temp dir). Its socket is reached from outside through the temp dir.
+struct LabLibvirt {
+    _daemon: Daemon,
+    uri: String,
+    logs: Vec<PathBuf>,
+}
+
+impl LabLibvirt {
+    fn start(lab: &Netns, dir: &Path) -> LabLibvirt {
+        for d in ["run", "lib", "etc", "cache"] {
+            std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+        }
+        // The system's configuration (daemon, qemu.conf), without any
+        // object definitions: nothing of the system's daemon is started here.
+        out(Command::new("cp")
+            .args(["-a", "/etc/libvirt/."])
+            .arg(dir.join("etc")));
+        for sub in ["qemu", "qemu/networks", "storage", "secrets"] {
+            let p = dir.join("etc").join(sub);
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                for e in rd.flatten() {
+                    let path = e.path();
+                    if path.extension().is_some_and(|x| x == "xml") || path.ends_with("autostart") {
+                        let _ = std::fs::remove_dir_all(&path);
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+        // The directory layout (owners, modes) of the system's state dir.
+        out(Command::new("sh").arg("-c").arg(format!(
+            "cd /var/lib/libvirt && find . -mindepth 1 -maxdepth 2 -type d -not -path './images/*' | while read d; do mkdir -p {lib}/$d; chown --reference=$d {lib}/$d; chmod --reference=$d {lib}/$d; done",
+            lib = dir.join("lib").display()
+        )));
+        for p in ["/run/libvirt", "/var/cache/libvirt"] {
+            std::fs::create_dir_all(p).expect("mount point");
+        }
+        let script = format!(
+            "set -e
+mount --make-rprivate /
+mount --bind {d}/run /run/libvirt
+mount --bind {d}/lib /var/lib/libvirt
+mount --bind {d}/etc /etc/libvirt
+mount --bind {d}/cache /var/cache/libvirt
+virtlogd -d
+exec libvirtd",
+            d = dir.display()
+        );
+        let daemon = lab.spawn_logged(
+            &[
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+            ],
+            &dir.join("libvirtd.log"),
+        );
+        let uri = format!(
+            "qemu+unix:///system?socket={}/libvirt-sock",
+            dir.join("run").display()
+        );
+        let t0 = Instant::now();
+        loop {
+            if apply::connect(&uri).is_ok() {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the lab's libvirtd did not answer at {uri}: {}",
+                std::fs::read_to_string(dir.join("libvirtd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        println!(
+            "lab libvirtd up in {:.1} s (namespace {}, private /run/libvirt /var/lib/libvirt /etc/libvirt /var/cache/libvirt, {uri})",
+            t0.elapsed().as_secs_f64(),
+            lab.name
+        );
+        LabLibvirt {
+            _daemon: daemon,
+            uri,
+            logs: Vec::new(),
+        }
+    }
+
+    fn virsh(&self, args: &[&str]) -> String {
+        out(Command::new("virsh").args(["-c", &self.uri]).args(args))
+    }
+}
+
+impl Drop for LabLibvirt {
+    fn drop(&mut self) {
+        for vm in BOOTED {
+            let _ = Command::new("virsh")
+                .args(["-c", &self.uri, "destroy", vm])
+                .output();
+        }
+        // The console logs live in the shared /var/log/libvirt/qemu: keep a
+        // copy for reading, remove ours.
+        let keep = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("out/boot-lab");
+        let _ = std::fs::create_dir_all(&keep);
+        for l in &self.logs {
+            if let Some(name) = l.file_name() {
+                let _ = std::fs::copy(l, keep.join(name));
+            }
+            let _ = std::fs::remove_file(l);
+        }
+    }
+}
+
+/// One row per claim; failures are collected and asserted at the end.
+#[derive(Default)]
+struct Rows {
+    failed: Vec<String>,
+}
+
+impl Rows {
+    fn row(&mut self, claim: &str, ok: bool, detail: &str) {
+        println!(
+            "{:<66} {:<4} {detail}",
+            claim,
+            if ok { "ok" } else { "FAIL" }
+        );
+        if !ok {
+            self.failed.push(format!("{claim}: {detail}"));
+        }
+    }
+}
+
+/// What the client saw at one moment: the request's answer (if any) and
+/// which MAC the client's ARP cache has for each VIP.
+#[derive(Clone, Debug)]
+struct Sample {
+    at: Duration,
+    ok: bool,
+    holders: Vec<Option<String>>,
+}
+
+/// The client's ARP entry for `vip` (this thread's network namespace).
+fn arp_mac(vip: Ipv4Addr) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/arp").ok()?;
+    text.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&vip.to_string().as_str()) && f.get(2) != Some(&"0x0"))
+        .and_then(|f| f.get(3).map(|m| m.to_string()))
+}
+
+/// Probes the API VIP from the client every 50 ms (connect timeout
+/// 200 ms, so a lost SYN costs one probe, not the kernel's 1 s
+/// retransmit) and reads the ARP entries of every VIP.
+fn spawn_probe(
+    ns: String,
+    api: Ipv4Addr,
+    vips: Vec<Ipv4Addr>,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<Sample>>>,
+    t0: Instant,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        lb_lab::enter_netns(&ns);
+        while !stop.load(Ordering::Relaxed) {
+            let at = t0.elapsed();
+            let ok = lb_lab::request(
+                api,
+                6443,
+                Duration::from_millis(200),
+                Duration::from_millis(800),
+            )
+            .is_ok_and(|t| !t.trim().is_empty());
+            let holders = vips.iter().map(|v| arp_mac(*v)).collect();
+            log.lock().expect("log").push(Sample { at, ok, holders });
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// The longest run of failed probes within `from..` (its length in time).
+fn longest_outage(samples: &[Sample], from: Duration) -> Duration {
+    let mut worst = Duration::ZERO;
+    let mut start: Option<Duration> = None;
+    let mut last_ok = from;
+    for s in samples.iter().filter(|s| s.at >= from) {
+        if s.ok {
+            if start.take().is_some() {
+                worst = worst.max(s.at - last_ok);
+            }
+            last_ok = s.at;
+        } else if start.is_none() {
+            start = Some(s.at);
+        }
+    }
+    if let (Some(_), Some(l)) = (start, samples.last()) {
+        worst = worst.max(l.at - last_ok);
+    }
+    worst
+}
+
+#[test]
+fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
+    let t_all = Instant::now();
+    for tool in [
+        "libvirtd",
+        "virtlogd",
+        "virsh",
+        "unshare",
+        "busybox",
+        "dnsmasq",
+        "ssh",
+        "nft",
+        "socat",
+        "python3",
+        "qemu-system-x86_64",
+    ] {
+        require(tool);
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let work = TempDir::new("bootlab");
+    let gen = work.path().join("generated");
+    let mirror = gen.join("mirror");
+    std::fs::create_dir_all(&mirror).expect("mkdir");
+
+    // 1. The image (cached between runs) and the extensions built against it.
+    let t = Instant::now();
+    let image = work.path().join("image");
+    out(Command::new(repo.join("scripts/build-test-image")).arg(&image));
+    let image_s = t.elapsed().as_secs_f64();
+    let sysexts: Vec<PathBuf> = out(Command::new(repo.join("scripts/build-sysext"))
+        .arg("--status")
+        .arg(image.join("dpkg-status"))
+        .arg(&mirror)
+        .args(["haproxy", "keepalived"]))
+    .lines()
+    .map(PathBuf::from)
+    .collect();
+    assert_eq!(sysexts.len(), 2, "build-sysext prints two images");
+    println!(
+        "test image and extensions ready in {:.0} s (image {image_s:.0} s)",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 2. The model: the test plan, the project's admin key, the lab's
+    //    mirror, domain type qemu, TCG failover timing, memory capped.
+    let plan = AddressPlan::test();
+    let bundle_dir = gen.join("bundle");
+    let mut secrets = BundleSecrets::from_bundle_dir(&bundle_dir);
+    let key = flatcar_microcloud::admin_key::load_or_generate(&mut secrets, "admin@boot-lab")
+        .expect("admin key");
+    let mut builder = builder_for(&plan, &[key.as_str()]);
+    let gw = plan.lan.addr().octets();
+    let router = Ipv4Addr::new(gw[0], gw[1], gw[2], 1);
+    let mirror_url = format!("http://{router}:8080");
+    for (name, img) in ["haproxy", "keepalived"].iter().zip(&sysexts) {
+        let file = img.file_name().expect("file name").to_string_lossy();
+        let sha = std::fs::read_to_string(img.with_extension("raw.sha256")).expect("sha file");
+        let mut with = Override::file(
+            &format!("{mirror_url}/{file}"),
+            &format!("sha256-{}", sha.split_whitespace().next().expect("hash")),
+        )
+        .expect("override");
+        with.version = file
+            .strip_prefix(&format!("{name}-"))
+            .and_then(|v| v.strip_suffix("-x86-64.raw"))
+            .map(str::to_string);
+        builder.override_artifact(name, with);
+    }
+    let tcg = Failover {
+        vrrp_advert_ms: Some(300),
+        check_inter_ms: Some(1000),
+        vrrp_rlimit_rttime_ms: Some(2000),
+    };
+    builder.accelerator(Accelerator::Qemu).failover(tcg);
+    let mut spec = builder.build().expect("valid").into_spec();
+    let mut shrunk = Vec::new();
+    for vm in &mut spec.vms {
+        if vm.memory > MEMORY_CAP {
+            shrunk.push(format!("{} {}→{}", vm.name, vm.memory.0, MEMORY_CAP.0));
+            vm.memory = MEMORY_CAP;
+        }
+    }
+    let cluster = Cluster::try_from(spec).expect("the lab's model is valid");
+    println!("{}", cluster.summary());
+    println!(
+        "lab model: domain type {}, {}; memory capped at {} MiB: {}",
+        cluster.host().accelerator,
+        tcg.describe().expect("stated"),
+        MEMORY_CAP.0,
+        shrunk.join(", ")
+    );
+    let bundle = Bundle::render(&cluster, &mut secrets).expect("renders");
+    bundle.write_to(&bundle_dir).expect("writes the bundle");
+    let configs: BTreeMap<String, Vec<u8>> = bundle
+        .files()
+        .iter()
+        .filter_map(|(path, f)| {
+            let vm = path.strip_prefix("vms/")?.strip_suffix("/ignition.json")?;
+            Some((vm.to_string(), f.contents.clone()))
+        })
+        .collect();
+    let id = gen.join("id");
+    std::fs::copy(
+        bundle_dir
+            .join("secrets")
+            .join(flatcar_microcloud::admin_key::SECRET_NAME),
+        &id,
+    )
+    .expect("admin key");
+    let admin = serde_json::from_slice::<serde_json::Value>(&configs["lb1"]).expect("json")
+        ["passwd"]["users"][0]["name"]
+        .as_str()
+        .expect("admin user")
+        .to_string();
+
+    // 3. Namespaces: the fake internet (LAN router, DHCP, mirror), the lab
+    //    (KVM host), a LAN client.
+    let u = unique("bl");
+    let inet = Netns::new(&format!("{u}-inet"));
+    let lab = Netns::new(&format!("{u}-lab"));
+    let client = Netns::new(&format!("{u}-cl"));
+    let lan = cluster.lan().expect("a LAN");
+    let host = cluster.host();
+    bridge(&lab, lan.bridge.as_str());
+    veth(&lab, host.uplink.as_str(), &inet, "lan0");
+    enslave(&lab, host.uplink.as_str(), lan.bridge.as_str());
+    lab.addr(lan.bridge.as_str(), host.address, lan.cidr.prefix_len());
+    lab.ip(&["route", "add", "default", "via", &router.to_string()]);
+    lab.sysctl("net.ipv4.ip_forward", "1");
+    inet.addr("lan0", router, lan.cidr.prefix_len());
+    for net in cluster.networks().iter().filter(|n| !n.is_lan()) {
+        inet.ip(&[
+            "route",
+            "add",
+            &net.cidr.to_string(),
+            "via",
+            &host.address.to_string(),
+        ]);
+    }
+    let client_addr = Ipv4Addr::new(gw[0], gw[1], gw[2], 50);
+    veth(&client, "eth0", &lab, "cl0");
+    enslave(&lab, "cl0", lan.bridge.as_str());
+    client.addr("eth0", client_addr, lan.cidr.prefix_len());
+    let dhcp = lan.dhcp.expect("the LAN has a DHCP range");
+    let _httpd = inet.spawn(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        &format!("{router}:8080"),
+        "-h",
+        mirror.to_str().expect("utf8"),
+    ]);
+    let _dnsmasq = inet.spawn(&[
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--port=0",
+        "--no-resolv",
+        "--interface=lan0",
+        "--bind-interfaces",
+        &format!("--dhcp-range={},{},10m", dhcp.start, dhcp.end),
+        &format!("--dhcp-leasefile={}", work.path().join("leases").display()),
+        "--pid-file=",
+    ]);
+    println!(
+        "lab: {} (KVM host {} on {}, uplink {} → {} only), fake internet {} (LAN router {router}, DHCP {dhcp}, mirror {mirror_url}), LAN client {} ({client_addr})",
+        lab.name, host.address, lan.bridge, host.uplink, inet.name, inet.name, client.name
+    );
+
+    // 4. The generated host ruleset, inside the lab only.
+    let rules = bundle_dir.join("host/nftables.nft");
+    lab.exec(&["nft", "-f", rules.to_str().expect("utf8")]);
+    let tables =
+        String::from_utf8_lossy(&lab.exec(&["nft", "list", "tables"]).stdout).replace('\n', "; ");
+    println!("host ruleset applied in {} only: {tables}", lab.name);
+
+    // 5. libvirtd in the lab; the base image in its pool; apply + Ignition.
+    let mut lv = LabLibvirt::start(&lab, &work.path().join("libvirt"));
+    let pool_dir = work.path().join("libvirt/lib").join(
+        host.pool
+            .path
+            .as_str()
+            .strip_prefix("/var/lib/libvirt/")
+            .expect("the pool lives under /var/lib/libvirt"),
+    );
+    std::fs::create_dir_all(&pool_dir).expect("pool dir");
+    out(Command::new("cp")
+        .arg("--reflink=auto")
+        .arg(image.join("flatcar-test.qcow2"))
+        .arg(pool_dir.join(cluster.spec().image.volume_name())));
+    let conn = apply::connect(&lv.uri).expect("connects");
+    let t = Instant::now();
+    let objects = apply::plan(&conn, &cluster).expect("plans");
+    print!("{objects}");
+    apply::apply(&conn, &objects).expect("applies");
+    let ign = ignition::plan(&conn, &cluster, &configs).expect("Ignition plan");
+    let uploaded = ignition::apply(&conn, &cluster, &configs, &ign).expect("uploads");
+    let again = apply::plan(&conn, &cluster).expect("re-plans").changes();
+    println!(
+        "apply: {} change(s), {uploaded} Ignition config(s) uploaded, re-plan {again} change(s), {:.1} s",
+        objects.changes(),
+        t.elapsed().as_secs_f64()
+    );
+    for vm in cluster.vms() {
+        let xml = lv.virsh(&["dumpxml", vm.name.as_str()]);
+        assert!(
+            xml.contains("<domain type='qemu'"),
+            "{}: domain type from the model",
+            vm.name
+        );
+    }
+    let k8s = cluster.network("k8s").expect("k8s network");
+
+    // 6. Start lb1 and lb2 (bring-up waves, serial-console up report).
+    for vm in BOOTED {
+        lv.logs
+            .push(PathBuf::from(flatcar_libvirt::domain::console_log_path(
+                cluster.vm(vm).expect("in the model"),
+            )));
+        lv.logs
+            .push(PathBuf::from(format!("/var/log/libvirt/qemu/{vm}.log")));
+    }
+    let t = Instant::now();
+    let started = start::start_only(&conn, &cluster, &BOOTED, START_TIMEOUT, &mut |e| {
+        println!("  [{:>6.1} s] {e:?}", t.elapsed().as_secs_f64())
+    });
+    let started = started.unwrap_or_else(|e| {
+        for l in &lv.logs {
+            let text = std::fs::read_to_string(l).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            eprintln!(
+                "--- {}:\n{}",
+                l.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        panic!("start failed: {e}")
+    });
+    let boot_times: Vec<String> = started
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:.0} s (wave {})",
+                s.vm,
+                s.took.as_secs_f64(),
+                s.wave + 1
+            )
+        })
+        .collect();
+    println!("booted: {}", boot_times.join(", "));
+    let not_booted: Vec<String> = cluster
+        .vms()
+        .iter()
+        .filter(|v| !BOOTED.contains(&v.name.as_str()))
+        .map(|v| {
+            format!(
+                "{} ({})",
+                v.name,
+                v.roles
+                    .iter()
+                    .map(|r| format!("{r:?}"))
+                    .collect::<Vec<_>>()
+                    .join("+")
+            )
+        })
+        .collect();
+    println!(
+        "defined, not booted: {} — under TCG one boot takes minutes of both cores; the test image has no K3s, CoreDNS or container runtime, so these roles' services could only be stand-ins",
+        not_booted.join(", ")
+    );
+
+    // Stand-ins on the k8s bridge libvirt made in the lab: master1's API
+    // (6443, TLS /readyz as HAProxy checks it) and worker1's ingress.
+    let stand = Netns::new(&format!("{u}-k8s"));
+    veth(&stand, "eth0", &lab, "sk0");
+    enslave(&lab, "sk0", k8s.bridge.as_str());
+    let m1 = cluster.vm("master1").expect("master1");
+    let w1 = cluster.vm("worker1").expect("worker1");
+    let m1a = m1.primary_address().expect("address");
+    let w1a = w1.primary_address().expect("address");
+    stand.addr("eth0", m1a, k8s.cidr.prefix_len());
+    stand.ip(&[
+        "addr",
+        "add",
+        &format!("{w1a}/{}", k8s.cidr.prefix_len()),
+        "dev",
+        "eth0",
+    ]);
+    let _api = lb_lab::spawn_api_standin(&stand, Some(m1a), 6443, "master1");
+    let _web = stand.spawn(&[
+        "socat",
+        &format!("TCP-LISTEN:30080,bind={w1a},fork,reuseaddr"),
+        "SYSTEM:head -c1 >/dev/null; echo worker1",
+    ]);
+    println!(
+        "STAND-IN master1 API on {m1a}:6443 and worker1 ingress on {w1a}:30080 ({}, on {})",
+        stand.name, k8s.bridge
+    );
+
+    // 7. The claims, over one SSH connection per VM from the LAN client.
+    let ssh = |addr: Ipv4Addr, cmd: &str| -> String {
+        let o = client.try_exec(&[
+            "ssh",
+            "-n",
+            "-q",
+            "-i",
+            id.to_str().expect("utf8"),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=60",
+            "-o",
+            "BatchMode=yes",
+            &format!("{admin}@{addr}"),
+            cmd,
+        ]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let mut rows = Rows::default();
+    println!();
+    println!("{:<66} {:<4} DETAIL", "CLAIM", "");
+    for name in BOOTED {
+        let vm = cluster.vm(name).expect("in the model");
+        let console = std::fs::read_to_string(flatcar_libvirt::domain::console_log_path(vm))
+            .unwrap_or_default();
+        rows.row(
+            &format!("{name}: Ignition succeeded (first boot, from fw_cfg)"),
+            console.contains("flatcar-first-boot-done: Ignition succeeded"),
+            "serial console",
+        );
+        rows.row(
+            &format!("{name}: no emergency shell"),
+            !console.contains("Entering emergency mode"),
+            "serial console",
+        );
+        let lan_addr = cluster
+            .nics(vm)
+            .into_iter()
+            .find(|n| n.network.name == lan.name)
+            .expect("a LAN NIC")
+            .address;
+        let state = ssh(
+            lan_addr,
+            "echo host=$(hostname); ip -4 -o addr show | awk '{print \"addr=\" $2 \"/\" $4}'; \
+             echo haproxy=$(systemctl is-active haproxy); echo keepalived=$(systemctl is-active keepalived); \
+             echo failed=$(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\\n' ' ')",
+        );
+        let get = |k: &str| -> Vec<String> {
+            state
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("{k}=")))
+                .map(|v| v.trim().to_string())
+                .collect()
+        };
+        rows.row(
+            &format!("{name}: hostname as modelled"),
+            get("host") == [name.to_string()],
+            &format!("{:?}", get("host")),
+        );
+        let addrs = get("addr");
+        for nic in cluster.nics(vm) {
+            let want = format!("{}/{}", nic.address, nic.prefix);
+            rows.row(
+                &format!("{name}: static address {want} on {}", nic.network.name),
+                addrs.iter().any(|a| a.ends_with(&format!("/{want}"))),
+                &addrs.join(" "),
+            );
+        }
+        rows.row(
+            &format!("{name}: systemctl --failed is empty"),
+            get("failed") == [String::new()],
+            &format!("{:?}", get("failed")),
+        );
+        for unit in ["haproxy", "keepalived"] {
+            rows.row(
+                &format!("{name}: {unit} active (Debian-built system extension)"),
+                get(unit) == ["active".to_string()],
+                &format!("{:?}", get(unit)),
+            );
+        }
+    }
+
+    // 8. The client reaches both VIPs; then the failover.
+    let api = cluster.vip("api").expect("api VIP").address;
+    let web = cluster.vip("web").expect("web VIP").address;
+    let internal = cluster
+        .vip("api-internal")
+        .expect("api-internal VIP")
+        .address;
+    let wait_answer = |addr: Ipv4Addr, port: u16| -> Option<String> {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            if let Some(a) = lb_lab::connect(&client.name, addr, port, Duration::from_secs(2)) {
+                return Some(a);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        None
+    };
+    let a = wait_answer(api, 6443);
+    rows.row(
+        &format!("LAN client reaches the api VIP {api}:6443"),
+        a.as_deref() == Some("master1"),
+        &format!("answer {a:?} (STAND-IN master1 behind HAProxy)"),
+    );
+    let w = wait_answer(web, 80);
+    rows.row(
+        &format!("LAN client reaches the web VIP {web}:80"),
+        w.as_deref() == Some("worker1"),
+        &format!("answer {w:?} (STAND-IN worker1 ingress behind HAProxy)"),
+    );
+    let mac = |name: &str, net: &str| -> String {
+        let vm = cluster.vm(name).expect("vm");
+        cluster
+            .nics(vm)
+            .into_iter()
+            .find(|n| n.network.name.as_str() == net)
+            .expect("nic")
+            .mac
+            .to_string()
+    };
+    let (lb1_mac, lb2_mac) = (mac("lb1", lan.name.as_str()), mac("lb2", lan.name.as_str()));
+    let who = |m: &Option<String>| -> String {
+        match m.as_deref() {
+            Some(x) if x == lb1_mac => "lb1".into(),
+            Some(x) if x == lb2_mac => "lb2".into(),
+            Some(x) => x.to_string(),
+            None => "-".into(),
+        }
+    };
+    // Both LAN VIPs in the client's ARP cache.
+    let _ = lb_lab::connect(&client.name, web, 80, Duration::from_secs(2));
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let t0 = Instant::now();
+    let probe = spawn_probe(
+        client.name.clone(),
+        api,
+        vec![api, web],
+        stop.clone(),
+        samples.clone(),
+        t0,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let before: Vec<String> = samples
+        .lock()
+        .expect("log")
+        .last()
+        .map(|s| s.holders.iter().map(who).collect())
+        .unwrap_or_default();
+    rows.row(
+        "before: lb1 holds both LAN VIPs",
+        before == ["lb1", "lb1"],
+        &format!("{before:?} (client ARP)"),
+    );
+
+    let cut = t0.elapsed();
+    lv.virsh(&["destroy", "lb1"]);
+    println!(
+        "virsh destroy lb1 at {:.1} s (power cut)",
+        cut.as_secs_f64()
+    );
+    let moved = support::wait_until(Duration::from_secs(30), || {
+        samples
+            .lock()
+            .expect("log")
+            .last()
+            .is_some_and(|s| s.ok && s.holders.iter().all(|h| who(h) == "lb2"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let outage1 = longest_outage(&samples.lock().expect("log"), cut);
+    rows.row(
+        "virsh destroy lb1: both VIPs move to lb2",
+        moved.is_some(),
+        &format!(
+            "after {:.2} s (client ARP + answers)",
+            moved.unwrap_or_default().as_secs_f64()
+        ),
+    );
+    rows.row(
+        "client-visible outage (api VIP, 50 ms probes, 200 ms connect timeout)",
+        outage1 < Duration::from_secs(5),
+        &format!("{:.2} s", outage1.as_secs_f64()),
+    );
+    let internal_on_lb2 = ssh(
+        cluster
+            .nics(cluster.vm("lb2").expect("lb2"))
+            .into_iter()
+            .find(|n| n.network.name == lan.name)
+            .expect("nic")
+            .address,
+        "ip -4 -o addr show",
+    );
+    rows.row(
+        &format!("lb2 holds api-internal {internal} too"),
+        internal_on_lb2.contains(&format!(" {internal}/")),
+        "lb2's addresses over SSH",
+    );
+
+    // lb1 back: its second boot (no Ignition), then preempt after the delay.
+    let preempt = match cluster.vip("api").expect("api").preempt {
+        flatcar_topology::Preempt::AfterSecs(s) => s,
+        p => panic!("the reference preempts after a delay, not {p:?}"),
+    };
+    let back_t = Instant::now();
+    lv.virsh(&["start", "lb1"]);
+    let back_at = t0.elapsed();
+    println!("virsh start lb1 at {:.1} s", back_at.as_secs_f64());
+    let lb1_lan = cluster
+        .nics(cluster.vm("lb1").expect("lb1"))
+        .into_iter()
+        .find(|n| n.network.name == lan.name)
+        .expect("nic")
+        .address;
+    let returned = support::wait_until(START_TIMEOUT, || {
+        samples
+            .lock()
+            .expect("log")
+            .last()
+            .is_some_and(|s| s.holders.iter().all(|h| who(h) == "lb1"))
+    });
+    println!(
+        "lb1 took the VIPs back {:.0} s after its start",
+        back_t.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(20));
+    stop.store(true, Ordering::Relaxed);
+    probe.join().expect("probe");
+    let log = samples.lock().expect("log").clone();
+    let outage2 = longest_outage(&log, back_at);
+    // Holder changes of the api VIP after lb1's start.
+    let mut moves = Vec::new();
+    let mut last: Option<String> = None;
+    for s in log.iter().filter(|s| s.at >= back_at) {
+        let h = who(&s.holders[0]);
+        if last.as_ref().is_some_and(|l| *l != h) {
+            moves.push(format!(
+                "{}→{h} at {:.1} s",
+                last.clone().unwrap_or_default(),
+                s.at.as_secs_f64()
+            ));
+        }
+        last = Some(h);
+    }
+    rows.row(
+        "lb1 back: the VIPs move back to lb1 exactly once",
+        returned.is_some() && moves.len() == 1,
+        &moves.join(", "),
+    );
+    // In lb1's own clock: BACKUP at Keepalived's start, MASTER after the delay.
+    let journal = ssh(lb1_lan, "journalctl -b0 -u keepalived -o short-unix --no-pager | grep -E 'VI_[a-z0-9_-]*\\) Entering (BACKUP|MASTER) STATE' || sudo journalctl -b0 -u keepalived -o short-unix --no-pager");
+    let stamp = |what: &str| -> Option<f64> {
+        journal
+            .lines()
+            .find(|l| l.contains(what))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|t| t.parse().ok())
+    };
+    let (backup, master) = (
+        stamp("Entering BACKUP STATE"),
+        stamp("Entering MASTER STATE"),
+    );
+    let waited = backup.zip(master).map(|(b, m)| m - b);
+    rows.row(
+        &format!("lb1 back: not before the preempt delay ({preempt} s)"),
+        waited.is_some_and(|w| w >= f64::from(preempt) - 0.1),
+        &format!("BACKUP → MASTER after {waited:.1?} s in lb1's journal"),
+    );
+    rows.row(
+        "client-visible outage when lb1 takes the VIPs back",
+        outage2 < Duration::from_secs(5),
+        &format!("{:.2} s", outage2.as_secs_f64()),
+    );
+
+    println!();
+    println!(
+        "times: image {image_s:.0} s, boots {}, whole test {:.0} s",
+        boot_times.join(", "),
+        t_all.elapsed().as_secs_f64()
+    );
+    drop(conn);
+    assert!(
+        rows.failed.is_empty(),
+        "claims failed:\n{}",
+        rows.failed.join("\n")
+    );
+}
