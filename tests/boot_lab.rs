@@ -120,8 +120,8 @@ mount --bind {d}/run /run/libvirt
 mount --bind {d}/lib /var/lib/libvirt
 mount --bind {d}/etc /etc/libvirt
 mount --bind {d}/cache /var/cache/libvirt
-virtlogd -d
-exec libvirtd",
+virtlogd -d -p {d}/run/virtlogd.pid
+exec libvirtd -p {d}/run/libvirtd.pid",
             d = dir.display()
         );
         let daemon = lab.spawn_logged(
@@ -456,23 +456,22 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
 
     // 5. libvirtd in the lab; the base image in its pool; apply + Ignition.
     let mut lv = LabLibvirt::start(&lab, &work.path().join("libvirt"));
-    let pool_dir = work.path().join("libvirt/lib").join(
-        host.pool
-            .path
-            .as_str()
-            .strip_prefix("/var/lib/libvirt/")
-            .expect("the pool lives under /var/lib/libvirt"),
-    );
-    std::fs::create_dir_all(&pool_dir).expect("pool dir");
-    out(Command::new("cp")
-        .arg("--reflink=auto")
-        .arg(image.join("flatcar-test.qcow2"))
-        .arg(pool_dir.join(cluster.spec().image.volume_name())));
     let conn = apply::connect(&lv.uri).expect("connects");
     let t = Instant::now();
     let objects = apply::plan(&conn, &cluster).expect("plans");
     print!("{objects}");
     apply::apply(&conn, &objects).expect("applies");
+    // The base image over the placeholder apply created, as a user uploads
+    // the Flatcar image (the test image takes its place).
+    let base = cluster.spec().image.volume_name();
+    lv.virsh(&[
+        "vol-upload",
+        "--pool",
+        host.pool.name.as_str(),
+        &base,
+        image.join("flatcar-test.qcow2").to_str().expect("utf8"),
+    ]);
+    println!("base image {base}: the test image uploaded (virsh vol-upload)");
     let ign = ignition::plan(&conn, &cluster, &configs).expect("Ignition plan");
     let uploaded = ignition::apply(&conn, &cluster, &configs, &ign).expect("uploads");
     let again = apply::plan(&conn, &cluster).expect("re-plans").changes();
