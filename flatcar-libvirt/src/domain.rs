@@ -3,7 +3,7 @@
 
 use crate::metadata::{render, Document, Metadata};
 use crate::{ignition_path, volume, Error};
-use flatcar_topology::{Cluster, Vm};
+use flatcar_topology::{Accelerator, Cluster, Vm};
 use serde::Serialize;
 
 /// The fw_cfg key Flatcar's QEMU image reads its Ignition config from.
@@ -30,7 +30,9 @@ struct DomainXml {
     sysinfo: Sysinfo,
     os: Os,
     features: Features,
-    cpu: Cpu,
+    /// `host-model` under KVM; absent under TCG (QEMU's default model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<Cpu>,
     on_poweroff: &'static str,
     on_reboot: &'static str,
     on_crash: &'static str,
@@ -308,7 +310,15 @@ fn build(cluster: &Cluster, vm: &Vm) -> DomainXml {
             boot: Boot { dev: "hd" },
         },
         features: Features { acpi: (), apic: () },
-        cpu: Cpu { mode: "host-model" },
+        // Under TCG there is no host CPU to model: libvirt's host-model
+        // becomes an EPYC-based model with features TCG emulates poorly
+        // (la57, …), and the boot lab's guests stalled in modprobe right
+        // after the switch root (soft lockups for minutes). QEMU's default
+        // model (qemu64) boots them.
+        cpu: match cluster.host_of(vm).accelerator {
+            Accelerator::Kvm => Some(Cpu { mode: "host-model" }),
+            Accelerator::Qemu => None,
+        },
         on_poweroff: "destroy",
         on_reboot: "restart",
         on_crash: "restart",
