@@ -228,6 +228,14 @@ fn haproxy_unit_creates_its_runtime_directory() {
         .map(|d| format!("/run/{d}"))
         .collect();
     assert_eq!(key("RuntimeDirectoryPreserve"), ["yes"], "{dropin}");
+    // HAProxy's unit (upstream's, as Debian's and the extensions') passes
+    // `-p $PIDFILE`, which wins over the config's `pidfile`: the drop-in
+    // must point it where the watcher and the track script read.
+    assert_eq!(
+        key("Environment"),
+        [format!("PIDFILE={}", haproxy::PID_FILE)],
+        "{dropin}"
+    );
     let Contents::Inline(cfg) = &node.files["/etc/haproxy/haproxy.cfg"].contents else {
         panic!("inline config")
     };
@@ -268,6 +276,7 @@ fn failover_timing_and_realtime_budget_come_from_the_model() {
         vrrp_advert_ms: Some(300),
         check_inter_ms: Some(1000),
         vrrp_rlimit_rttime_ms: Some(2000),
+        track_interval_s: Some(5),
     };
     let tcg = flatcar_topology::Cluster::try_from(spec.clone()).expect("valid");
     assert!(tcg.summary().contains("VRRP adverts every 300 ms"));
@@ -285,6 +294,7 @@ fn failover_timing_and_realtime_budget_come_from_the_model() {
     assert!(k.contains("advert_int 0.3\n"), "{k}");
     assert!(k.contains("vrrp_rlimit_rttime 2000000\n"), "{k}");
     assert!(k.contains("vrrp_rt_priority 40"), "{k}");
+    assert!(k.contains("    interval 5\n    timeout 4\n"), "{k}");
     let h = text("/etc/haproxy/haproxy.cfg");
     assert!(h.contains("inter 1s fastinter 200ms"), "{h}");
 

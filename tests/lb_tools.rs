@@ -73,6 +73,7 @@ fn real_tools_accept_both_load_balancers() {
         // timing with a 2 s realtime budget (`vrrp_rlimit_rttime`).
         let tcg = Settings {
             vrrp_rlimit_rttime: Some(std::time::Duration::from_secs(2)),
+            track_interval_secs: 5,
             ..Settings::fast(
                 std::time::Duration::from_millis(300),
                 std::time::Duration::from_secs(1),

@@ -47,10 +47,19 @@ pub struct LoadBalancers {
 /// entry only applies at the boot after the one that merged it, so the
 /// first start failed without it. The directory outlives a stop, so the
 /// watcher's "down" verdict stays readable for Keepalived.
+///
+/// And it points the unit's pid file at [`haproxy::PID_FILE`], which the
+/// watcher and the track script read: HAProxy's own unit (upstream's
+/// `admin/systemd/haproxy.service.in`, which Debian ships and extensions
+/// built from upstream carry) passes `-p $PIDFILE` with
+/// `PIDFILE=/run/haproxy.pid`, and `-p` wins over the config's `pidfile`;
+/// in the boot lab HAProxy ran, the watcher found no pid, wrote "down",
+/// and every VRRP instance stayed in FAULT.
 fn haproxy_dropin(settings: &Settings) -> String {
     let mut s = format!(
-        "[Service]\nLimitNOFILE=65536\nRuntimeDirectory={}\nRuntimeDirectoryPreserve=yes\n",
-        haproxy::RUN_DIR.trim_start_matches("/run/")
+        "[Service]\nLimitNOFILE=65536\nRuntimeDirectory={}\nRuntimeDirectoryPreserve=yes\nEnvironment=PIDFILE={}\n",
+        haproxy::RUN_DIR.trim_start_matches("/run/"),
+        haproxy::PID_FILE
     );
     if let Some(n) = settings.haproxy_nice {
         s.push_str(&format!("Nice={n}\n"));

@@ -100,7 +100,13 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
         haproxy::PID_FILE
     );
     let _ = writeln!(s, "    interval {}", settings.track_interval_secs);
-    let _ = writeln!(s, "    timeout 1");
+    // A run may take all but a second of its interval (a fork + exec of
+    // sh takes seconds on an emulated CPU), at least 1 s.
+    let _ = writeln!(
+        s,
+        "    timeout {}",
+        settings.track_interval_secs.saturating_sub(1).max(1)
+    );
     let _ = writeln!(s, "    fall {}", settings.track_fall);
     let _ = writeln!(s, "    rise 2");
     let _ = writeln!(s, "}}");

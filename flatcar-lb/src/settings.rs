@@ -148,7 +148,8 @@ impl Settings {
     /// ([`flatcar_topology::failover::Failover`]): a stated advert or
     /// check interval derives the rest as [`Settings::fast`] does (keeping
     /// the scheduling settings), a stated realtime budget replaces
-    /// [`Settings::vrrp_rlimit_rttime`]. Nothing stated: unchanged.
+    /// [`Settings::vrrp_rlimit_rttime`], a stated track-script interval
+    /// [`Settings::track_interval_secs`]. Nothing stated: unchanged.
     pub fn with_model(&self, cluster: &flatcar_topology::Cluster) -> Settings {
         let f = cluster.spec().failover;
         let mut s = *self;
@@ -165,6 +166,9 @@ impl Settings {
                 haproxy_nice: self.haproxy_nice,
                 ..Settings::fast(advert, inter)
             };
+        }
+        if let Some(secs) = f.track_interval_s {
+            s.track_interval_secs = secs;
         }
         if let Some(ms) = f.vrrp_rlimit_rttime_ms {
             s.vrrp_rlimit_rttime = Some(Duration::from_millis(ms.into()));

@@ -34,6 +34,11 @@ pub struct Failover {
     /// emulated CPU exceeds at start). 1–10000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp_rlimit_rttime_ms: Option<u32>,
+    /// Interval in whole seconds of Keepalived's HAProxy track script
+    /// (1–60; each run may take all but a second of it). Emulated CPUs
+    /// need several: a fork + exec of `sh` took over a second there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_interval_s: Option<u8>,
 }
 
 impl Failover {
@@ -66,6 +71,11 @@ impl Failover {
                 ));
             }
         }
+        if let Some(t) = self.track_interval_s {
+            if !(1..=60).contains(&t) {
+                out.push(format!("track_interval_s {t} is outside 1–60 s"));
+            }
+        }
         out
     }
 
@@ -76,10 +86,12 @@ impl Failover {
         }
         let ms = |v: Option<u32>| v.map_or_else(|| "default".to_string(), |v| format!("{v} ms"));
         Some(format!(
-            "failover: VRRP adverts every {}, health checks every {}, VRRP realtime budget {}",
+            "failover: VRRP adverts every {}, health checks every {}, VRRP realtime budget {}, HAProxy track script every {}",
             ms(self.vrrp_advert_ms),
             ms(self.check_inter_ms),
-            ms(self.vrrp_rlimit_rttime_ms)
+            ms(self.vrrp_rlimit_rttime_ms),
+            self.track_interval_s
+                .map_or_else(|| "default".to_string(), |s| format!("{s} s"))
         ))
     }
 }
@@ -95,6 +107,7 @@ mod tests {
             vrrp_advert_ms: Some(300),
             check_inter_ms: Some(1000),
             vrrp_rlimit_rttime_ms: Some(1000),
+            track_interval_s: Some(5),
         };
         assert!(ok.problems().is_empty());
         for bad in [
@@ -116,6 +129,10 @@ mod tests {
             },
             Failover {
                 vrrp_rlimit_rttime_ms: Some(0),
+                ..ok
+            },
+            Failover {
+                track_interval_s: Some(0),
                 ..ok
             },
         ] {
