@@ -20,6 +20,7 @@
 pub mod admin_key;
 pub mod bundle;
 pub mod change;
+pub mod deploy;
 pub mod diagram;
 mod error;
 pub mod host;
