@@ -472,6 +472,14 @@ fn handover(
 /// `StrictHostKeyChecking=accept-new`: the first contact records the VM's
 /// key, every later one must match it (a changed key fails the step), and
 /// [`Remote::forget`] drops it when the executor itself replaced the VM.
+///
+/// Connections: with a [`OpenSsh::control_dir`], every VM gets one SSH
+/// connection that later commands reuse (`ControlMaster=auto`,
+/// `ControlPersist`): a push is five commands, and a new SSH handshake costs
+/// ~0.3-1 s on a loaded machine, a reused connection a few ms.
+/// [`Remote::forget`] closes a replaced VM's connection, [`OpenSsh::close`]
+/// every one (call it when done), and `ServerAliveInterval` ends one whose
+/// VM vanished within seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenSsh {
     /// The private key file (0600).
@@ -482,6 +490,11 @@ pub struct OpenSsh {
     pub connect_timeout: Duration,
     /// The SSH port.
     pub port: u16,
+    /// A private directory (0700) for the reused connections' sockets;
+    /// `None`: a new connection per command.
+    pub control_dir: Option<PathBuf>,
+    /// The VMs a connection may be open to.
+    opened: BTreeSet<(String, Ipv4Addr, String)>,
 }
 
 impl OpenSsh {
@@ -492,7 +505,43 @@ impl OpenSsh {
             known_hosts,
             connect_timeout: Duration::from_secs(5),
             port: 22,
+            control_dir: None,
+            opened: BTreeSet::new(),
         }
+    }
+
+    /// Reuses one connection per VM, its socket in `dir` (created 0700).
+    pub fn reuse_connections(mut self, dir: PathBuf) -> Result<Self, Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(crate::error::io(&dir))?;
+        self.control_dir = Some(dir);
+        Ok(self)
+    }
+
+    /// Closes every reused connection (`ssh -O exit`).
+    pub fn close(&mut self) {
+        for (vm, address, user) in std::mem::take(&mut self.opened) {
+            self.exit(&Target { vm, address, user });
+        }
+    }
+
+    fn exit(&self, target: &Target) {
+        if self.control_dir.is_none() {
+            return;
+        }
+        let mut args = self.args(target, "");
+        args.pop();
+        let _ = Command::new("ssh")
+            .args(["-O", "exit"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 
     /// The `ssh` arguments for `target` running `remote_command`.
@@ -507,8 +556,19 @@ impl OpenSsh {
             "GlobalKnownHostsFile=/dev/null".to_string(),
             format!("ConnectTimeout={}", self.connect_timeout.as_secs().max(1)),
             "LogLevel=ERROR".to_string(),
+            "ServerAliveInterval=2".to_string(),
+            "ServerAliveCountMax=3".to_string(),
         ] {
             v.extend(o(opt));
+        }
+        if let Some(dir) = &self.control_dir {
+            for opt in [
+                "ControlMaster=auto".to_string(),
+                format!("ControlPath={}/%C", dir.display()),
+                "ControlPersist=60".to_string(),
+            ] {
+                v.extend(o(opt));
+            }
         }
         v.extend([
             "-p".to_string(),
@@ -530,6 +590,10 @@ impl Remote for OpenSsh {
         } else {
             format!("sudo -n sh -c {}", sh_quote(script))
         };
+        if self.control_dir.is_some() {
+            self.opened
+                .insert((target.vm.clone(), target.address, target.user.clone()));
+        }
         let mut child = Command::new("ssh")
             .args(self.args(target, &remote))
             .stdin(Stdio::piped())
@@ -564,6 +628,10 @@ impl Remote for OpenSsh {
     }
 
     fn forget(&mut self, target: &Target) -> Result<(), Error> {
+        // The connection to the VM that was there goes first.
+        self.exit(target);
+        self.opened
+            .retain(|(_, a, u)| (*a, u.as_str()) != (target.address, target.user.as_str()));
         if !self.known_hosts.exists() {
             return Ok(());
         }

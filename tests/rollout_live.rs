@@ -700,10 +700,11 @@ fn add_remove_worker4_and_replace_both_lbs_over_ssh_under_a_probing_client() {
     .expect("both VIPs answer");
     println!("lab up in {:.1} s", t_test.elapsed().as_secs_f64());
 
-    let mut ssh = AsRoot(OpenSsh::new(
-        key.clone(),
-        lab.tmp.path().join("known_hosts"),
-    ));
+    let mut ssh = AsRoot(
+        OpenSsh::new(key.clone(), lab.tmp.path().join("known_hosts"))
+            .reuse_connections(lab.tmp.path().join("ssh-mux"))
+            .expect("mux dir"),
+    );
     let mut nodes = K3sStandin {
         workloads: BTreeMap::new(),
         log: Vec::new(),
@@ -880,6 +881,7 @@ fn add_remove_worker4_and_replace_both_lbs_over_ssh_under_a_probing_client() {
         worst < Duration::from_secs(1) && back_on_lb1 && web_ok > 0 && api_ok > 0,
     ));
     drop(prober);
+    ssh.0.close();
     println!();
     for (claim, measured, ok) in &rows {
         row(
