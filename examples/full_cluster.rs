@@ -60,6 +60,12 @@ struct Args {
     #[cfg(feature = "libvirt")]
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     start_timeout: u64,
+    /// With --apply: the admin's private SSH key the rolling plan logs in
+    /// to running VMs with (default: the generated
+    /// `<out>/secrets/admin-ssh-ed25519`).
+    #[cfg(feature = "libvirt")]
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
     /// Authorize this SSH public key line for the admin user (repeatable).
     /// Without one, an ed25519 key pair is generated once into
     /// `<out>/secrets/admin-ssh-ed25519` (0600) and reused.
@@ -269,6 +275,93 @@ fn start(args: &Args, cluster: &flatcar_microcloud::topology::Cluster) -> Result
         started.len(),
         t0.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Carries the rolling plan out on the running cloud: live pushes over SSH
+/// (the admin key, `<out>.known_hosts`, one reused connection per VM),
+/// VIP handovers, drains with `k3s kubectl` on a master, replacements and
+/// removals through libvirt; prints each step with its time and stops at
+/// the first failure, naming the VM and the step.
+#[cfg(feature = "libvirt")]
+fn run_rollout(
+    args: &Args,
+    d: &LibvirtDeploy,
+    old: &flatcar_microcloud::topology::Cluster,
+    cluster: &flatcar_microcloud::topology::Cluster,
+    rollout: &flatcar_microcloud::topology::rollout::Rollout,
+    secrets: &mut BundleSecrets,
+    mut host_step: impl FnMut(&mut BundleSecrets) -> Result<(), String>,
+) -> Result<(), String> {
+    use flatcar_microcloud::deploy::{self, K3sOverSsh, OpenSsh, Target};
+    use flatcar_microcloud::topology::Role;
+    let composed =
+        flatcar_microcloud::services::compose_after(cluster, secrets.previous_zones(), secrets)
+            .map_err(|e| e.to_string())?;
+    let key = args.identity.clone().unwrap_or_else(|| {
+        args.out
+            .join("secrets")
+            .join(flatcar_microcloud::admin_key::SECRET_NAME)
+    });
+    let known_hosts = PathBuf::from(format!("{}.known_hosts", args.out.display()));
+    let mux = std::env::temp_dir().join(format!("fmc-ssh-{}", std::process::id()));
+    let mut ssh = OpenSsh::new(key, known_hosts)
+        .reuse_connections(mux.clone())
+        .map_err(|e| e.to_string())?;
+    let master = cluster
+        .with_role(Role::Master)
+        .next()
+        .and_then(|m| Target::of(cluster, m.name.as_str()));
+    let mut k3s = master.map(|master| K3sOverSsh {
+        remote: ssh.clone(),
+        master,
+        drain_timeout: std::time::Duration::from_secs(600),
+    });
+    let mut no_k3s = ();
+    let nodes: &mut dyn deploy::Nodes = match &mut k3s {
+        Some(k) => k,
+        None => &mut no_k3s,
+    };
+    let mut host_secrets = BundleSecrets::from_bundle_dir(&args.out);
+    let mut machines = flatcar_microcloud::machines::Libvirt::new(
+        &d.conn,
+        old,
+        cluster,
+        &d.configs,
+        Box::new(move || host_step(&mut host_secrets).map_err(Into::into)),
+    );
+    machines.timeout = std::time::Duration::from_secs(args.start_timeout);
+    println!("rollout: {} step(s)", rollout.steps.len());
+    let r = deploy::execute(
+        rollout,
+        old,
+        cluster,
+        &composed,
+        &mut ssh,
+        &mut machines,
+        nodes,
+        &deploy::Options::default(),
+        &mut |e| match e {
+            deploy::Event::Started(i, s) => println!("  {:>3}. {s}", i + 1),
+            deploy::Event::Done(_, _, t) => println!("       done in {:.1} s", t.as_secs_f64()),
+            _ => {}
+        },
+    );
+    ssh.close();
+    if let Some(k) = &mut k3s {
+        k.remote.close();
+    }
+    let _ = std::fs::remove_dir_all(&mux);
+    let report = r.map_err(|e| {
+        let mut text = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            text.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        text
+    })?;
+    println!("rollout: {} step(s) done", report.steps.len());
     Ok(())
 }
 
@@ -504,6 +597,7 @@ fn main() -> ExitCode {
         .map(|f| args.out.join(f))
         .find(|p| p.exists());
     let mut running = None;
+    let mut host_changed = false;
     let vm_changes = if let Some(previous) = previous {
         let classified = flatcar_microcloud::model::load(&previous).and_then(|old| {
             let c = flatcar_microcloud::change::classify(&old, &cluster, &mut secrets)?;
@@ -523,6 +617,7 @@ fn main() -> ExitCode {
                 println!("rolling plan (one VM down at most; live changes pushed over SSH with the admin key):");
                 print!("{}", changes.rollout(&old, &cluster));
                 running = Some(old);
+                host_changed = changes.host;
                 changes.vms
             }
             Err(e) => {
@@ -535,9 +630,10 @@ fn main() -> ExitCode {
     } else {
         std::collections::BTreeMap::new()
     };
-    // Live pushes, replacements and drained removals are not carried out
-    // by --apply yet: while any is pending, the bundle keeps recording the
-    // model the running VMs have, so the next run lists them again.
+    // Live pushes, replacements and drained removals: `--apply` carries
+    // them out with the rolling plan (below), after which the running cloud
+    // has the new model; the bundle records it. Without --apply they stay
+    // pending and the bundle keeps the model the running VMs have.
     use flatcar_microcloud::topology::change::VmChange;
     let pending: Vec<&String> = vm_changes
         .iter()
@@ -553,7 +649,7 @@ fn main() -> ExitCode {
     let applying = args.apply.is_some();
     #[cfg(not(feature = "libvirt"))]
     let applying = false;
-    let record = match (applying && pending.is_empty(), &running) {
+    let record = match (applying, &running) {
         (true, _) => Some(&cluster),
         (false, Some(old)) => Some(old),
         (false, None) => None,
@@ -589,7 +685,7 @@ fn main() -> ExitCode {
     // `--apply URI`: every plan first (libvirt objects, Ignition placement,
     // the host part), then, unless --dry-run, the bundle and the apply.
     #[cfg(feature = "libvirt")]
-    let deploy = match &args.apply {
+    let mut deploy = match &args.apply {
         None => None,
         Some(uri) => match plan_deploy(uri, &cluster, &bundle, &vm_changes) {
             Ok(d) => Some(d),
@@ -634,15 +730,79 @@ fn main() -> ExitCode {
         println!("dry run: nothing written, nothing applied");
         return ExitCode::SUCCESS;
     }
+    // The rolling plan for the running VMs (empty on a first deploy).
     #[cfg(feature = "libvirt")]
-    if let Some(d) = &deploy {
+    let rollout = match &running {
+        Some(old) => flatcar_microcloud::change::Changes {
+            vms: vm_changes.clone(),
+            host: host_changed,
+        }
+        .rollout(old, &cluster),
+        None => Default::default(),
+    };
+    #[cfg(not(feature = "libvirt"))]
+    let _ = host_changed;
+    #[cfg(feature = "libvirt")]
+    if let Some(d) = &mut deploy {
+        // The libvirt steps of VMs the rolling plan replaces or removes run
+        // at their step of the rollout (after the drain or VIP handover),
+        // not here.
+        if let Some(old) = &running {
+            let deferred: std::collections::BTreeSet<String> = pending
+                .iter()
+                .flat_map(|vm| flatcar_microcloud::machines::owned_objects(&cluster, old, vm))
+                .collect();
+            d.plan.steps.retain(|s| {
+                !(deferred.contains(&s.name)
+                    && matches!(
+                        s.kind,
+                        flatcar_microcloud::libvirt::apply::Kind::Domain
+                            | flatcar_microcloud::libvirt::apply::Kind::Volume
+                    ))
+            });
+        }
         if let Err(e) = run_deploy(d, &cluster) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     }
+    #[cfg(feature = "libvirt")]
+    let host_in_rollout = rollout
+        .steps
+        .iter()
+        .any(|s| matches!(s, flatcar_microcloud::topology::rollout::Step::Host));
+    #[cfg(feature = "libvirt")]
+    if let (Some(d), Some(old), false) = (&deploy, &running, rollout.steps.is_empty()) {
+        #[cfg(feature = "live")]
+        let host_step = |secrets: &mut BundleSecrets| -> Result<(), String> {
+            match &host_plan {
+                Some((ruleset, plan)) => apply_host(&args, &cluster, secrets, ruleset, plan),
+                None => {
+                    println!("  host part: not applied here (see above)");
+                    Ok(())
+                }
+            }
+        };
+        #[cfg(not(feature = "live"))]
+        let host_step = |_: &mut BundleSecrets| -> Result<(), String> {
+            println!("  host part: not built in (feature live): apply host/ with ansible-playbook");
+            Ok(())
+        };
+        if let Err(e) = run_rollout(&args, d, old, &cluster, &rollout, &mut secrets, host_step) {
+            eprintln!("error: {e}");
+            eprintln!(
+                "  the steps before it are done; {} keeps the previous model: fix the cause and run --apply again",
+                args.out.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    #[cfg(all(feature = "libvirt", not(feature = "live")))]
+    let _ = host_in_rollout;
+    #[cfg(not(feature = "libvirt"))]
+    let host_in_rollout = false;
     #[cfg(feature = "live")]
-    if let Some((ruleset, plan)) = &host_plan {
+    if let (Some((ruleset, plan)), false) = (&host_plan, host_in_rollout) {
         if let Err(e) = apply_host(&args, &cluster, &mut secrets, ruleset, plan) {
             eprintln!("error: host part: {e}");
             return ExitCode::FAILURE;
@@ -677,11 +837,8 @@ fn main() -> ExitCode {
     if applying && !pending.is_empty() {
         let names: Vec<&str> = pending.iter().map(|n| n.as_str()).collect();
         println!(
-            "pending on running VMs (not carried out by --apply yet; see the rolling plan): {}",
-            names.join(", ")
-        );
-        println!(
-            "  their new files are in the bundle and in each VM's <vm>.ign; {} still records the model they run",
+            "done on running VMs (rolling plan): {}; {} records the new model",
+            names.join(", "),
             flatcar_microcloud::bundle::RUNNING_MODEL
         );
     }

@@ -25,6 +25,8 @@ pub mod diagram;
 mod error;
 pub mod host;
 pub mod inventory;
+#[cfg(feature = "libvirt")]
+pub mod machines;
 pub mod model;
 pub mod multi_host;
 pub mod reference;

@@ -793,7 +793,7 @@ fn add_remove_worker4_and_replace_both_lbs_over_ssh_under_a_probing_client() {
     };
     rows.push((
         "remove: pushes, then drain (stand-in), then remove".into(),
-        format!("{}", nodes.log.join("; ")),
+        nodes.log.join("; "),
         order("push      lb2", "drain     worker4")
             && order("drain     worker4", "remove    worker4"),
     ));
