@@ -60,6 +60,13 @@ struct Args {
     #[cfg(feature = "libvirt")]
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     start_timeout: u64,
+    /// With --apply: define and place everything but leave the rolling
+    /// plan's steps on running VMs (live pushes, replacements, removals)
+    /// pending: `running.json` keeps the model the running VMs have, and the
+    /// next run lists them again.
+    #[cfg(feature = "libvirt")]
+    #[arg(long, requires = "apply")]
+    no_rollout: bool,
     /// With --apply: the admin's private SSH key the rolling plan logs in
     /// to running VMs with (default: the generated
     /// `<out>/secrets/admin-ssh-ed25519`).
@@ -646,10 +653,10 @@ fn main() -> ExitCode {
         .map(|(n, _)| n)
         .collect();
     #[cfg(feature = "libvirt")]
-    let applying = args.apply.is_some();
+    let (applying, rolling) = (args.apply.is_some(), !args.no_rollout);
     #[cfg(not(feature = "libvirt"))]
-    let applying = false;
-    let record = match (applying, &running) {
+    let (applying, rolling) = (false, false);
+    let record = match (applying && (rolling || pending.is_empty()), &running) {
         (true, _) => Some(&cluster),
         (false, Some(old)) => Some(old),
         (false, None) => None,
@@ -747,7 +754,7 @@ fn main() -> ExitCode {
         // The libvirt steps of VMs the rolling plan replaces or removes run
         // at their step of the rollout (after the drain or VIP handover),
         // not here.
-        if let Some(old) = &running {
+        if let (Some(old), true) = (&running, rolling) {
             let deferred: std::collections::BTreeSet<String> = pending
                 .iter()
                 .flat_map(|vm| flatcar_microcloud::machines::owned_objects(&cluster, old, vm))
@@ -771,6 +778,8 @@ fn main() -> ExitCode {
         .steps
         .iter()
         .any(|s| matches!(s, flatcar_microcloud::topology::rollout::Step::Host));
+    #[cfg(feature = "libvirt")]
+    let rollout = if rolling { rollout } else { Default::default() };
     #[cfg(feature = "libvirt")]
     if let (Some(d), Some(old), false) = (&deploy, &running, rollout.steps.is_empty()) {
         #[cfg(feature = "live")]
@@ -799,8 +808,6 @@ fn main() -> ExitCode {
     }
     #[cfg(all(feature = "libvirt", not(feature = "live")))]
     let _ = host_in_rollout;
-    #[cfg(not(feature = "libvirt"))]
-    let host_in_rollout = false;
     #[cfg(feature = "live")]
     if let (Some((ruleset, plan)), false) = (&host_plan, host_in_rollout) {
         if let Err(e) = apply_host(&args, &cluster, &mut secrets, ruleset, plan) {
@@ -834,7 +841,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if applying && !pending.is_empty() {
+    if applying && !rolling && !pending.is_empty() {
+        let names: Vec<&str> = pending.iter().map(|n| n.as_str()).collect();
+        println!(
+            "pending on running VMs (--no-rollout; see the rolling plan): {}",
+            names.join(", ")
+        );
+        println!(
+            "  their new files are in the bundle and in each VM's <vm>.ign; {} still records the model they run",
+            flatcar_microcloud::bundle::RUNNING_MODEL
+        );
+    } else if applying && !pending.is_empty() {
         let names: Vec<&str> = pending.iter().map(|n| n.as_str()).collect();
         println!(
             "done on running VMs (rolling plan): {}; {} records the new model",
