@@ -10,7 +10,8 @@
 //! the part of each host whose libvirt URI is this machine.
 
 use flatcar_net::ruleset::{Family, Ruleset};
-use flatcar_topology::{Cluster, VpnEndpoint};
+use flatcar_topology::{Cluster, KvmHost, VpnEndpoint};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What applying the host part would do.
@@ -24,6 +25,18 @@ pub struct HostPlan {
     pub untouched: Vec<String>,
     /// The WireGuard endpoint, when the host is it.
     pub wireguard: Option<WireGuardPlan>,
+    /// With several hosts: the host this plan is for and its
+    /// systemd-networkd files (`hosts/<host>/network/`); `None` with one.
+    pub networkd: Option<NetworkdPlan>,
+}
+
+/// One host's systemd-networkd files in a multi-host cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkdPlan {
+    /// The KVM host.
+    pub host: String,
+    /// File name → text, for `/etc/systemd/network/`.
+    pub files: BTreeMap<String, String>,
 }
 
 /// The WireGuard endpoint on the host.
@@ -47,8 +60,23 @@ fn family(f: Family) -> &'static str {
 }
 
 /// The plan for `ruleset` and `cluster`'s VPN, given the tables that exist
-/// now (`nft list tables` lines such as `table inet filter`).
+/// now (`nft list tables` lines such as `table inet filter`): the first
+/// host's ([`plan_for`]).
 pub fn plan(cluster: &Cluster, ruleset: &Ruleset, existing: &[String]) -> HostPlan {
+    plan_for(cluster, cluster.host(), ruleset, existing)
+}
+
+/// The plan for KVM host `host` with its `ruleset`
+/// ([`flatcar_net::ruleset::build_for`]): the WireGuard endpoint only on
+/// the host the VPN ends on (the first), and with several hosts its
+/// networkd files.
+pub fn plan_for(
+    cluster: &Cluster,
+    host: &KvmHost,
+    ruleset: &Ruleset,
+    existing: &[String],
+) -> HostPlan {
+    let endpoint = host.name == cluster.host().name;
     let ours: Vec<String> = ruleset
         .tables
         .iter()
@@ -71,19 +99,26 @@ pub fn plan(cluster: &Cluster, ruleset: &Ruleset, existing: &[String]) -> HostPl
             .cloned()
             .collect(),
         wireguard: cluster.vpn().and_then(|v| {
-            (v.endpoint == VpnEndpoint::Host).then(|| WireGuardPlan {
+            (endpoint && v.endpoint == VpnEndpoint::Host).then(|| WireGuardPlan {
                 interface: v.interface.to_string(),
                 address: format!("{}/{}", v.address, v.subnet.prefix_len()),
                 port: v.listen_port.get(),
                 peers: v.peers.iter().map(|p| p.name.to_string()).collect(),
             })
         }),
+        networkd: cluster.is_multi_host().then(|| NetworkdPlan {
+            host: host.name.to_string(),
+            files: flatcar_net::fabric::networkd(cluster, host),
+        }),
     }
 }
 
 impl fmt::Display for HostPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "host plan:")?;
+        match &self.networkd {
+            Some(n) => writeln!(f, "host plan ({}, from hosts/{}/):", n.host, n.host)?,
+            None => writeln!(f, "host plan:")?,
+        }
         for (t, exists) in &self.tables {
             let what = if *exists { "replace" } else { "create" };
             writeln!(f, "  nftables: {what} {t}")?;
@@ -106,6 +141,14 @@ impl fmt::Display for HostPlan {
                 w.peers.join(", ")
             )?,
             None => writeln!(f, "  wireguard: the host is not the VPN endpoint")?,
+        }
+        if let Some(n) = &self.networkd {
+            writeln!(
+                f,
+                "  networkd: install {} file(s) (spanning networks' bridges and VXLAN ports, the transit), then networkctl reload",
+                n.files.len()
+            )?;
+            writeln!(f, "  sysctl: net.ipv4.ip_forward=1")?;
         }
         Ok(())
     }
