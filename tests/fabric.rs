@@ -242,6 +242,10 @@ fn the_transit_routes_each_remote_vm_through_its_host() {
             "[Route]\nDestination={pg_addr}/32\nGateway={}\nGatewayOnLink=yes\n",
             pg_host.address
         );
+        assert!(
+            net.contains(&format!("Address={}/32\n", h.address)),
+            "{net}"
+        );
         assert_eq!(net.contains(&route), h.name != pg_host.name, "{dir}: {net}");
         for vm in c.vms() {
             let on = c.host_of(vm);

@@ -814,6 +814,42 @@ fn routed_flows_cross_hosts_through_the_transit_and_lan_vms_survive_a_host() {
         host_of(&remote_worker)
     );
 
+    // A host itself reaches a VM on another host over the transit (the
+    // inventory's SSH jump), from its LAN address (the transit's /32), not
+    // from a gateway address every host has.
+    let client_kvm = c
+        .kvm_hosts()
+        .into_iter()
+        .find(|h| h.name.as_str() == host_of(&remote_worker))
+        .expect("host");
+    let get = String::from_utf8_lossy(
+        &client_host
+            .exec(&["ip", "route", "get", &pg_addr.to_string()])
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        get.contains(&format!("src {} ", client_kvm.address)),
+        "{get}"
+    );
+    let from_host = support::wait_until(Duration::from_secs(5), || {
+        let out = client_host.try_exec(&[
+            "sh",
+            "-c",
+            &format!("echo q | socat -t 3 -T 3 - TCP4:{pg_addr}:22,connect-timeout=1"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim() == client_kvm.address.to_string()
+    });
+    assert!(
+        from_host.is_some(),
+        "{} itself -> postgresql1:22 on {pg_host} fails",
+        client_kvm.name
+    );
+    println!(
+        "{} itself -> postgresql1:22 on {pg_host} connects from {} (its LAN address)",
+        client_kvm.name, client_kvm.address
+    );
+
     // The LAN VM reaches each NAT VM through the host that runs it.
     let via = |to: Ipv4Addr| -> String {
         String::from_utf8_lossy(

@@ -291,8 +291,8 @@ fn apply_host_with_several_hosts_applies_each_hosts_own_part() {
         let mut n = 0;
         for (path, file) in bundle.files() {
             if let Some(file_name) = path.strip_prefix(&prefix) {
-                let got = std::fs::read(dir.join(file_name)).expect("installed");
-                assert_eq!(got, file.contents, "{path}");
+                let got = std::fs::read_to_string(dir.join(file_name)).expect("installed");
+                assert_eq!(got, String::from_utf8_lossy(&file.contents), "{path}");
                 n += 1;
             }
         }

@@ -12,7 +12,11 @@
 //! transit MAC, a static flood entry and neighbour per other host, and a
 //! route per VM address of a spanning network that runs on another host,
 //! through that host (`GatewayOnLink`: the next hop is the other host's
-//! LAN address, resolved by the static neighbour to its transit MAC).
+//! LAN address, resolved by the static neighbour to its transit MAC). The
+//! transit device carries the host's LAN address as a `/32`, so what the
+//! host itself sends over it (an SSH jump to a VM) leaves with that
+//! address, where the answer finds it, never with a gateway address every
+//! host has (a device without an address borrows one from another).
 //!
 //! ```
 //! # fn main() -> Result<(), flatcar_topology::Problems> {
@@ -113,8 +117,11 @@ pub fn networkd(cluster: &Cluster, host: &KvmHost) -> BTreeMap<String, String> {
         ),
     );
     let mut network = format!(
-        "{head}[Match]\nName={t}\n\n[Network]\nConfigureWithoutCarrier=yes\nIPForward=ipv4\n\
-         LinkLocalAddressing=no\nIPv6AcceptRA=no\n"
+        "{head}[Match]\nName={t}\n\n[Network]\n\
+         # The LAN address again: the source of what the host itself sends over the transit.\n\
+         Address={}/32\nConfigureWithoutCarrier=yes\nIPForward=ipv4\n\
+         LinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+        host.address
     );
     for peer in f.hosts.iter().filter(|h| h.name != host.name) {
         let mac = f.transit_mac(peer);
