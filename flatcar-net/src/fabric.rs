@@ -8,7 +8,7 @@
 //! bridges.
 //!
 //! Plus the routed transit between the hosts (`52-vx<VNI>.netdev` and
-//! `.network`): a VXLAN device without an address, with the host's own
+//! `.network`): a VXLAN device (no subnet on it), with the host's own
 //! transit MAC, a static flood entry and neighbour per other host, and a
 //! route per VM address of a spanning network that runs on another host,
 //! through that host (`GatewayOnLink`: the next hop is the other host's

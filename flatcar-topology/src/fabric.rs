@@ -36,8 +36,8 @@
 //!   routed out of the source's network by the source's host and into the
 //!   destination's network by the destination's host, in both directions,
 //!   over a routed VXLAN between the hosts (the *transit*, VNI
-//!   [`TRANSIT_VNI`] by default, `fabric.transit_vni`; no address on it,
-//!   a MAC per host, static neighbours and flood entries). Each host
+//!   [`TRANSIT_VNI`] by default, `fabric.transit_vni`; only the host's LAN
+//!   address as a `/32` on it, a MAC per host, static neighbours and flood entries). Each host
 //!   carries a route per remote VM address ([`Fabric::remote_routes`],
 //!   aggregated per host) through the host that runs it. So every host on
 //!   the path sees both directions of the flow and the stateful ruleset
@@ -305,7 +305,8 @@ pub struct Segment<'a> {
 pub struct Transit {
     /// Its VNI.
     pub vni: Vni,
-    /// Its device on each host (`vx<VNI>`, no address).
+    /// Its device on each host (`vx<VNI>`; only the host's LAN address
+    /// as a `/32`, the source of what the host itself sends over it).
     pub ifname: IfName,
 }
 
