@@ -401,3 +401,28 @@ fn the_host_playbook_covers_every_host() {
         "{play}"
     );
 }
+
+#[test]
+fn each_hosts_plan_has_its_networkd_files_and_wireguard_only_on_the_first() {
+    use flatcar_microcloud::host;
+    let c = three_hosts().expect("valid");
+    for (i, h) in c.kvm_hosts().into_iter().enumerate() {
+        let r = ruleset::build_for(&c, &[], h);
+        let p = host::plan_for(&c, h, &r, &[]);
+        assert_eq!(p.wireguard.is_some(), i == 0, "{}", h.name);
+        let n = p.networkd.as_ref().expect("several hosts");
+        assert_eq!(n.host, h.name.as_str());
+        assert_eq!(n.files, flatcar_net::fabric::networkd(&c, h));
+        let text = p.to_string();
+        assert!(
+            text.contains(&format!("host plan ({0}, from hosts/{0}/):", h.name)),
+            "{text}"
+        );
+        assert!(text.contains("sysctl: net.ipv4.ip_forward=1"), "{text}");
+    }
+    let single = reference::cluster().expect("valid");
+    let r = ruleset::build(&single, &[]);
+    let p = host::plan(&single, &r, &[]);
+    assert!(p.networkd.is_none() && p.wireguard.is_some());
+    assert!(p.to_string().starts_with("host plan:\n"), "{p}");
+}
