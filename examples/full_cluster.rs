@@ -13,6 +13,10 @@ use flatcar_microcloud::{Bundle, BundleSecrets, RenderOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// systemd-networkd's configuration directory.
+#[cfg(feature = "live")]
+const NETWORKD_DIR: &str = "/etc/systemd/network";
+
 /// Build, plan and write the reference cloud.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -86,6 +90,19 @@ struct Args {
     #[cfg(feature = "live")]
     #[arg(long)]
     apply_host: bool,
+    /// With a model of several KVM hosts: which host this machine is, for
+    /// the host part (default: the one host whose libvirt URI is local).
+    /// The other hosts' parts are applied there (the same command with
+    /// their name, or `host/playbook.yml` for all of them).
+    #[cfg(feature = "live")]
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+    /// With several KVM hosts: where the host part installs this host's
+    /// systemd-networkd files; `networkctl reload` runs only for the
+    /// default directory.
+    #[cfg(feature = "live")]
+    #[arg(long, default_value = NETWORKD_DIR, value_name = "DIR")]
+    networkd_dir: PathBuf,
     /// WireGuard backend for --apply-host: `kernel`, or `userspace`
     /// (wireguard-go) where the kernel module is missing.
     #[cfg(feature = "live")]
@@ -409,8 +426,62 @@ fn apply_with_bar(
 }
 
 #[cfg(feature = "live")]
-/// The host part's plan (read-only: `nft list tables`), printed.
+/// The KVM host this machine is: `--host NAME`, else the only host (one
+/// host), else the one host whose libvirt URI is local.
+fn this_host<'a>(
+    args: &Args,
+    cluster: &'a flatcar_topology::Cluster,
+) -> Result<&'a flatcar_topology::KvmHost, String> {
+    let hosts = cluster.kvm_hosts();
+    let names = || {
+        hosts
+            .iter()
+            .map(|h| h.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(name) = &args.host {
+        return hosts
+            .iter()
+            .find(|h| h.name.as_str() == name)
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "--host {name}: no such KVM host (the model has {})",
+                    names()
+                )
+            });
+    }
+    if !cluster.is_multi_host() {
+        return Ok(cluster.host());
+    }
+    let local: Vec<&flatcar_topology::KvmHost> = hosts
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| is_local(h.libvirt_uri(*i == 0).as_str()))
+        .map(|(_, h)| *h)
+        .collect();
+    match local.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!(
+            "no KVM host of the model ({}) has a local libvirt URI: name this machine with --host",
+            names()
+        )),
+        many => Err(format!(
+            "hosts {} all have a local libvirt URI: name this machine with --host",
+            many.iter()
+                .map(|h| h.name.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+#[cfg(feature = "live")]
+/// The host part's plan for this machine's KVM host (read-only: `nft list
+/// tables`), printed; with several hosts, how the others get theirs.
 fn plan_host(
+    args: &Args,
     cluster: &flatcar_topology::Cluster,
     secrets: &mut BundleSecrets,
 ) -> Result<
@@ -421,13 +492,50 @@ fn plan_host(
     String,
 > {
     use flatcar_microcloud::host;
+    let me = this_host(args, cluster)?;
     let composed =
         flatcar_microcloud::services::compose(cluster, secrets).map_err(|e| e.to_string())?;
-    let ruleset = flatcar_net::ruleset::build(cluster, &composed.flows);
+    let ruleset = flatcar_net::ruleset::build_for(cluster, &composed.flows, me);
     let existing = host::existing_tables(&["nft"]).map_err(|e| e.to_string())?;
-    let plan = host::plan(cluster, &ruleset, &existing);
+    let plan = host::plan_for(cluster, me, &ruleset, &existing);
     print!("{plan}");
+    if cluster.is_multi_host() {
+        for (i, h) in cluster.kvm_hosts().iter().enumerate() {
+            if h.name != me.name {
+                println!(
+                    "host part of {name} ({uri}): not this machine: there, --host {name}, or for every host: ansible-playbook -i host/inventory.yml host/playbook.yml (--limit {name})",
+                    name = h.name,
+                    uri = h.libvirt_uri(i == 0)
+                );
+            }
+        }
+    }
     Ok((ruleset, plan))
+}
+
+#[cfg(feature = "live")]
+/// Installs `files` into `dir` (each written to a temporary file, then
+/// renamed over the old one), mode 0644; returns how many changed.
+fn install_networkd(
+    dir: &std::path::Path,
+    files: &std::collections::BTreeMap<String, String>,
+) -> Result<usize, String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut changed = 0;
+    for (name, text) in files {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|old| &old == text) {
+            continue;
+        }
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 #[cfg(feature = "live")]
@@ -442,6 +550,38 @@ fn apply_host(
 ) -> Result<(), String> {
     use flatcar_microcloud::host;
     use flatcar_topology::provision::SecretStore;
+    if let Some(n) = &plan.networkd {
+        // Bridges and VXLAN ports first (libvirt's networks and the
+        // ruleset name them), and forwarding on.
+        let changed = install_networkd(&args.networkd_dir, &n.files)?;
+        println!(
+            "networkd: {changed} of {} file(s) changed in {}",
+            n.files.len(),
+            args.networkd_dir.display()
+        );
+        if args.networkd_dir == std::path::Path::new(NETWORKD_DIR) {
+            let ok = std::process::Command::new("networkctl")
+                .arg("reload")
+                .status()
+                .map_err(|e| format!("networkctl: {e}"))?;
+            if !ok.success() {
+                return Err("networkctl reload failed".into());
+            }
+            println!("networkd: reloaded");
+        } else {
+            println!(
+                "networkd: not {NETWORKD_DIR}, so no networkctl reload (install them there yourself)"
+            );
+        }
+        let ok = std::process::Command::new("sysctl")
+            .args(["-q", "-w", "net.ipv4.ip_forward=1"])
+            .status()
+            .map_err(|e| format!("sysctl: {e}"))?;
+        if !ok.success() {
+            return Err("sysctl -w net.ipv4.ip_forward=1 failed".into());
+        }
+        println!("sysctl: net.ipv4.ip_forward=1");
+    }
     host::apply_ruleset(ruleset, &["nft"]).map_err(|e| e.to_string())?;
     println!(
         "nftables: applied {} table(s) in one transaction",
@@ -708,6 +848,10 @@ fn main() -> ExitCode {
     if let Some(uri) = args.apply.as_deref() {
         if args.no_host {
             println!("host part: skipped (--no-host)");
+        } else if !is_local(uri) && cluster.is_multi_host() {
+            println!(
+                "host part: {uri} is another machine: apply every host's part with ansible-playbook -i host/inventory.yml host/playbook.yml"
+            );
         } else if !is_local(uri) {
             println!(
                 "host part: {uri} is another machine: apply host/ there (ansible-playbook -i HOST, host/playbook.yml)"
@@ -723,7 +867,7 @@ fn main() -> ExitCode {
         if args.apply_host && args.apply.is_none() {
             println!("note: --apply-host is deprecated: --apply URI applies the host part too");
         }
-        match plan_host(&cluster, &mut secrets) {
+        match plan_host(&args, &cluster, &mut secrets) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!("error: host plan: {e}");
