@@ -13,6 +13,10 @@ use flatcar_microcloud::{Bundle, BundleSecrets, RenderOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// systemd-networkd's configuration directory.
+#[cfg(feature = "live")]
+const NETWORKD_DIR: &str = "/etc/systemd/network";
+
 /// Build, plan and write the reference cloud.
 #[derive(Parser, Debug)]
 #[command(version, about)]
@@ -60,6 +64,19 @@ struct Args {
     #[cfg(feature = "libvirt")]
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     start_timeout: u64,
+    /// With --apply: define and place everything but leave the rolling
+    /// plan's steps on running VMs (live pushes, replacements, removals)
+    /// pending: `running.json` keeps the model the running VMs have, and the
+    /// next run lists them again.
+    #[cfg(feature = "libvirt")]
+    #[arg(long, requires = "apply")]
+    no_rollout: bool,
+    /// With --apply: the admin's private SSH key the rolling plan logs in
+    /// to running VMs with (default: the generated
+    /// `<out>/secrets/admin-ssh-ed25519`).
+    #[cfg(feature = "libvirt")]
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
     /// Authorize this SSH public key line for the admin user (repeatable).
     /// Without one, an ed25519 key pair is generated once into
     /// `<out>/secrets/admin-ssh-ed25519` (0600) and reused.
@@ -73,6 +90,19 @@ struct Args {
     #[cfg(feature = "live")]
     #[arg(long)]
     apply_host: bool,
+    /// With a model of several KVM hosts: which host this machine is, for
+    /// the host part (default: the one host whose libvirt URI is local).
+    /// The other hosts' parts are applied there (the same command with
+    /// their name, or `host/playbook.yml` for all of them).
+    #[cfg(feature = "live")]
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+    /// With several KVM hosts: where the host part installs this host's
+    /// systemd-networkd files; `networkctl reload` runs only for the
+    /// default directory.
+    #[cfg(feature = "live")]
+    #[arg(long, default_value = NETWORKD_DIR, value_name = "DIR")]
+    networkd_dir: PathBuf,
     /// WireGuard backend for --apply-host: `kernel`, or `userspace`
     /// (wireguard-go) where the kernel module is missing.
     #[cfg(feature = "live")]
@@ -273,6 +303,93 @@ fn start(args: &Args, cluster: &flatcar_microcloud::topology::Cluster) -> Result
     Ok(())
 }
 
+/// Carries the rolling plan out on the running cloud: live pushes over SSH
+/// (the admin key, `<out>.known_hosts`, one reused connection per VM),
+/// VIP handovers, drains with `k3s kubectl` on a master, replacements and
+/// removals through libvirt; prints each step with its time and stops at
+/// the first failure, naming the VM and the step.
+#[cfg(feature = "libvirt")]
+fn run_rollout(
+    args: &Args,
+    d: &LibvirtDeploy,
+    old: &flatcar_microcloud::topology::Cluster,
+    cluster: &flatcar_microcloud::topology::Cluster,
+    rollout: &flatcar_microcloud::topology::rollout::Rollout,
+    secrets: &mut BundleSecrets,
+    mut host_step: impl FnMut(&mut BundleSecrets) -> Result<(), String>,
+) -> Result<(), String> {
+    use flatcar_microcloud::deploy::{self, K3sOverSsh, OpenSsh, Target};
+    use flatcar_microcloud::topology::Role;
+    let composed =
+        flatcar_microcloud::services::compose_after(cluster, secrets.previous_zones(), secrets)
+            .map_err(|e| e.to_string())?;
+    let key = args.identity.clone().unwrap_or_else(|| {
+        args.out
+            .join("secrets")
+            .join(flatcar_microcloud::admin_key::SECRET_NAME)
+    });
+    let known_hosts = PathBuf::from(format!("{}.known_hosts", args.out.display()));
+    let mux = std::env::temp_dir().join(format!("fmc-ssh-{}", std::process::id()));
+    let mut ssh = OpenSsh::new(key, known_hosts)
+        .reuse_connections(mux.clone())
+        .map_err(|e| e.to_string())?;
+    let master = cluster
+        .with_role(Role::Master)
+        .next()
+        .and_then(|m| Target::of(cluster, m.name.as_str()));
+    let mut k3s = master.map(|master| K3sOverSsh {
+        remote: ssh.clone(),
+        master,
+        drain_timeout: std::time::Duration::from_secs(600),
+    });
+    let mut no_k3s = ();
+    let nodes: &mut dyn deploy::Nodes = match &mut k3s {
+        Some(k) => k,
+        None => &mut no_k3s,
+    };
+    let mut host_secrets = BundleSecrets::from_bundle_dir(&args.out);
+    let mut machines = flatcar_microcloud::machines::Libvirt::new(
+        &d.conn,
+        old,
+        cluster,
+        &d.configs,
+        Box::new(move || host_step(&mut host_secrets).map_err(Into::into)),
+    );
+    machines.timeout = std::time::Duration::from_secs(args.start_timeout);
+    println!("rollout: {} step(s)", rollout.steps.len());
+    let r = deploy::execute(
+        rollout,
+        old,
+        cluster,
+        &composed,
+        &mut ssh,
+        &mut machines,
+        nodes,
+        &deploy::Options::default(),
+        &mut |e| match e {
+            deploy::Event::Started(i, s) => println!("  {:>3}. {s}", i + 1),
+            deploy::Event::Done(_, _, t) => println!("       done in {:.1} s", t.as_secs_f64()),
+            _ => {}
+        },
+    );
+    ssh.close();
+    if let Some(k) = &mut k3s {
+        k.remote.close();
+    }
+    let _ = std::fs::remove_dir_all(&mux);
+    let report = r.map_err(|e| {
+        let mut text = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            text.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        text
+    })?;
+    println!("rollout: {} step(s) done", report.steps.len());
+    Ok(())
+}
+
 /// Whether a libvirt URI names this machine (`qemu:///system`,
 /// `test:///default`): no host part between `//` and the path.
 #[cfg(feature = "libvirt")]
@@ -310,8 +427,62 @@ fn apply_with_bar(
 }
 
 #[cfg(feature = "live")]
-/// The host part's plan (read-only: `nft list tables`), printed.
+/// The KVM host this machine is: `--host NAME`, else the only host (one
+/// host), else the one host whose libvirt URI is local.
+fn this_host<'a>(
+    args: &Args,
+    cluster: &'a flatcar_topology::Cluster,
+) -> Result<&'a flatcar_topology::KvmHost, String> {
+    let hosts = cluster.kvm_hosts();
+    let names = || {
+        hosts
+            .iter()
+            .map(|h| h.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(name) = &args.host {
+        return hosts
+            .iter()
+            .find(|h| h.name.as_str() == name)
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "--host {name}: no such KVM host (the model has {})",
+                    names()
+                )
+            });
+    }
+    if !cluster.is_multi_host() {
+        return Ok(cluster.host());
+    }
+    let local: Vec<&flatcar_topology::KvmHost> = hosts
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| is_local(h.libvirt_uri(*i == 0).as_str()))
+        .map(|(_, h)| *h)
+        .collect();
+    match local.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!(
+            "no KVM host of the model ({}) has a local libvirt URI: name this machine with --host",
+            names()
+        )),
+        many => Err(format!(
+            "hosts {} all have a local libvirt URI: name this machine with --host",
+            many.iter()
+                .map(|h| h.name.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+#[cfg(feature = "live")]
+/// The host part's plan for this machine's KVM host (read-only: `nft list
+/// tables`), printed; with several hosts, how the others get theirs.
 fn plan_host(
+    args: &Args,
     cluster: &flatcar_topology::Cluster,
     secrets: &mut BundleSecrets,
 ) -> Result<
@@ -322,13 +493,50 @@ fn plan_host(
     String,
 > {
     use flatcar_microcloud::host;
+    let me = this_host(args, cluster)?;
     let composed =
         flatcar_microcloud::services::compose(cluster, secrets).map_err(|e| e.to_string())?;
-    let ruleset = flatcar_net::ruleset::build(cluster, &composed.flows);
+    let ruleset = flatcar_net::ruleset::build_for(cluster, &composed.flows, me);
     let existing = host::existing_tables(&["nft"]).map_err(|e| e.to_string())?;
-    let plan = host::plan(cluster, &ruleset, &existing);
+    let plan = host::plan_for(cluster, me, &ruleset, &existing);
     print!("{plan}");
+    if cluster.is_multi_host() {
+        for (i, h) in cluster.kvm_hosts().iter().enumerate() {
+            if h.name != me.name {
+                println!(
+                    "host part of {name} ({uri}): not this machine: there, --host {name}, or for every host: ansible-playbook -i host/inventory.yml host/playbook.yml (--limit {name})",
+                    name = h.name,
+                    uri = h.libvirt_uri(i == 0)
+                );
+            }
+        }
+    }
     Ok((ruleset, plan))
+}
+
+#[cfg(feature = "live")]
+/// Installs `files` into `dir` (each written to a temporary file, then
+/// renamed over the old one), mode 0644; returns how many changed.
+fn install_networkd(
+    dir: &std::path::Path,
+    files: &std::collections::BTreeMap<String, String>,
+) -> Result<usize, String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut changed = 0;
+    for (name, text) in files {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|old| &old == text) {
+            continue;
+        }
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 #[cfg(feature = "live")]
@@ -343,6 +551,38 @@ fn apply_host(
 ) -> Result<(), String> {
     use flatcar_microcloud::host;
     use flatcar_topology::provision::SecretStore;
+    if let Some(n) = &plan.networkd {
+        // Bridges and VXLAN ports first (libvirt's networks and the
+        // ruleset name them), and forwarding on.
+        let changed = install_networkd(&args.networkd_dir, &n.files)?;
+        println!(
+            "networkd: {changed} of {} file(s) changed in {}",
+            n.files.len(),
+            args.networkd_dir.display()
+        );
+        if args.networkd_dir == std::path::Path::new(NETWORKD_DIR) {
+            let ok = std::process::Command::new("networkctl")
+                .arg("reload")
+                .status()
+                .map_err(|e| format!("networkctl: {e}"))?;
+            if !ok.success() {
+                return Err("networkctl reload failed".into());
+            }
+            println!("networkd: reloaded");
+        } else {
+            println!(
+                "networkd: not {NETWORKD_DIR}, so no networkctl reload (install them there yourself)"
+            );
+        }
+        let ok = std::process::Command::new("sysctl")
+            .args(["-q", "-w", "net.ipv4.ip_forward=1"])
+            .status()
+            .map_err(|e| format!("sysctl: {e}"))?;
+        if !ok.success() {
+            return Err("sysctl -w net.ipv4.ip_forward=1 failed".into());
+        }
+        println!("sysctl: net.ipv4.ip_forward=1");
+    }
     host::apply_ruleset(ruleset, &["nft"]).map_err(|e| e.to_string())?;
     println!(
         "nftables: applied {} table(s) in one transaction",
@@ -505,6 +745,7 @@ fn main() -> ExitCode {
         .map(|f| args.out.join(f))
         .find(|p| p.exists());
     let mut running = None;
+    let mut host_changed = false;
     let vm_changes = if let Some(previous) = previous {
         let classified = flatcar_microcloud::model::load(&previous).and_then(|old| {
             let c = flatcar_microcloud::change::classify(&old, &cluster, &mut secrets)?;
@@ -524,6 +765,7 @@ fn main() -> ExitCode {
                 println!("rolling plan (one VM down at most; live changes pushed over SSH with the admin key):");
                 print!("{}", changes.rollout(&old, &cluster));
                 running = Some(old);
+                host_changed = changes.host;
                 changes.vms
             }
             Err(e) => {
@@ -536,9 +778,10 @@ fn main() -> ExitCode {
     } else {
         std::collections::BTreeMap::new()
     };
-    // Live pushes, replacements and drained removals are not carried out
-    // by --apply yet: while any is pending, the bundle keeps recording the
-    // model the running VMs have, so the next run lists them again.
+    // Live pushes, replacements and drained removals: `--apply` carries
+    // them out with the rolling plan (below), after which the running cloud
+    // has the new model; the bundle records it. Without --apply they stay
+    // pending and the bundle keeps the model the running VMs have.
     use flatcar_microcloud::topology::change::VmChange;
     let pending: Vec<&String> = vm_changes
         .iter()
@@ -551,10 +794,10 @@ fn main() -> ExitCode {
         .map(|(n, _)| n)
         .collect();
     #[cfg(feature = "libvirt")]
-    let applying = args.apply.is_some();
+    let (applying, rolling) = (args.apply.is_some(), !args.no_rollout);
     #[cfg(not(feature = "libvirt"))]
-    let applying = false;
-    let record = match (applying && pending.is_empty(), &running) {
+    let (applying, rolling) = (false, false);
+    let record = match (applying && (rolling || pending.is_empty()), &running) {
         (true, _) => Some(&cluster),
         (false, Some(old)) => Some(old),
         (false, None) => None,
@@ -590,7 +833,7 @@ fn main() -> ExitCode {
     // `--apply URI`: every plan first (libvirt objects, Ignition placement,
     // the host part), then, unless --dry-run, the bundle and the apply.
     #[cfg(feature = "libvirt")]
-    let deploy = match &args.apply {
+    let mut deploy = match &args.apply {
         None => None,
         Some(uri) => match plan_deploy(uri, &cluster, &bundle, &vm_changes) {
             Ok(d) => Some(d),
@@ -606,6 +849,10 @@ fn main() -> ExitCode {
     if let Some(uri) = args.apply.as_deref() {
         if args.no_host {
             println!("host part: skipped (--no-host)");
+        } else if !is_local(uri) && cluster.is_multi_host() {
+            println!(
+                "host part: {uri} is another machine: apply every host's part with ansible-playbook -i host/inventory.yml host/playbook.yml"
+            );
         } else if !is_local(uri) {
             println!(
                 "host part: {uri} is another machine: apply host/ there (ansible-playbook -i HOST, host/playbook.yml)"
@@ -621,7 +868,7 @@ fn main() -> ExitCode {
         if args.apply_host && args.apply.is_none() {
             println!("note: --apply-host is deprecated: --apply URI applies the host part too");
         }
-        match plan_host(&cluster, &mut secrets) {
+        match plan_host(&args, &cluster, &mut secrets) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!("error: host plan: {e}");
@@ -635,15 +882,79 @@ fn main() -> ExitCode {
         println!("dry run: nothing written, nothing applied");
         return ExitCode::SUCCESS;
     }
+    // The rolling plan for the running VMs (empty on a first deploy).
     #[cfg(feature = "libvirt")]
-    if let Some(d) = &deploy {
+    let rollout = match &running {
+        Some(old) => flatcar_microcloud::change::Changes {
+            vms: vm_changes.clone(),
+            host: host_changed,
+        }
+        .rollout(old, &cluster),
+        None => Default::default(),
+    };
+    #[cfg(not(feature = "libvirt"))]
+    let _ = host_changed;
+    #[cfg(feature = "libvirt")]
+    if let Some(d) = &mut deploy {
+        // The libvirt steps of VMs the rolling plan replaces or removes run
+        // at their step of the rollout (after the drain or VIP handover),
+        // not here.
+        if let (Some(old), true) = (&running, rolling) {
+            let deferred: std::collections::BTreeSet<String> = pending
+                .iter()
+                .flat_map(|vm| flatcar_microcloud::machines::owned_objects(&cluster, old, vm))
+                .collect();
+            d.plan.steps.retain(|s| {
+                !(deferred.contains(&s.name)
+                    && matches!(
+                        s.kind,
+                        flatcar_microcloud::libvirt::apply::Kind::Domain
+                            | flatcar_microcloud::libvirt::apply::Kind::Volume
+                    ))
+            });
+        }
         if let Err(e) = run_deploy(d, &cluster) {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     }
+    #[cfg(feature = "libvirt")]
+    let host_in_rollout = rollout
+        .steps
+        .iter()
+        .any(|s| matches!(s, flatcar_microcloud::topology::rollout::Step::Host));
+    #[cfg(feature = "libvirt")]
+    let rollout = if rolling { rollout } else { Default::default() };
+    #[cfg(feature = "libvirt")]
+    if let (Some(d), Some(old), false) = (&deploy, &running, rollout.steps.is_empty()) {
+        #[cfg(feature = "live")]
+        let host_step = |secrets: &mut BundleSecrets| -> Result<(), String> {
+            match &host_plan {
+                Some((ruleset, plan)) => apply_host(&args, &cluster, secrets, ruleset, plan),
+                None => {
+                    println!("  host part: not applied here (see above)");
+                    Ok(())
+                }
+            }
+        };
+        #[cfg(not(feature = "live"))]
+        let host_step = |_: &mut BundleSecrets| -> Result<(), String> {
+            println!("  host part: not built in (feature live): apply host/ with ansible-playbook");
+            Ok(())
+        };
+        if let Err(e) = run_rollout(&args, d, old, &cluster, &rollout, &mut secrets, host_step) {
+            eprintln!("error: {e}");
+            eprintln!(
+                "  the steps before it are done; {} keeps the previous model: fix the cause and run --apply again",
+                args.out.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    #[cfg(all(feature = "libvirt", not(feature = "live")))]
+    let _ = host_in_rollout;
     #[cfg(feature = "live")]
-    if let Some((ruleset, plan)) = &host_plan {
+    if let (Some((ruleset, plan)), false) = (&host_plan, host_in_rollout) {
         if let Err(e) = apply_host(&args, &cluster, &mut secrets, ruleset, plan) {
             eprintln!("error: host part: {e}");
             return ExitCode::FAILURE;
@@ -675,14 +986,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if applying && !pending.is_empty() {
+    if applying && !rolling && !pending.is_empty() {
         let names: Vec<&str> = pending.iter().map(|n| n.as_str()).collect();
         println!(
-            "pending on running VMs (not carried out by --apply yet; see the rolling plan): {}",
+            "pending on running VMs (--no-rollout; see the rolling plan): {}",
             names.join(", ")
         );
         println!(
             "  their new files are in the bundle and in each VM's <vm>.ign; {} still records the model they run",
+            flatcar_microcloud::bundle::RUNNING_MODEL
+        );
+    } else if applying && !pending.is_empty() {
+        let names: Vec<&str> = pending.iter().map(|n| n.as_str()).collect();
+        println!(
+            "done on running VMs (rolling plan): {}; {} records the new model",
+            names.join(", "),
             flatcar_microcloud::bundle::RUNNING_MODEL
         );
     }

@@ -7,9 +7,11 @@
 //! each host and every spread rule with the hosts its members are on.
 //! The placements are recorded in the model (`placement`), so saving it and
 //! adding a host later moves nothing. Then the networks that span the
-//! hosts (VXLAN segment per NAT network: VNI, bridge, anycast gateway, MTU)
+//! hosts (VXLAN segment per NAT network: VNI, bridge, anycast gateway, MTU;
+//! the routed transit between the hosts and each host's routes on it)
 //! and, with `--out DIR`, the bundle with a directory per host
-//! (`hosts/<host>/`: its nftables ruleset and systemd-networkd files).
+//! (`hosts/<host>/`: its nftables ruleset and systemd-networkd files;
+//! `host/playbook.yml` with `host/inventory.yml` applies them all).
 
 use flatcar_microcloud::multi_host::three_hosts;
 use flatcar_microcloud::topology::Format;
@@ -99,6 +101,25 @@ fn main() -> ExitCode {
                 h.name.as_str(),
                 peers.join(", "),
                 h.name.as_str()
+            );
+        }
+        println!(
+            "  transit {} (VNI {}): between two spanning networks, through the hosts of both ends:",
+            f.transit.ifname.as_str(),
+            f.transit.vni
+        );
+        for h in &hosts {
+            let routes = f.remote_routes(&cluster, h);
+            let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+            for (_, via) in &routes {
+                *by.entry(via.name.as_str()).or_default() += 1;
+            }
+            let text: Vec<String> = by.iter().map(|(n, c)| format!("{c} via {n}")).collect();
+            println!(
+                "  {:<8} {} route(s) to other hosts' VMs: {}",
+                h.name.as_str(),
+                routes.len(),
+                text.join(", ")
             );
         }
     }

@@ -69,6 +69,9 @@ fn private_pem(seed: &[u8; 32], check: u32, comment: &str) -> String {
         pem.push('\n');
     }
     pem.push_str(END);
+    // OpenSSH refuses a key file without its final newline ("error in
+    // libcrypto"), as `ssh-keygen` writes it.
+    pem.push('\n');
     pem
 }
 
@@ -166,7 +169,7 @@ mod tests {
     #[test]
     fn round_trips_and_is_deterministic_for_a_seed() {
         let pem = private_pem(&[7u8; 32], 42, "admin@microcloud");
-        assert!(pem.starts_with(BEGIN) && pem.ends_with(END));
+        assert!(pem.starts_with(BEGIN) && pem.ends_with(&format!("{END}\n")));
         assert_eq!(pem, private_pem(&[7u8; 32], 42, "admin@microcloud"));
         let key = public_key(&Secret::new(pem)).expect("parses");
         assert!(key

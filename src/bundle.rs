@@ -237,9 +237,13 @@ Several KVM hosts: `hosts/<host>/` holds each host's own part.
   other hosts' LAN addresses, each spanning network's gateway MAC kept off the VXLAN port
 - `hosts/<host>/network/`      systemd-networkd files for `/etc/systemd/network/`: per
   NAT network a bridge (the same gateway address and MAC on every host, overlay MTU =
-  LAN MTU - 50) and its VXLAN port to the other hosts; `networkctl reload` before
-  defining the libvirt networks, which are bridge-mode networks on these bridges
-`host/nftables.*` is the first host's ruleset.
+  LAN MTU - 50) and its VXLAN port to the other hosts, and the routed transit
+  between the hosts (traffic between two spanning networks, a route per VM of another
+  host); `networkctl reload` before defining the libvirt networks, which are
+  bridge-mode networks on these bridges
+`host/nftables.*` is the first host's ruleset. `host/playbook.yml` applies every host's
+part: `ansible-playbook -i host/inventory.yml host/playbook.yml` (each host from its
+own `hosts/<host>/`).
 ";
 
 const README: &str = "# flatcar-microcloud bundle
@@ -362,6 +366,7 @@ impl Bundle {
         );
         b.add("host/playbook.yml", crate::host::playbook(cluster), false);
         if cluster.is_multi_host() {
+            b.add("host/inventory.yml", crate::host::inventory(cluster), false);
             for h in cluster.kvm_hosts() {
                 let dir = format!("hosts/{}", h.name);
                 b.add(

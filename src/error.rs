@@ -55,6 +55,28 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A rolling plan stopped at a VM's step (`deploy::execute`); the steps
+    /// before it are done, nothing after it ran.
+    #[error("rollout stopped at {vm}: {step}")]
+    Rollout {
+        /// The VM (or `host`).
+        vm: String,
+        /// What was being done.
+        step: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A command on a VM exited non-zero (its standard error, trimmed).
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        /// The command (never carries file contents).
+        command: String,
+        /// Exit status, or how it ended.
+        status: String,
+        /// Its standard error (or ssh's).
+        stderr: String,
+    },
     /// The Terraform export could not be written as JSON.
     #[error("cannot render terraform/main.tf.json: {0}")]
     Terraform(#[source] serde_json::Error),

@@ -20,10 +20,13 @@
 pub mod admin_key;
 pub mod bundle;
 pub mod change;
+pub mod deploy;
 pub mod diagram;
 mod error;
 pub mod host;
 pub mod inventory;
+#[cfg(feature = "libvirt")]
+pub mod machines;
 pub mod model;
 pub mod multi_host;
 pub mod reference;

@@ -45,6 +45,19 @@ pub fn compose(
     flatcar_ignition::compose(cluster, &refs, secrets)
 }
 
+/// Like [`compose`], with the zones of the previous bundle (see
+/// [`all_after`]): the composition [`crate::Bundle::render`] makes, so the
+/// files a rollout pushes are the bundle's.
+pub fn compose_after(
+    cluster: &Cluster,
+    previous_zones: BTreeMap<String, PreviousZone>,
+    secrets: &mut dyn SecretStore,
+) -> Result<Composed, flatcar_topology::Error> {
+    let services = all_after(previous_zones);
+    let refs: Vec<&dyn Service> = services.iter().map(|s| s.as_ref()).collect();
+    flatcar_ignition::compose(cluster, &refs, secrets)
+}
+
 /// PostgreSQL release pinned for the database role (no sysext-bakery
 /// extension exists, so it runs as a digest-pinned container).
 pub const POSTGRES_VERSION: &str = "18.6";

@@ -194,3 +194,161 @@ fn ssh_keygen_reads_the_generated_admin_key() {
         assert!(ign.contains(public.as_str()), "{}", vm.name);
     }
 }
+
+/// Several KVM hosts: each host's part is applied on its own machine (here
+/// a namespace each): the host whose libvirt URI is local is found by
+/// itself, another is named with `--host`; each gets its own ruleset and
+/// networkd files, forwarding on, and the WireGuard endpoint stays on the
+/// first host (neither of these). The playbook for every host passes
+/// `ansible-playbook --syntax-check` with the generated inventory.
+#[test]
+fn apply_host_with_several_hosts_applies_each_hosts_own_part() {
+    require("nft");
+    let plan = flatcar_microcloud::reference::AddressPlan::test();
+    let ssh = flatcar_topology::LibvirtUri::new("qemu+ssh://root@198.18.0.40/system").expect("uri");
+    let local = flatcar_topology::LibvirtUri::new("qemu:///system").expect("uri");
+    // kvm2 is this machine by its URI; kvm3 is named with --host.
+    let c = flatcar_microcloud::multi_host::three_hosts_with(&plan, [Some(ssh), Some(local), None])
+        .expect("valid");
+    let tmp = TempDir::new("apply-hosts");
+    let model = tmp.path().join("cloud.json");
+    flatcar_microcloud::model::save(&c, &model).expect("saves");
+    let out = tmp.path().join("out");
+    let bundle = flatcar_microcloud::Bundle::render(
+        &c,
+        &mut flatcar_microcloud::BundleSecrets::from_bundle_dir(&out),
+    )
+    .expect("renders");
+    let run = |ns: &Netns, extra: &[&str], dir: &Path| -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(example())
+            .arg("--model")
+            .arg(&model)
+            .arg("--out")
+            .arg(&out)
+            .arg("--apply-host")
+            .arg("--networkd-dir")
+            .arg(dir)
+            .args(extra)
+            .output()
+            .expect("example runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{extra:?} failed:\n{text}");
+        text
+    };
+    for (name, extra) in [("kvm2", &[][..]), ("kvm3", &["--host", "kvm3"][..])] {
+        let ns = Netns::new(&unique(&format!("fmc{name}")));
+        ns.sysctl("net.ipv4.ip_forward", "0");
+        let dir = tmp.path().join(format!("{name}-network"));
+        let text = run(&ns, extra, &dir);
+        println!("--- {name}:\n{text}");
+        assert!(
+            text.contains(&format!("host plan ({name}, from hosts/{name}/):")),
+            "{text}"
+        );
+        assert!(
+            text.contains("wireguard: the host is not the VPN endpoint"),
+            "{text}"
+        );
+        for other in ["kvm1", "kvm2", "kvm3"].iter().filter(|o| **o != name) {
+            assert!(
+                text.contains(&format!("host part of {other} (")),
+                "{other}: {text}"
+            );
+        }
+        // Its own ruleset, exactly: the bundle's hosts/<name>/nftables.nft
+        // loaded into a scratch namespace lists the same.
+        let want = Netns::new(&unique(&format!("fmw{name}")));
+        let f = tmp.path().join(format!("{name}.nft"));
+        std::fs::write(
+            &f,
+            &bundle.files()[&format!("hosts/{name}/nftables.nft")].contents,
+        )
+        .expect("write");
+        want.exec(&["nft", "-f", &f.display().to_string()]);
+        let list = |n: &Netns| {
+            String::from_utf8_lossy(
+                &n.exec(&["nft", "list", "table", "inet", "microcloud"])
+                    .stdout,
+            )
+            .to_string()
+        };
+        assert_eq!(list(&ns), list(&want), "{name}: applied ruleset");
+        let ours = list(&ns);
+        let h = c
+            .kvm_hosts()
+            .into_iter()
+            .find(|h| h.name.as_str() == name)
+            .expect("host");
+        assert!(!ours.contains(&format!("{} ", h.address)), "{name}: {ours}");
+        // Its own networkd files, and forwarding on.
+        let prefix = format!("hosts/{name}/network/");
+        let mut n = 0;
+        for (path, file) in bundle.files() {
+            if let Some(file_name) = path.strip_prefix(&prefix) {
+                let got = std::fs::read_to_string(dir.join(file_name)).expect("installed");
+                assert_eq!(got, String::from_utf8_lossy(&file.contents), "{path}");
+                n += 1;
+            }
+        }
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), n);
+        let fwd =
+            String::from_utf8_lossy(&ns.exec(&["sysctl", "-n", "net.ipv4.ip_forward"]).stdout)
+                .trim()
+                .to_string();
+        assert_eq!(fwd, "1", "{name}: forwarding");
+        assert!(ns
+            .try_exec(&["ip", "link", "show", "wg0"])
+            .stdout
+            .is_empty());
+        // Second run: nothing changes.
+        let again = run(&ns, extra, &dir);
+        assert!(
+            again.contains(&format!("networkd: 0 of {n} file(s) changed")),
+            "{again}"
+        );
+    }
+
+    // The playbook for every host, with its inventory.
+    let venv = "/opt/flatcar-microcloud-venv/bin/ansible-playbook";
+    let tool = if Path::new(venv).exists() {
+        venv.to_string()
+    } else {
+        "ansible-playbook".to_string()
+    };
+    require(&tool);
+    let o = Command::new(&tool)
+        .arg("--syntax-check")
+        .arg("-i")
+        .arg(out.join("host/inventory.yml"))
+        .arg(out.join("host/playbook.yml"))
+        .output()
+        .expect("ansible-playbook");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    let inv = tool.replace("ansible-playbook", "ansible-inventory");
+    let o = Command::new(&inv)
+        .arg("-i")
+        .arg(out.join("host/inventory.yml"))
+        .arg("--list")
+        .output()
+        .expect("ansible-inventory");
+    let listed = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{listed}");
+    for h in c.kvm_hosts() {
+        assert!(
+            listed.contains(&format!("\"ansible_host\": \"{}\"", h.address)),
+            "{listed}"
+        );
+    }
+    println!("ansible-playbook --syntax-check -i host/inventory.yml host/playbook.yml: ok; ansible-inventory lists 3 hosts");
+}

@@ -9,7 +9,7 @@
 //! bundle's). `--apply --dry-run` with worker4 added prints lb1/lb2 as live
 //! changes and worker4 as created and changes nothing (libvirt objects,
 //! Ignition files, bundle, ruleset compared before and after); applying it
-//! defines worker4 and keeps the live changes pending (`running.json`), so
+//! with `--no-rollout` defines worker4 and keeps the live changes pending (`running.json`), so
 //! the next plan lists them again; back to the unchanged model, worker4
 //! goes, and another apply changes nothing; `--destroy` leaves no owned object and every
 //! foreign one as it was. Networks and domains are only defined, never
@@ -305,13 +305,20 @@ fn one_apply_deploys_dry_run_changes_nothing_and_destroy_cleans_up_on_a_real_dae
         "ruleset"
     );
 
-    // Applying worker4 defines it and places the new configs, but the live
-    // pushes are not carried out by --apply: the bundle keeps recording the
-    // model the running VMs have, and the next plan lists them again.
+    // Applying worker4 with --no-rollout defines it and places the new
+    // configs, but leaves the live pushes (no VM runs here; tests/rollout_live.rs
+    // carries a rollout out): the bundle keeps recording the model the
+    // running VMs have, and the next plan lists them again.
     reset_wireguard(&ns);
-    let grow = apply("--apply with worker4", grown, &[]);
+    let grow = apply(
+        "--apply --no-rollout with worker4",
+        grown,
+        &["--no-rollout"],
+    );
     assert!(
-        grow.contains("pending on running VMs (not carried out by --apply yet; see the rolling plan): infra, lb1, lb2"),
+        grow.contains(
+            "pending on running VMs (--no-rollout; see the rolling plan): infra, lb1, lb2"
+        ),
         "{grow}"
     );
     assert!(conn.lookup_domain_by_name("worker4").is_ok());
@@ -329,7 +336,11 @@ fn one_apply_deploys_dry_run_changes_nothing_and_destroy_cleans_up_on_a_real_dae
     assert!(again.contains("lb1        live"), "{again}");
     // Back to the unchanged model: worker4 and its volumes go.
     reset_wireguard(&ns);
-    let back = apply("--apply without worker4", model, &[]);
+    let back = apply(
+        "--apply --no-rollout without worker4",
+        model,
+        &["--no-rollout"],
+    );
     assert!(back.contains("delete    domain worker4"), "{back}");
     assert!(conn.lookup_domain_by_name("worker4").is_err());
     let pool_files = tree(&pool_dir);

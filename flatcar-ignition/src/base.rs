@@ -86,21 +86,37 @@ pub fn network_file_for(
     }
     let _ = writeln!(s, "DHCP=no\nLinkLocalAddressing=no\nIPv6AcceptRA=no");
     // On the LAN, the host routes the NAT networks and the VPN: reach every
-    // network this VM is not on (and VPN clients) through the host.
+    // network this VM is not on (and VPN clients) through the host. On
+    // several hosts, each VM of a spanning network through the host it
+    // runs on (see `flatcar_topology::fabric`): the same host both ways,
+    // and no route through a host that is gone while the VM lives.
     if nic.network.kind == NetworkKind::Lan {
-        let mut targets: Vec<flatcar_topology::Ipv4Net> = cluster
+        let fabric = cluster.fabric();
+        let mut targets: Vec<(flatcar_topology::Ipv4Net, std::net::Ipv4Addr)> = Vec::new();
+        for n in cluster
             .networks()
             .iter()
             .filter(|n| n.kind == NetworkKind::Nat && vm.address_on(n.name.as_str()).is_none())
-            .map(|n| n.cidr)
-            .collect();
-        targets.extend(cluster.vpn().map(|v| v.subnet));
-        for t in targets {
-            let _ = writeln!(
-                s,
-                "\n[Route]\nDestination={t}\nGateway={}",
-                cluster.host().address
-            );
+        {
+            match fabric
+                .as_ref()
+                .filter(|f| f.segment(n.name.as_str()).is_some())
+            {
+                Some(f) => targets.extend(
+                    f.residents(cluster)
+                        .into_iter()
+                        .filter(|r| r.network.name == n.name)
+                        .flat_map(|r| {
+                            let via = r.host.address;
+                            r.prefixes.into_iter().map(move |p| (p, via))
+                        }),
+                ),
+                None => targets.push((n.cidr, cluster.host().address)),
+            }
+        }
+        targets.extend(cluster.vpn().map(|v| (v.subnet, cluster.host().address)));
+        for (t, via) in targets {
+            let _ = writeln!(s, "\n[Route]\nDestination={t}\nGateway={via}");
         }
     }
     s

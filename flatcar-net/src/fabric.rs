@@ -7,6 +7,17 @@
 //! spanning networks are libvirt networks in `bridge` mode on these
 //! bridges.
 //!
+//! Plus the routed transit between the hosts (`52-vx<VNI>.netdev` and
+//! `.network`): a VXLAN device (no subnet on it), with the host's own
+//! transit MAC, a static flood entry and neighbour per other host, and a
+//! route per VM address of a spanning network that runs on another host,
+//! through that host (`GatewayOnLink`: the next hop is the other host's
+//! LAN address, resolved by the static neighbour to its transit MAC). The
+//! transit device carries the host's LAN address as a `/32`, so what the
+//! host itself sends over it (an SSH jump to a VM) leaves with that
+//! address, where the answer finds it, never with a gateway address every
+//! host has (a device without an address borrows one from another).
+//!
 //! ```
 //! # fn main() -> Result<(), flatcar_topology::Problems> {
 //! use flatcar_topology::{net4, Cluster, HostBuilder, Role};
@@ -27,13 +38,14 @@
 //! # Ok(()) }
 //! ```
 
-use flatcar_topology::{Cluster, KvmHost};
+use flatcar_topology::{Cluster, KvmHost, VpnEndpoint};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// `host`'s networkd files (file name → text, for `/etc/systemd/network/`),
 /// four per spanning network: `50-<bridge>.netdev`/`.network` and
-/// `51-vx<VNI>.netdev`/`.network`. Empty in a single-host cloud.
+/// `51-vx<VNI>.netdev`/`.network`, and two for the transit:
+/// `52-vx<VNI>.netdev`/`.network`. Empty in a single-host cloud.
 pub fn networkd(cluster: &Cluster, host: &KvmHost) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Some(f) = cluster.fabric() else {
@@ -90,5 +102,59 @@ pub fn networkd(cluster: &Cluster, host: &KvmHost) -> BTreeMap<String, String> {
         }
         out.insert(format!("51-{vx}.network"), network);
     }
+    let t = &f.transit.ifname;
+    out.insert(
+        format!("52-{t}.netdev"),
+        format!(
+            "{head}# Routed transit between the hosts: traffic between two spanning networks\n\
+             # crosses it from the source's host to the destination's, both ways.\n\
+             [NetDev]\nName={t}\nKind=vxlan\nMACAddress={mac}\nMTUBytes={mtu}\n\n[VXLAN]\nVNI={vni}\n\
+             Local={local}\nDestinationPort={port}\nIndependent=yes\nMacLearning=no\n",
+            mac = f.transit_mac(host),
+            vni = f.transit.vni,
+            local = host.address,
+            port = f.port,
+        ),
+    );
+    let mut network = format!(
+        "{head}[Match]\nName={t}\n\n[Network]\n\
+         # The LAN address again: the source of what the host itself sends over the transit.\n\
+         Address={}/32\nConfigureWithoutCarrier=yes\nIPForward=ipv4\n\
+         LinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+        host.address
+    );
+    for peer in f.hosts.iter().filter(|h| h.name != host.name) {
+        let mac = f.transit_mac(peer);
+        let _ = write!(
+            network,
+            "\n# {name}\n[BridgeFDB]\nMACAddress={mac}\nDestination={addr}\n\n\
+             [Neighbor]\nAddress={addr}\nLinkLayerAddress={mac}\n",
+            name = peer.name,
+            addr = peer.address,
+        );
+    }
+    for (prefix, via) in f.remote_routes(cluster, host) {
+        let _ = write!(
+            network,
+            "\n[Route]\nDestination={prefix}\nGateway={}\nGatewayOnLink=yes\n",
+            via.address
+        );
+    }
+    // The VPN ends on the first host: replies to its clients from VMs on
+    // the other hosts go back there (the path the request took).
+    let first = cluster.host();
+    if let Some(vpn) = cluster.vpn() {
+        if vpn.endpoint == VpnEndpoint::Host && first.name != host.name {
+            let _ = write!(
+                network,
+                "\n# VPN clients ({}) through {}\n[Route]\nDestination={}\nGateway={}\nGatewayOnLink=yes\n",
+                vpn.interface,
+                first.name,
+                vpn.subnet.trunc(),
+                first.address
+            );
+        }
+    }
+    out.insert(format!("52-{t}.network"), network);
     out
 }

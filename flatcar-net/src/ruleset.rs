@@ -800,21 +800,40 @@ fn api_ports(cluster: &Cluster) -> Vec<PortRange> {
 }
 
 /// Sources that must not appear on the wrong interface: a NAT network's
-/// addresses only on its own bridge, VPN addresses on no bridge.
+/// addresses only on its own bridge (or, for a spanning network, from the
+/// transit between the hosts), VPN addresses on no bridge.
 fn anti_spoof(cluster: &Cluster) -> Vec<Rule> {
     let mut rules = Vec::new();
+    let fabric = cluster.fabric();
     for net in cluster
         .networks()
         .iter()
         .filter(|n| n.kind == NetworkKind::Nat)
     {
+        let transit = fabric
+            .as_ref()
+            .filter(|f| f.segment(net.name.as_str()).is_some())
+            .map(|f| f.transit.ifname.clone());
+        let (iif, comment) = match transit {
+            None => (
+                Match::Iifname(Op::Ne, net.bridge.clone()),
+                format!("{} addresses only from {}", net.name, net.bridge),
+            ),
+            Some(t) => (
+                Match::IifnameIn(Op::Ne, vec![net.bridge.clone(), t.clone()]),
+                format!(
+                    "{} addresses only from {} or the transit {t}",
+                    net.name, net.bridge
+                ),
+            ),
+        };
         rules.push(Rule::new(
             vec![
                 Match::Addr(Dir::Source, Op::Eq, vec![net.cidr.trunc()]),
-                Match::Iifname(Op::Ne, net.bridge.clone()),
+                iif,
             ],
             Verdict::Drop,
-            format!("{} addresses only from {}", net.name, net.bridge),
+            comment,
         ));
     }
     if let Some(vpn) = cluster.vpn() {
@@ -1020,20 +1039,26 @@ pub fn build_for(cluster: &Cluster, extra: &[Flow], host: &KvmHost) -> Ruleset {
     );
 
     // postrouting: NAT networks leave masqueraded as the host.
+    let spanning: Vec<Ipv4Net> = fabric
+        .as_ref()
+        .map(|f| f.segments.iter().map(|s| s.network.cidr.trunc()).collect())
+        .unwrap_or_default();
     let postrouting: Vec<Rule> = cluster
         .networks()
         .iter()
         .filter(|n| n.kind == NetworkKind::Nat)
         .map(|n| {
             if spans(n) {
-                // Several hosts: every connection leaving the segment
-                // leaves as this host, so its replies come back here and
-                // not to the host a LAN route names (each host's gateway
-                // only reaches the VMs it runs).
+                // Several hosts: every connection leaving the spanning
+                // networks leaves as this host, so its replies come back
+                // here (each host's gateway only reaches the VMs it runs).
+                // Between two spanning networks nothing is translated: the
+                // transit routes both directions through the hosts of both
+                // ends.
                 Rule::new(
                     vec![
                         Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
-                        Match::Addr(Dir::Destination, Op::Ne, vec![n.cidr.trunc()]),
+                        Match::Addr(Dir::Destination, Op::Ne, spanning.clone()),
                     ],
                     Verdict::Masquerade,
                     format!("{} leaves as this host (spans hosts)", n.name),

@@ -58,6 +58,45 @@ impl Reload {
     }
 }
 
+impl Reload {
+    /// The configuration check run on the VM against a staged file before
+    /// it replaces the live one (the file's path is appended), where the
+    /// daemon has one: `haproxy -c`, `keepalived -t`. A file that fails it
+    /// never reaches the running daemon.
+    pub fn check(self) -> Option<&'static str> {
+        match self {
+            Reload::Haproxy => Some("haproxy -c -q -f"),
+            Reload::Keepalived => Some("keepalived -t -l -f"),
+            _ => None,
+        }
+    }
+
+    /// The command run after the reload that fails unless the service still
+    /// runs (the reload took, or the daemon survived it).
+    pub fn verify(self) -> Option<&'static str> {
+        match self {
+            Reload::Haproxy => Some("systemctl is-active --quiet haproxy.service"),
+            Reload::Keepalived => Some("systemctl is-active --quiet keepalived.service"),
+            Reload::CoreDns => {
+                Some("test \"$(docker inspect -f '{{.State.Running}}' coredns)\" = true")
+            }
+            Reload::Postgres => {
+                Some("test \"$(docker inspect -f '{{.State.Running}}' postgres)\" = true")
+            }
+            Reload::NfsExports => Some("systemctl is-active --quiet nfs-server.service"),
+            Reload::Chrony => Some("systemctl is-active --quiet chronyd.service"),
+            Reload::Locksmithd => Some("systemctl is-active --quiet locksmithd.service"),
+            Reload::K3sManifests => None,
+        }
+    }
+
+    /// Whether the file is rewritten in place instead of renamed over the
+    /// target (a single-file bind mount, see [`Reload::Postgres`]).
+    pub fn in_place(self) -> bool {
+        matches!(self, Reload::Postgres)
+    }
+}
+
 impl fmt::Display for Reload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.command())

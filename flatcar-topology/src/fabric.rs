@@ -27,21 +27,44 @@
 //!   route every VM's traffic through one host).
 //! * **What the anycast gateway costs.** A host's gateway reaches only the
 //!   VMs it runs (another host's VM answers the shared MAC to its own
-//!   host). So each host masquerades connections leaving a spanning
-//!   network (to the LAN, the VPN, the internet, another network) as
-//!   itself, and their replies come back to it; traffic from the LAN into
-//!   a spanning network enters through the VIPs (whose holders have a NIC
-//!   on the segment), not through host routing. Not solved yet: a routed
-//!   connection from one spanning network to a VM of *another* spanning
-//!   network on a different host (k8s → postgresql1 on infra when they
-//!   are placed apart) — that needs per-VM routes over the LAN between the
-//!   hosts (the model knows every placement) or a NIC on both networks.
+//!   host). So each host masquerades connections leaving the spanning
+//!   networks (to the LAN, the VPN, the internet) as itself, and their
+//!   replies come back to it.
+//! * **Routing between spanning networks: on the hosts of both ends.** A
+//!   connection from a VM on one spanning network to a VM of *another*
+//!   one on a different host (a worker on k8s to postgresql1 on infra) is
+//!   routed out of the source's network by the source's host and into the
+//!   destination's network by the destination's host, in both directions,
+//!   over a routed VXLAN between the hosts (the *transit*, VNI
+//!   [`TRANSIT_VNI`] by default, `fabric.transit_vni`; only the host's LAN
+//!   address as a `/32` on it, a MAC per host, static neighbours and flood entries). Each host
+//!   carries a route per remote VM address ([`Fabric::remote_routes`],
+//!   aggregated per host) through the host that runs it. So every host on
+//!   the path sees both directions of the flow and the stateful ruleset
+//!   stays stateful (conntrack), nothing is masqueraded between spanning
+//!   networks, and the destination keeps the client's address. The
+//!   alternatives were worse: routing into the destination's network on
+//!   the source's host cannot even resolve the remote VM (its ARP answer
+//!   goes to the shared gateway MAC on *its* host), and a stateless
+//!   ruleset (`notrack`, replies matched by source port) would let any VM
+//!   of a network send to any port of another one from a served port.
+//! * **LAN VMs reach each VM through its own host.** A VM on the LAN gets
+//!   a route per VM address of every spanning network it is not on
+//!   (aggregated per host) through the host that runs it
+//!   ([`Fabric::residents`]): the path is the same host both ways (the VM
+//!   answers through its local gateway, which has the LAN connected), and
+//!   losing a host loses only routes to VMs that died with it: no next hop
+//!   to fail over (multipath over every host would hash a flow onto a host
+//!   that routes the request but never sees the reply; a VRRP-held address
+//!   would route everything through one host with the same problem and a
+//!   takeover of its own).
 //!
 //! A single-host cloud has no fabric: nothing here changes its artifacts.
 
 use crate::placement::hosts;
 use crate::problem::{Element, Problem};
 use crate::{Cluster, IfName, KvmHost, MacAddr, Name, Network, NetworkKind, Port, Spec};
+use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -61,6 +84,9 @@ pub const MIN_OVERLAY_MTU: u16 = 1280;
 pub const MAX_UNDERLAY_MTU: u16 = 9216;
 /// The first VNI handed out.
 pub const FIRST_VNI: u32 = 100;
+/// The VNI of the routed transit between the hosts, unless the model file
+/// says otherwise (below [`FIRST_VNI`], so no network is ever given it).
+pub const TRANSIT_VNI: Vni = Vni(99);
 
 /// Why a number is not a VNI.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,6 +154,10 @@ fn default_port() -> Port {
     VXLAN_PORT
 }
 
+fn default_transit() -> Vni {
+    TRANSIT_VNI
+}
+
 /// The document form of the fabric: recorded when the cloud has more than
 /// one host (absent from single-host model files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +172,10 @@ pub struct FabricSpec {
     /// NAT network name to VNI; recorded entries are never changed.
     #[serde(default)]
     pub vnis: BTreeMap<Name, Vni>,
+    /// The VNI of the routed transit between the hosts (routing between
+    /// spanning networks on the hosts of both ends).
+    #[serde(default = "default_transit")]
+    pub transit_vni: Vni,
 }
 
 impl Default for FabricSpec {
@@ -151,6 +185,7 @@ impl Default for FabricSpec {
             underlay_mtu: DEFAULT_UNDERLAY_MTU,
             port: VXLAN_PORT,
             vnis: BTreeMap::new(),
+            transit_vni: TRANSIT_VNI,
         }
     }
 }
@@ -173,6 +208,7 @@ pub fn allocate(spec: &mut Spec) {
     }
     let fabric = spec.fabric.get_or_insert_with(FabricSpec::default);
     let mut used: BTreeSet<Vni> = fabric.vnis.values().copied().collect();
+    used.insert(fabric.transit_vni);
     let mut next = FIRST_VNI;
     for net in spec.networks.iter().filter(|n| n.kind == NetworkKind::Nat) {
         if fabric.vnis.contains_key(&net.name) {
@@ -230,6 +266,12 @@ pub fn problems(spec: &Spec) -> Vec<Problem> {
                 format!("VNI {vni} is already used by network {first:?}"),
             ));
         }
+        if *vni == f.transit_vni {
+            out.push(rule(
+                Element::Network(name.to_string()),
+                format!("VNI {vni} is the transit's between the hosts (fabric.transit_vni)"),
+            ));
+        }
     }
     if !spec.extra_hosts.is_empty() {
         for n in spec.networks.iter().filter(|n| n.kind == NetworkKind::Nat) {
@@ -257,6 +299,29 @@ pub struct Segment<'a> {
     pub gateway_mac: MacAddr,
 }
 
+/// The routed VXLAN between the hosts that carries traffic between two
+/// spanning networks from the source's host to the destination's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transit {
+    /// Its VNI.
+    pub vni: Vni,
+    /// Its device on each host (`vx<VNI>`; only the host's LAN address
+    /// as a `/32`, the source of what the host itself sends over it).
+    pub ifname: IfName,
+}
+
+/// VM addresses of one spanning network that run on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Residents<'a> {
+    /// The network.
+    pub network: &'a Network,
+    /// The host the VMs run on.
+    pub host: &'a KvmHost,
+    /// Their addresses, aggregated into the fewest prefixes covering
+    /// exactly them.
+    pub prefixes: Vec<Ipv4Net>,
+}
+
 /// The spanning networks of a multi-host cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fabric<'a> {
@@ -269,9 +334,13 @@ pub struct Fabric<'a> {
     pub hosts: Vec<&'a KvmHost>,
     /// One segment per NAT network, in declaration order.
     pub segments: Vec<Segment<'a>>,
+    /// The routed transit between the hosts.
+    pub transit: Transit,
+    /// The cluster's name (MACs derive from it).
+    cluster: &'a Name,
 }
 
-impl Fabric<'_> {
+impl<'a> Fabric<'a> {
     /// The MTU of every segment (underlay − 50).
     pub fn overlay_mtu(&self) -> u16 {
         self.underlay_mtu.saturating_sub(VXLAN_OVERHEAD)
@@ -284,6 +353,59 @@ impl Fabric<'_> {
             .iter()
             .filter(|h| h.name != host.name)
             .map(|h| h.address)
+            .collect()
+    }
+
+    /// `host`'s MAC on the transit (derived from the cluster and host names).
+    pub fn transit_mac(&self, host: &KvmHost) -> MacAddr {
+        MacAddr::derive(self.cluster.as_str(), &format!("transit/{}", host.name), 0)
+    }
+
+    /// Where the VMs of the spanning networks run: per network and host
+    /// (in host order), the addresses of that network's VMs on that host,
+    /// aggregated. Hosts without a VM on a network are left out.
+    pub fn residents(&self, cluster: &'a Cluster) -> Vec<Residents<'a>> {
+        let mut by: BTreeMap<(usize, usize), Vec<Ipv4Net>> = BTreeMap::new();
+        for vm in cluster.vms() {
+            let host = cluster.host_of(vm);
+            let Some(h) = self.hosts.iter().position(|x| x.name == host.name) else {
+                continue;
+            };
+            for nic in cluster.nics(vm) {
+                if let Some(s) = self
+                    .segments
+                    .iter()
+                    .position(|s| s.network.name == nic.network.name)
+                {
+                    by.entry((s, h))
+                        .or_default()
+                        .push(Ipv4Net::from(nic.address));
+                }
+            }
+        }
+        by.into_iter()
+            .map(|((s, h), nets)| Residents {
+                network: self.segments[s].network,
+                host: self.hosts[h],
+                prefixes: Ipv4Net::aggregate(&nets),
+            })
+            .collect()
+    }
+
+    /// `host`'s routes over the transit: every VM address of a spanning
+    /// network that runs on another host, through that host (aggregated).
+    pub fn remote_routes(
+        &self,
+        cluster: &'a Cluster,
+        host: &KvmHost,
+    ) -> Vec<(Ipv4Net, &'a KvmHost)> {
+        self.residents(cluster)
+            .into_iter()
+            .filter(|r| r.host.name != host.name)
+            .flat_map(|r| {
+                let via = r.host;
+                r.prefixes.into_iter().map(move |p| (p, via))
+            })
             .collect()
     }
 
@@ -328,6 +450,11 @@ impl Cluster {
             port: f.port,
             hosts: hosts(spec).collect(),
             segments,
+            transit: Transit {
+                vni: f.transit_vni,
+                ifname: IfName::unchecked(format!("vx{}", f.transit_vni)),
+            },
+            cluster: self.name(),
         })
     }
 

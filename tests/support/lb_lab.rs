@@ -105,43 +105,7 @@ impl Lab {
                 );
                 ns.addr(nic.ifname.as_str(), nic.address, nic.prefix);
             }
-            let mut ports: Vec<u16> = Vec::new();
-            for vip in cluster.vips() {
-                for port in &vip.ports {
-                    if vm.has(port.role) {
-                        ports.push(cluster.backend_port(port).get());
-                    }
-                }
-            }
-            ports.sort();
-            ports.dedup();
-            let api_ports: Vec<u16> = cluster
-                .vips()
-                .iter()
-                .flat_map(|v| &v.ports)
-                .filter(|p| p.role == Role::Master)
-                .map(|p| cluster.backend_port(p).get())
-                .collect();
-            let daemons = ports
-                .iter()
-                .map(|port| {
-                    if vm.has(Role::Master) && api_ports.contains(port) {
-                        spawn_api_standin(&ns, None, *port, vm.name.as_str())
-                    } else {
-                        ns.spawn(&[
-                            "nice",
-                            "-n",
-                            BACKEND_NICE,
-                            "socat",
-                            // A real API server's accept backlog, not socat's 5.
-                            &format!("TCP-LISTEN:{port},fork,reuseaddr,backlog=1024"),
-                            // Reads the client's probe byte first: a reply to unread
-                            // data can turn into a reset (see API_STANDIN).
-                            &format!("SYSTEM:head -c1 >/dev/null; echo {}", vm.name),
-                        ])
-                    }
-                })
-                .collect();
+            let daemons = spawn_backends(&cluster, vm, &ns);
             backends.push((vm.name.to_string(), ns, daemons));
         }
         let client = Netns::new(&format!("{p}cl"));
@@ -335,6 +299,49 @@ impl Lab {
     pub fn vip(&self, name: &str) -> Ipv4Addr {
         self.cluster.vip(name).expect("vip").address
     }
+}
+
+/// Starts the stand-in listeners of master or worker `vm` in `ns`: every
+/// backend port its roles serve behind a VIP (the API stand-in on a
+/// master's API port, a socat echo of its name elsewhere).
+pub fn spawn_backends(cluster: &Cluster, vm: &flatcar_topology::Vm, ns: &Netns) -> Vec<Daemon> {
+    let mut ports: Vec<u16> = Vec::new();
+    for vip in cluster.vips() {
+        for port in &vip.ports {
+            if vm.has(port.role) {
+                ports.push(cluster.backend_port(port).get());
+            }
+        }
+    }
+    ports.sort();
+    ports.dedup();
+    let api_ports: Vec<u16> = cluster
+        .vips()
+        .iter()
+        .flat_map(|v| &v.ports)
+        .filter(|p| p.role == Role::Master)
+        .map(|p| cluster.backend_port(p).get())
+        .collect();
+    ports
+        .iter()
+        .map(|port| {
+            if vm.has(Role::Master) && api_ports.contains(port) {
+                spawn_api_standin(ns, None, *port, vm.name.as_str())
+            } else {
+                ns.spawn(&[
+                    "nice",
+                    "-n",
+                    BACKEND_NICE,
+                    "socat",
+                    // A real API server's accept backlog, not socat's 5.
+                    &format!("TCP-LISTEN:{port},fork,reuseaddr,backlog=1024"),
+                    // Reads the client's probe byte first: a reply to unread
+                    // data can turn into a reset (see API_STANDIN).
+                    &format!("SYSTEM:head -c1 >/dev/null; echo {}", vm.name),
+                ])
+            }
+        })
+        .collect()
 }
 
 /// Runtime paths of an LB whose daemons run from `dir`: the stats socket
