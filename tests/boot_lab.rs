@@ -346,7 +346,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         builder.override_artifact(name, with);
     }
     let tcg = Failover {
-        vrrp_advert_ms: Some(300),
+        vrrp_advert_ms: Some(200),
         check_inter_ms: Some(1000),
         vrrp_rlimit_rttime_ms: Some(2000),
         track_interval_s: Some(5),
@@ -769,7 +769,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     );
     rows.row(
         "client-visible outage (api VIP, 50 ms probes, 200 ms connect timeout)",
-        outage1 < Duration::from_secs(5),
+        outage1 < Duration::from_secs(2),
         &format!("{:.2} s", outage1.as_secs_f64()),
     );
     let internal_on_lb2 = ssh(
@@ -867,7 +867,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     );
     rows.row(
         "client-visible outage when lb1 takes the VIPs back",
-        outage2 < Duration::from_secs(5),
+        outage2 < Duration::from_secs(2),
         &format!("{:.2} s", outage2.as_secs_f64()),
     );
 
