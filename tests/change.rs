@@ -5,6 +5,7 @@
 //! a VM's rendered configuration differs, and their rolling plans keep every
 //! rule.
 
+mod support;
 use flatcar_microcloud::change::classify;
 use flatcar_microcloud::reference;
 use flatcar_topology::change::{Reload, ReplaceReason, VmChange};
@@ -15,21 +16,7 @@ use flatcar_topology::{
 };
 use proptest::prelude::*;
 use std::net::Ipv4Addr;
-
-fn with_worker4(c: &Cluster) -> Cluster {
-    let mut spec = c.clone().into_spec();
-    let mut w = spec
-        .vms
-        .iter()
-        .find(|v| v.name.as_str() == "worker3")
-        .expect("worker3")
-        .clone();
-    w.name = Name::new("worker4").expect("name");
-    w.nics[0].address = Ipv4Addr::new(10, 17, 4, 28);
-    w.nics[0].mac = None;
-    spec.vms.push(w);
-    Cluster::try_from(spec).expect("valid with worker4")
-}
+use support::with_worker4;
 
 fn live_reloads(c: &VmChange) -> Vec<Reload> {
     match c {

@@ -4,16 +4,17 @@
 //! VM named, and a load balancer replaced only while the other one is left
 //! alone.
 
+mod support;
 use flatcar_microcloud::change::{classify, Changes};
 use flatcar_microcloud::deploy::{execute, BoxError, Machines, Nodes, Options, Remote, Target};
 use flatcar_microcloud::{reference, services, Error};
 use flatcar_topology::change::{ReplaceReason, VmChange};
 use flatcar_topology::provision::MemorySecrets;
-use flatcar_topology::{Cluster, Name};
+use flatcar_topology::Cluster;
 use std::cell::RefCell;
-use std::net::Ipv4Addr;
 use std::rc::Rc;
 use std::time::Duration;
+use support::with_worker4;
 
 /// Everything the fakes saw, in order: `vm: script`, `machine op vm`,
 /// `node op vm`, `forget vm`.
@@ -87,21 +88,6 @@ impl Nodes for Fake {
         self.0.borrow_mut().push(format!("node uncordon {vm}"));
         Ok(())
     }
-}
-
-fn with_worker4(c: &Cluster) -> Cluster {
-    let mut spec = c.clone().into_spec();
-    let mut w = spec
-        .vms
-        .iter()
-        .find(|v| v.name.as_str() == "worker3")
-        .expect("worker3")
-        .clone();
-    w.name = Name::new("worker4").expect("name");
-    w.nics[0].address = Ipv4Addr::new(10, 17, 4, 28);
-    w.nics[0].mac = None;
-    spec.vms.push(w);
-    Cluster::try_from(spec).expect("valid with worker4")
 }
 
 /// Runs the rollout from `old` to `new` (or `changes` if given) against

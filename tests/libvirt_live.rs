@@ -22,11 +22,10 @@ use flatcar_libvirt::apply::{destroy, destroy_plan, inventory, Connect};
 use flatcar_microcloud::reference::{cluster_with, AddressPlan};
 use flatcar_topology::{Cluster, Name, PoolPath};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use support::{unique, Netns, TempDir};
+use support::{unique, with_worker4, Netns, TempDir};
 
 const URI: &str = "qemu:///system";
 const CLUSTER: &str = "fmc-livetest";
@@ -89,22 +88,6 @@ fn reset_wireguard(ns: &Netns) {
         let _ = Command::new("kill").arg(pid).status();
     }
     let _ = ns.try_exec(&["ip", "link", "del", "wg0"]);
-}
-
-/// The model with worker4 added (a copy of worker3, two addresses up).
-fn with_worker4(c: &Cluster) -> Cluster {
-    let mut spec = c.clone().into_spec();
-    let mut w = spec
-        .vms
-        .iter()
-        .find(|v| v.name.as_str() == "worker3")
-        .expect("worker3")
-        .clone();
-    w.name = Name::new("worker4").expect("name");
-    w.nics[0].address = Ipv4Addr::from(u32::from(w.nics[0].address) + 2);
-    w.nics[0].mac = None;
-    spec.vms.push(w);
-    Cluster::try_from(spec).expect("valid with worker4")
 }
 
 /// Every file under `dir` (relative path → mode and bytes; for volumes

@@ -43,7 +43,7 @@ use flatcar_microcloud::{admin_key, services, Error};
 use flatcar_topology::change::VmChange;
 use flatcar_topology::provision::{Composed, Contents, MemorySecrets};
 use flatcar_topology::rollout::{Rollout, Step};
-use flatcar_topology::{Channel, Cluster, FlatcarVersion, Name, OsImage, Role};
+use flatcar_topology::{Channel, Cluster, FlatcarVersion, OsImage, Role};
 use lb_lab::{enter_netns, request, spawn_backends};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -583,21 +583,6 @@ fn run_rollout(
         panic!("rollout failed: {chain}");
     }
     t0.elapsed()
-}
-
-fn with_worker4(c: &Cluster) -> Cluster {
-    let mut spec = c.clone().into_spec();
-    let mut w = spec
-        .vms
-        .iter()
-        .find(|v| v.name.as_str() == "worker3")
-        .expect("worker3")
-        .clone();
-    w.name = Name::new("worker4").expect("name");
-    w.nics[0].address = Ipv4Addr::new(198, 18, 4, 28);
-    w.nics[0].mac = None;
-    spec.vms.push(w);
-    Cluster::try_from(spec).expect("valid with worker4")
 }
 
 /// Whether `addr` is configured in namespace `ns` (a VIP holder).

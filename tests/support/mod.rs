@@ -363,3 +363,20 @@ pub fn spawn_etcd(
         &dir.join("etcd.log"),
     )
 }
+
+/// The model with worker4 added: a copy of worker3, two addresses above it
+/// on the same network, MAC left to the model (what a user adds on day two).
+pub fn with_worker4(c: &flatcar_topology::Cluster) -> flatcar_topology::Cluster {
+    let mut spec = c.clone().into_spec();
+    let mut w = spec
+        .vms
+        .iter()
+        .find(|v| v.name.as_str() == "worker3")
+        .expect("worker3")
+        .clone();
+    w.name = flatcar_topology::Name::new("worker4").expect("name");
+    w.nics[0].address = Ipv4Addr::from(u32::from(w.nics[0].address) + 2);
+    w.nics[0].mac = None;
+    spec.vms.push(w);
+    flatcar_topology::Cluster::try_from(spec).expect("valid with worker4")
+}
