@@ -61,19 +61,6 @@ const MEMORY_CAP: MiB = MiB(512);
 /// Per-VM wait for the up report (TCG, two VMs on two loaded cores).
 const START_TIMEOUT: Duration = Duration::from_secs(1500);
 
-fn out(cmd: &mut Command) -> String {
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed ({}): {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// The lab's libvirtd: started inside the lab namespace, in a mount
 /// namespace of its own with private libvirt directories (bound from the
 /// temp dir). Its socket is reached from outside through the temp dir.
@@ -90,9 +77,11 @@ impl LabLibvirt {
         }
         // The system's configuration (daemon, qemu.conf), without any
         // object definitions: nothing of the system's daemon is started here.
-        out(Command::new("cp")
-            .args(["-a", "/etc/libvirt/."])
-            .arg(dir.join("etc")));
+        support::stdout_of(
+            Command::new("cp")
+                .args(["-a", "/etc/libvirt/."])
+                .arg(dir.join("etc")),
+        );
         for sub in ["qemu", "qemu/networks", "storage", "secrets"] {
             let p = dir.join("etc").join(sub);
             if let Ok(rd) = std::fs::read_dir(&p) {
@@ -106,7 +95,7 @@ impl LabLibvirt {
             }
         }
         // The directory layout (owners, modes) of the system's state dir.
-        out(Command::new("sh").arg("-c").arg(format!(
+        support::stdout_of(Command::new("sh").arg("-c").arg(format!(
             "cd /var/lib/libvirt && find . -mindepth 1 -maxdepth 2 -type d -not -path './images/*' | while read d; do mkdir -p {lib}/$d; chown --reference=$d {lib}/$d; chmod --reference=$d {lib}/$d; done",
             lib = dir.join("lib").display()
         )));
@@ -165,7 +154,7 @@ exec libvirtd -p {d}/run/libvirtd.pid",
     }
 
     fn virsh(&self, args: &[&str]) -> String {
-        out(Command::new("virsh").args(["-c", &self.uri]).args(args))
+        support::stdout_of(Command::new("virsh").args(["-c", &self.uri]).args(args))
     }
 }
 
@@ -304,13 +293,15 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     // 1. The image (cached between runs) and the extensions built against it.
     let t = Instant::now();
     let image = work.path().join("image");
-    out(Command::new(repo.join("scripts/build-test-image")).arg(&image));
+    support::stdout_of(Command::new(repo.join("scripts/build-test-image")).arg(&image));
     let image_s = t.elapsed().as_secs_f64();
-    let sysexts: Vec<PathBuf> = out(Command::new(repo.join("scripts/build-sysext"))
-        .arg("--status")
-        .arg(image.join("dpkg-status"))
-        .arg(&mirror)
-        .args(["haproxy", "keepalived"]))
+    let sysexts: Vec<PathBuf> = support::stdout_of(
+        Command::new(repo.join("scripts/build-sysext"))
+            .arg("--status")
+            .arg(image.join("dpkg-status"))
+            .arg(&mirror)
+            .args(["haproxy", "keepalived"]),
+    )
     .lines()
     .map(PathBuf::from)
     .collect();

@@ -17,6 +17,8 @@
 //! generated key, reboots and checks that Ignition did not run again. See
 //! `tests/boot/README.md`.
 
+mod support;
+
 use base64::Engine;
 use flatcar_microcloud::reference::{builder_for, AddressPlan};
 use flatcar_microcloud::{Bundle, BundleSecrets};
@@ -29,19 +31,6 @@ use std::process::Command;
 /// The VM booted: a load balancer (HAProxy + Keepalived as extensions, two
 /// NICs, VRRP) — the role whose services the test image can run for real.
 const VM: &str = "lb1";
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn sha256_of(path: &Path) -> String {
     std::fs::read_to_string(path.with_extension("raw.sha256"))
@@ -68,7 +57,7 @@ fn expectations(json: &str, dir: &Path) -> String {
             let local = dir.join("files").join(path.trim_start_matches('/'));
             std::fs::create_dir_all(local.parent().expect("parent")).expect("mkdir");
             std::fs::write(&local, bytes).expect("write");
-            let out = run(Command::new("sha256sum").arg(&local));
+            let out = support::stdout_of(Command::new("sha256sum").arg(&local));
             out.split_whitespace().next().expect("sum").to_string()
         } else {
             f["contents"]["verification"]["hash"]
@@ -111,13 +100,15 @@ fn generated_lb1_config_boots_the_test_image_and_ignition_runs_once() {
     // The image (cached between runs) and the extensions built against it.
     let image = work.join("image");
     let t0 = std::time::Instant::now();
-    run(Command::new(repo.join("scripts/build-test-image")).arg(&image));
+    support::stdout_of(Command::new(repo.join("scripts/build-test-image")).arg(&image));
     println!("test image ready in {:.0} s", t0.elapsed().as_secs_f64());
-    let sysexts = run(Command::new(repo.join("scripts/build-sysext"))
-        .arg("--status")
-        .arg(image.join("dpkg-status"))
-        .arg(gen.join("mirror"))
-        .args(["haproxy", "keepalived"]));
+    let sysexts = support::stdout_of(
+        Command::new(repo.join("scripts/build-sysext"))
+            .arg("--status")
+            .arg(image.join("dpkg-status"))
+            .arg(gen.join("mirror"))
+            .args(["haproxy", "keepalived"]),
+    );
     let sysexts: Vec<PathBuf> = sysexts.lines().map(PathBuf::from).collect();
     assert_eq!(sysexts.len(), 2, "build-sysext prints two images");
 

@@ -53,6 +53,20 @@ pub fn run(args: &[&str]) -> Output {
     out
 }
 
+/// Runs `cmd`, panics with its stderr on failure; its stdout.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed ({}): {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// A unique short prefix for this test process and call (namespace and
 /// interface names must be unique across parallel tests).
 pub fn unique(tag: &str) -> String {
