@@ -582,6 +582,122 @@ pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
     let prober = Prober::start(lab.client_ns, api, web, t_all);
     std::thread::sleep(Duration::from_secs(2));
 
+    let previous = add_and_remove(lab, rows, &prober, &nodes_log, t_all);
+
+    // 3. Rolling replacement of both LBs: their Flatcar version.
+    prober.set_phase(4);
+    let mut spec = lab.reference.clone().into_spec();
+    for vm in spec.vms.iter_mut().filter(|v| v.has(Role::LoadBalancer)) {
+        vm.image = Some(OsImage {
+            channel: Channel::Stable,
+            version: FlatcarVersion::new("4152.2.0").expect("version"),
+        });
+    }
+    let (upgraded, _) = lab
+        .model
+        .apply(&Cluster::try_from(spec).expect("valid with the LBs upgraded"));
+    let up_bundle = render(&upgraded, &previous, lab.work.join("bundle-upgrade"));
+    println!("--- rolling replacement of lb1 and lb2 (Flatcar 4152.2.0 on the load balancers)");
+    let done = Change {
+        lab,
+        old: lab.running,
+        new: &upgraded,
+        to: &up_bundle,
+    }
+    .run(t_all, &nodes_log);
+    // lb1 back: after its preempt delay it takes the VIPs back (the client
+    // keeps probing through that move too).
+    let back = support::wait_until(Duration::from_secs(60), || {
+        ssh_on(lab, &upgraded, "lb1", "ip -4 -o addr show").contains(&format!(" {api}/"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let one_at_a_time = in_order(
+        &done.rollout,
+        &[
+            "handover  api, api-internal, web from lb2 to lb1",
+            "replace   lb2",
+            "wait      lb2 ready",
+            "handover  api, api-internal, web from lb1 to lb2",
+            "replace   lb1",
+            "wait      lb1 ready",
+        ],
+    ) || in_order(
+        &done.rollout,
+        &[
+            "handover  api, api-internal, web from lb1 to lb2",
+            "replace   lb1",
+            "wait      lb1 ready",
+            "handover  api, api-internal, web from lb2 to lb1",
+            "replace   lb2",
+            "wait      lb2 ready",
+        ],
+    );
+    rows.row(
+        "replace: plan lb1, lb2 replace; one at a time, handover first",
+        label(&done.changes, "lb1") == "replace"
+            && label(&done.changes, "lb2") == "replace"
+            && one_at_a_time,
+        &format!(
+            "lb1 {}, lb2 {}; new base image(s) {:?}; rollout {:.0} s",
+            label(&done.changes, "lb1"),
+            label(&done.changes, "lb2"),
+            done.uploaded_bases,
+            done.took.as_secs_f64()
+        ),
+    );
+    for lb in ["lb1", "lb2"] {
+        let vm = upgraded.vm(lb).expect("lb");
+        let console = std::fs::read_to_string(flatcar_libvirt::domain::console_log_path(vm))
+            .unwrap_or_default();
+        let root = flatcar_libvirt::volume::root_volume(vm);
+        let backing = support::stdout_of(Command::new("virsh").args([
+            "-c",
+            lab.uri,
+            "vol-dumpxml",
+            "--pool",
+            upgraded.host().pool.name.as_str(),
+            &root,
+        ]));
+        let base = flatcar_libvirt::volume::image_of(&upgraded, vm).volume_name();
+        rows.row(
+            &format!("replace: {lb} a fresh first boot on the new image, ready"),
+            console.contains("flatcar-first-boot-done: Ignition succeeded")
+                && console.contains(&format!("flatcar-microcloud-ready: host={lb} failed=0"))
+                && backing.contains(&base),
+            &format!("root {root} backed by {base}: {}", backing.contains(&base)),
+        );
+    }
+    let (a, w) = (prober.stats(4, "api"), prober.stats(4, "web"));
+    rows.row(
+        "replace: VIPs back on lb1 after its preempt delay",
+        back.is_some(),
+        "lb1's addresses over SSH",
+    );
+    drop(prober);
+    println!(
+        "replace: longest outage api VIP {:.2} s, web VIP {:.2} s (probes every {} ms, {} ms connect timeout)",
+        a.gap.as_secs_f64(),
+        w.gap.as_secs_f64(),
+        PROBE_EVERY.as_millis(),
+        MOVING.0.as_millis()
+    );
+    rows.row(
+        "replace: client's longest outage per VIP < 1 s",
+        a.gap < Duration::from_secs(1) && w.gap < Duration::from_secs(1) && a.ok > 0 && w.ok > 0,
+        &format!("{}; {}", a.show("api"), w.show("web")),
+    );
+    println!("day two: {:.0} s", t_all.elapsed().as_secs_f64());
+}
+
+/// Phases 1 and 2: worker4 added, then removed; the last bundle's
+/// directory (its secrets are the next change's).
+fn add_and_remove(
+    lab: &RunningLab,
+    rows: &mut Rows,
+    prober: &Prober,
+    nodes_log: &Arc<Mutex<Vec<String>>>,
+    t_all: Instant,
+) -> PathBuf {
     // 1. Add worker4.
     prober.set_phase(1);
     let (added, _) = lab.model.apply(&support::with_worker4(lab.reference));
@@ -593,7 +709,7 @@ pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
         new: &added,
         to: &add_bundle,
     }
-    .run(t_all, &nodes_log);
+    .run(t_all, nodes_log);
     rows.row(
         "add: plan lb1, lb2 live, worker4 create, host part changes",
         label(&done.changes, "lb1") == "live"
@@ -699,7 +815,7 @@ pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
         new: removed,
         to: &remove_bundle,
     }
-    .run(t_all, &nodes_log);
+    .run(t_all, nodes_log);
     let order = in_order(
         &done.rollout,
         &[
@@ -758,111 +874,5 @@ pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
         ),
     );
 
-    // 3. Rolling replacement of both LBs: their Flatcar version.
-    prober.set_phase(4);
-    let mut spec = lab.reference.clone().into_spec();
-    for vm in spec.vms.iter_mut().filter(|v| v.has(Role::LoadBalancer)) {
-        vm.image = Some(OsImage {
-            channel: Channel::Stable,
-            version: FlatcarVersion::new("4152.2.0").expect("version"),
-        });
-    }
-    let (upgraded, _) = lab
-        .model
-        .apply(&Cluster::try_from(spec).expect("valid with the LBs upgraded"));
-    let up_bundle = render(
-        &upgraded,
-        &remove_bundle.dir,
-        lab.work.join("bundle-upgrade"),
-    );
-    println!("--- rolling replacement of lb1 and lb2 (Flatcar 4152.2.0 on the load balancers)");
-    let done = Change {
-        lab,
-        old: removed,
-        new: &upgraded,
-        to: &up_bundle,
-    }
-    .run(t_all, &nodes_log);
-    // lb1 back: after its preempt delay it takes the VIPs back (the client
-    // keeps probing through that move too).
-    let back = support::wait_until(Duration::from_secs(60), || {
-        ssh_on(lab, &upgraded, "lb1", "ip -4 -o addr show").contains(&format!(" {api}/"))
-    });
-    std::thread::sleep(Duration::from_secs(3));
-    let one_at_a_time = in_order(
-        &done.rollout,
-        &[
-            "handover  api, api-internal, web from lb2 to lb1",
-            "replace   lb2",
-            "wait      lb2 ready",
-            "handover  api, api-internal, web from lb1 to lb2",
-            "replace   lb1",
-            "wait      lb1 ready",
-        ],
-    ) || in_order(
-        &done.rollout,
-        &[
-            "handover  api, api-internal, web from lb1 to lb2",
-            "replace   lb1",
-            "wait      lb1 ready",
-            "handover  api, api-internal, web from lb2 to lb1",
-            "replace   lb2",
-            "wait      lb2 ready",
-        ],
-    );
-    rows.row(
-        "replace: plan lb1, lb2 replace; one at a time, handover first",
-        label(&done.changes, "lb1") == "replace"
-            && label(&done.changes, "lb2") == "replace"
-            && one_at_a_time,
-        &format!(
-            "lb1 {}, lb2 {}; new base image(s) {:?}; rollout {:.0} s",
-            label(&done.changes, "lb1"),
-            label(&done.changes, "lb2"),
-            done.uploaded_bases,
-            done.took.as_secs_f64()
-        ),
-    );
-    for lb in ["lb1", "lb2"] {
-        let vm = upgraded.vm(lb).expect("lb");
-        let console = std::fs::read_to_string(flatcar_libvirt::domain::console_log_path(vm))
-            .unwrap_or_default();
-        let root = flatcar_libvirt::volume::root_volume(vm);
-        let backing = support::stdout_of(Command::new("virsh").args([
-            "-c",
-            lab.uri,
-            "vol-dumpxml",
-            "--pool",
-            upgraded.host().pool.name.as_str(),
-            &root,
-        ]));
-        let base = flatcar_libvirt::volume::image_of(&upgraded, vm).volume_name();
-        rows.row(
-            &format!("replace: {lb} a fresh first boot on the new image, ready"),
-            console.contains("flatcar-first-boot-done: Ignition succeeded")
-                && console.contains(&format!("flatcar-microcloud-ready: host={lb} failed=0"))
-                && backing.contains(&base),
-            &format!("root {root} backed by {base}: {}", backing.contains(&base)),
-        );
-    }
-    let (a, w) = (prober.stats(4, "api"), prober.stats(4, "web"));
-    rows.row(
-        "replace: VIPs back on lb1 after its preempt delay",
-        back.is_some(),
-        "lb1's addresses over SSH",
-    );
-    drop(prober);
-    println!(
-        "replace: longest outage api VIP {:.2} s, web VIP {:.2} s (probes every {} ms, {} ms connect timeout)",
-        a.gap.as_secs_f64(),
-        w.gap.as_secs_f64(),
-        PROBE_EVERY.as_millis(),
-        MOVING.0.as_millis()
-    );
-    rows.row(
-        "replace: client's longest outage per VIP < 1 s",
-        a.gap < Duration::from_secs(1) && w.gap < Duration::from_secs(1) && a.ok > 0 && w.ok > 0,
-        &format!("{}; {}", a.show("api"), w.show("web")),
-    );
-    println!("day two: {:.0} s", t_all.elapsed().as_secs_f64());
+    remove_bundle.dir
 }
