@@ -570,6 +570,7 @@ fn in_order(rollout: &Rollout, parts: &[&str]) -> bool {
 /// per claim into `rows`.
 pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
     let t_all = Instant::now();
+    std::fs::create_dir_all(lab.work).expect("work dir");
     println!();
     println!("=== day two (issue #19): the running lab cloud changed by the rollout executor ===");
     let api = lab.running.vip("api").expect("api VIP").address;
@@ -703,6 +704,7 @@ fn add_and_remove(
     let (added, _) = lab.model.apply(&support::with_worker4(lab.reference));
     let add_bundle = render(&added, lab.bundle_dir, lab.work.join("bundle-add"));
     println!("--- add worker4 (model: reference + worker4, the lab's adjustments)");
+    let _join = join_standin(lab, &added, &add_bundle.configs["worker4"]);
     let done = Change {
         lab,
         old: lab.running,
@@ -875,4 +877,99 @@ fn add_and_remove(
     );
 
     remove_bundle.dir
+}
+
+/// A **STAND-IN** K3s server (tests/boot/standins/k3s, `k3s server`) for
+/// worker4's join when master1 is not booted in this lab: a namespace of
+/// its own on the k8s bridge at master2's address, the cluster's token.
+/// HAProxy's API backends check it up (TLS `/readyz`), and worker4's agent
+/// joins through the api-internal VIP as it would with K3s.
+struct JoinStandin {
+    _daemon: support::Daemon,
+    _ns: support::Netns,
+}
+
+fn join_standin(lab: &RunningLab, cluster: &Cluster, worker: &[u8]) -> Option<JoinStandin> {
+    if running(lab.uri).contains("master1") {
+        println!("master1 runs in this lab: worker4's agent joins it");
+        return None;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/boot/standins/k3s");
+    assert!(
+        script.exists(),
+        "the K3s stand-in {} is missing",
+        script.display()
+    );
+    let m2 = cluster.vm("master2").expect("master2");
+    let nic = cluster.nics(m2).into_iter().next().expect("a NIC");
+    // The cluster's token, as worker4's Ignition config carries it.
+    let config: serde_json::Value = serde_json::from_slice(worker).expect("json");
+    let token = config["storage"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["path"] == "/etc/rancher/k3s/token")
+        .and_then(|f| f["contents"]["source"].as_str())
+        .and_then(|s| s.strip_prefix("data:;base64,"))
+        .map(|b| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .expect("base64")
+        })
+        .expect("worker4's token file");
+    let dir = lab.work.join("k3s-master2");
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
+    std::fs::write(dir.join("token"), &token).expect("token");
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!(
+            "cluster-init: true\nnode-name: master2\nnode-ip: {}\ntoken-file: {}\n",
+            nic.address,
+            dir.join("token").display()
+        ),
+    )
+    .expect("config");
+    let ns = support::Netns::new(&support::unique("d2m2"));
+    support::stdout_of(Command::new("ip").args([
+        "link", "add", "d2m2", "netns", lab.lab_ns, "type", "veth", "peer", "name", "eth0",
+        "netns", &ns.name,
+    ]));
+    support::stdout_of(Command::new("ip").args([
+        "-n",
+        lab.lab_ns,
+        "link",
+        "set",
+        "d2m2",
+        "master",
+        nic.network.bridge.as_str(),
+        "up",
+    ]));
+    ns.addr("eth0", nic.address, nic.prefix);
+    ns.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        &nic.network.gateway.to_string(),
+    ]);
+    let daemon = ns.spawn_logged(
+        &[
+            "env",
+            &format!("K3S_CONFIG_FILE={}", dir.join("config.yaml").display()),
+            &format!("K3S_DATA_DIR={}", dir.join("data").display()),
+            "python3",
+            script.to_str().expect("utf8"),
+            "server",
+        ],
+        &dir.join("log"),
+    );
+    println!(
+        "STAND-IN K3s server (tests/boot/standins/k3s) at master2's {} on {} ({}): master1 is not booted in this lab; worker4's agent joins through the api-internal VIP",
+        nic.address, nic.network.bridge, ns.name
+    );
+    Some(JoinStandin {
+        _daemon: daemon,
+        _ns: ns,
+    })
 }
