@@ -34,6 +34,8 @@
 
 #![cfg(feature = "boot-lab")]
 
+#[path = "boot_lab/day_two.rs"]
+mod day_two;
 #[path = "support/lb_lab.rs"]
 mod lb_lab;
 #[path = "boot_lab/matrix.rs"]
@@ -45,7 +47,7 @@ use flatcar_microcloud::reference::{builder_for, AddressPlan};
 use flatcar_microcloud::{Bundle, BundleSecrets};
 use flatcar_topology::artifact::Override;
 use flatcar_topology::failover::Failover;
-use flatcar_topology::{Accelerator, Cluster, MiB};
+use flatcar_topology::{Accelerator, Cluster, MiB, Name};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -74,6 +76,35 @@ const SYSEXTS: [&str; 3] = ["haproxy", "keepalived", "chrony"];
 const MEMORY_CAP: MiB = MiB(512);
 /// Per-VM wait for the up report (TCG, two VMs on two loaded cores).
 const START_TIMEOUT: Duration = Duration::from_secs(1500);
+
+/// The lab's adjustments of a model (the reference, or the reference with
+/// a day-two change): the artifact overrides (the mirror's system
+/// extensions), domain type `qemu`, failover timing for TCG, every VM's
+/// memory capped at [`MEMORY_CAP`]. One function for every model the lab
+/// runs, so a day-two plan compares like with like.
+struct LabModel {
+    overrides: BTreeMap<Name, Override>,
+    failover: Failover,
+}
+
+impl LabModel {
+    /// `base` adjusted for the lab, and the VMs whose memory was capped.
+    fn apply(&self, base: &Cluster) -> (Cluster, Vec<String>) {
+        let mut spec = base.clone().into_spec();
+        spec.artifacts.overrides.extend(self.overrides.clone());
+        spec.host.accelerator = Accelerator::Qemu;
+        spec.failover = self.failover;
+        let mut shrunk = Vec::new();
+        for vm in &mut spec.vms {
+            if vm.memory > MEMORY_CAP {
+                shrunk.push(format!("{} {}→{}", vm.name, vm.memory.0, MEMORY_CAP.0));
+                vm.memory = MEMORY_CAP;
+            }
+        }
+        let c = Cluster::try_from(spec).expect("the lab's model is valid");
+        (c, shrunk)
+    }
+}
 
 /// The lab's libvirtd: started inside the lab namespace, in a mount
 /// namespace of its own with private libvirt directories (bound from the
@@ -377,10 +408,11 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     let mut secrets = BundleSecrets::from_bundle_dir(&bundle_dir);
     let key = flatcar_microcloud::admin_key::load_or_generate(&mut secrets, "admin@boot-lab")
         .expect("admin key");
-    let mut builder = builder_for(&plan, &[key.as_str()]);
+    let reference = builder_for(&plan, &[key.as_str()]).build().expect("valid");
     let gw = plan.lan.addr().octets();
     let router = Ipv4Addr::new(gw[0], gw[1], gw[2], 1);
     let mirror_url = format!("http://{router}:8080");
+    let mut overrides = BTreeMap::new();
     for (name, img) in SYSEXTS.iter().zip(&sysexts) {
         let file = img.file_name().expect("file name").to_string_lossy();
         let sha = std::fs::read_to_string(img.with_extension("raw.sha256")).expect("sha file");
@@ -393,7 +425,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             .strip_prefix(&format!("{name}-"))
             .and_then(|v| v.strip_suffix("-x86-64.raw"))
             .map(str::to_string);
-        builder.override_artifact(name, with);
+        overrides.insert(Name::new(*name).expect("name"), with);
     }
     // What cannot be had here: K3s (server and agent), served as the
     // artifact the generated configs download (named STAND-IN wherever it
@@ -411,7 +443,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         // build-standins names each file <artifact>-standin.
         let artifact = name.strip_suffix("-standin").expect("<artifact>-standin");
         println!("artifact {artifact}: STAND-IN from {url} (sha256 pinned)");
-        builder.override_artifact(artifact, with);
+        overrides.insert(Name::new(artifact).expect("name"), with);
     }
     let tcg = Failover {
         vrrp_advert_ms: Some(200),
@@ -419,16 +451,11 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         vrrp_rlimit_rttime_ms: Some(2000),
         track_interval_s: Some(5),
     };
-    builder.accelerator(Accelerator::Qemu).failover(tcg);
-    let mut spec = builder.build().expect("valid").into_spec();
-    let mut shrunk = Vec::new();
-    for vm in &mut spec.vms {
-        if vm.memory > MEMORY_CAP {
-            shrunk.push(format!("{} {}→{}", vm.name, vm.memory.0, MEMORY_CAP.0));
-            vm.memory = MEMORY_CAP;
-        }
-    }
-    let cluster = Cluster::try_from(spec).expect("the lab's model is valid");
+    let lab_model = LabModel {
+        overrides,
+        failover: tcg,
+    };
+    let (cluster, shrunk) = lab_model.apply(&reference);
     println!("{}", cluster.summary());
     println!(
         "lab model: domain type {}, {}; memory capped at {} MiB: {}",
@@ -1047,6 +1074,23 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         "client-visible outage when lb1 takes the VIPs back",
         outage2 < Duration::from_secs(2),
         &format!("{:.2} s", outage2.as_secs_f64()),
+    );
+
+    // 9. Day two on the running cloud (issue #19).
+    day_two::run(
+        &day_two::RunningLab {
+            uri: &lv.uri,
+            lab_ns: &lab.name,
+            client_ns: &client.name,
+            reference: &reference,
+            model: &lab_model,
+            running: &cluster,
+            bundle_dir: &bundle_dir,
+            image: &image,
+            key: &id,
+            work: &work.path().join("day-two"),
+        },
+        &mut rows,
     );
 
     println!();
