@@ -390,7 +390,11 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     .lines()
     .map(PathBuf::from)
     .collect();
-    assert_eq!(sysexts.len(), SYSEXTS.len(), "build-sysext prints one image each");
+    assert_eq!(
+        sysexts.len(),
+        SYSEXTS.len(),
+        "build-sysext prints one image each"
+    );
     let standins: Vec<PathBuf> =
         support::stdout_of(Command::new(repo.join("scripts/build-standins")).arg(&mirror))
             .lines()
@@ -787,7 +791,12 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             rows.row(
                 &format!("{name}: {unit} (enabled by its config) active"),
                 ok,
-                &format!("{} {} {}", load.unwrap_or("?"), active.unwrap_or("?"), result.unwrap_or("?")),
+                &format!(
+                    "{} {} {}",
+                    load.unwrap_or("?"),
+                    active.unwrap_or("?"),
+                    result.unwrap_or("?")
+                ),
             );
         }
         if let Some((a, p)) = join {
@@ -835,9 +844,8 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             .iter()
             .filter(|s| !matrix::same_network(&cluster, *src_addr, s.addr))
             .collect();
-        let script = matrix::probe_script(
-            &targets.iter().map(|s| (s.addr, s.port)).collect::<Vec<_>>(),
-        );
+        let script =
+            matrix::probe_script(&targets.iter().map(|s| (s.addr, s.port)).collect::<Vec<_>>());
         let out = if src == "lan client" {
             String::from_utf8_lossy(&client.try_exec(&["bash", "-c", &script]).stdout).into_owned()
         } else {
@@ -864,14 +872,20 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
                 ok,
                 &format!(
                     "{} ({}); {}",
-                    if is_open { "connected" } else { "no connection" },
+                    if is_open {
+                        "connected"
+                    } else {
+                        "no connection"
+                    },
                     s.what,
                     flow.map_or_else(|| "no flow".to_string(), |f| f.to_string())
                 ),
             );
         }
     }
-    println!("flow matrix between real VMs: {open_ok} open and {closed_ok} closed as the model says");
+    println!(
+        "flow matrix between real VMs: {open_ok} open and {closed_ok} closed as the model says"
+    );
 
     // 8. The client reaches both VIPs; then the failover.
     let api = cluster.vip("api").expect("api VIP").address;
