@@ -74,7 +74,9 @@ in_root systemctl disable nfs-server.service rpcbind.service rpcbind.socket nfs-
 # The stand-ins' daemons run only under the docker stand-in (as the
 # containers of the generated units): Debian's own units off, no default
 # PostgreSQL cluster (Flatcar has neither).
-in_root systemctl disable named.service postgresql.service >/dev/null 2>&1 || true
+in_root systemctl disable named.service named-resolvconf.service postgresql.service >/dev/null 2>&1 || true
+# iSCSI off until a config enables iscsid.service (as on Flatcar).
+in_root systemctl disable iscsid.socket open-iscsi.service >/dev/null 2>&1 || true
 if [ -d "$root/etc/postgresql/15/main" ]; then in_root pg_dropcluster 15 main; fi
 [ "$(in_root id -u postgres)" = 70 ] || { echo "postgres is not uid 70" >&2; exit 1; }
 

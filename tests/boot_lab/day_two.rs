@@ -1,0 +1,975 @@
+//! Day two on the running lab cloud (issue #19), after the boot lab's own
+//! claims: the rollout executor (`flatcar_microcloud::deploy::execute`)
+//! changes the cloud of real VMs while a LAN client probes both VIPs.
+//!
+//! - **Add worker4** (`support::with_worker4` of the reference, the lab's
+//!   adjustments applied as to the running model): `change::classify`
+//!   plans lb1/lb2 live (HAProxy), worker4 create, the host part; the
+//!   libvirt objects of the new model are applied as `full_cluster
+//!   --apply` does (worker4 defined, every Ignition config placed), then
+//!   the executor runs: the new `host/nftables.nft` in the lab namespace
+//!   (never the machine's own), worker4 started by the libvirt
+//!   `Machines` (`machines::Libvirt`) and booted under TCG, HAProxy's
+//!   config pushed to both LBs over SSH (`OpenSsh`, the model's admin user
+//!   `core` through `sudo -n`), checked and reloaded. Zero failed requests;
+//!   web traffic reaches worker4.
+//! - **Remove worker4**: pushes first, then cordon/drain (a **STAND-IN**
+//!   for K3s: master1's `k3s kubectl` is not in this lab), then the remove
+//!   (domain and volumes deleted), then the host part. Zero failed
+//!   requests.
+//! - **Rolling replacement of both LBs** (a first-boot change: Flatcar
+//!   4152.2.0 on the load balancers; the test image is uploaded as that
+//!   version's base image too): one at a time, each only after the other
+//!   holds every VIP (handover), each a real TCG first boot from a fresh
+//!   root overlay and its new Ignition config. The client's longest outage
+//!   per VIP is printed and asserted under 1 s.
+//!
+//! SSH and `nft` run inside the lab namespace (the KVM host): the executor
+//! runs in a thread that entered it (`lb_lab::enter_netns`), as
+//! tests/rollout_live.rs does; libvirt is reached through the lab daemon's
+//! Unix socket.
+
+use super::{lb_lab, support, LabModel, Rows, START_TIMEOUT};
+use flatcar_libvirt::{apply, ignition};
+use flatcar_microcloud::change::classify;
+use flatcar_microcloud::deploy::{
+    execute, BoxError, Event, Nodes, OpenSsh, Options, Remote, Target,
+};
+use flatcar_microcloud::machines::{owned_objects, Libvirt};
+use flatcar_microcloud::{services, Bundle, BundleSecrets};
+use flatcar_topology::change::VmChange;
+use flatcar_topology::rollout::{Rollout, Step};
+use flatcar_topology::{Channel, Cluster, FlatcarVersion, OsImage, Role};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the day-two phase needs from the running lab.
+pub(super) struct RunningLab<'a> {
+    /// The lab libvirtd's URI (its Unix socket).
+    pub uri: &'a str,
+    /// The lab namespace (the KVM host: SSH and `nft` run there).
+    pub lab_ns: &'a str,
+    /// The LAN client's namespace (the probes).
+    pub client_ns: &'a str,
+    /// The reference model before the lab's adjustments.
+    pub reference: &'a Cluster,
+    /// The lab's adjustments, applied to every model.
+    pub model: &'a LabModel,
+    /// The running cloud's model (`model` applied to `reference`).
+    pub running: &'a Cluster,
+    /// The running cloud's bundle (its secrets are every model's).
+    pub bundle_dir: &'a Path,
+    /// The test image (`flatcar-test.qcow2`).
+    pub image: &'a Path,
+    /// The admin's private key.
+    pub key: &'a Path,
+    /// A private work directory.
+    pub work: &'a Path,
+}
+
+/// Connect/answer timeouts of the probes while nothing moves (adding and
+/// removing a worker): a request fails when it gets no answer in 3 s.
+const STEADY: (Duration, Duration) = (Duration::from_millis(1000), Duration::from_millis(2000));
+/// While VIPs move (the replacements): a lost SYN is retried by the next
+/// request after 200 ms, not by the kernel after 1 s; the longest time
+/// between two answers is the outage.
+const MOVING: (Duration, Duration) = (Duration::from_millis(200), Duration::from_millis(1000));
+/// The pause between two requests of a probe.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+
+/// One request's outcome.
+struct Rec {
+    vip: &'static str,
+    phase: usize,
+    end: Instant,
+    answer: Result<String, String>,
+}
+
+/// Requests on both VIPs (api:6443, web:80) from the LAN client, one
+/// after another per VIP, tagged with the current phase.
+struct Prober {
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+    phase: Arc<AtomicUsize>,
+    recs: Arc<Mutex<Vec<Rec>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Per VIP and phase: answered, failed, longest time between two
+/// answers, the first failures, the answers seen.
+struct Stats {
+    ok: usize,
+    failed: usize,
+    gap: Duration,
+    errors: Vec<String>,
+    seen: BTreeSet<String>,
+}
+
+impl Stats {
+    fn show(&self, vip: &str) -> String {
+        format!(
+            "{vip} {} ok / {} failed, longest gap {:.0} ms{}",
+            self.ok,
+            self.failed,
+            self.gap.as_secs_f64() * 1e3,
+            if self.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" {:?}", self.errors)
+            }
+        )
+    }
+}
+
+impl Prober {
+    fn start(client: &str, api: Ipv4Addr, web: Ipv4Addr, t0: Instant) -> Prober {
+        let stop = Arc::new(AtomicBool::new(false));
+        let phase = Arc::new(AtomicUsize::new(0));
+        let recs = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for (vip, addr, port) in [("api", api, 6443), ("web", web, 80)] {
+            let (stop, phase, recs, ns) = (
+                stop.clone(),
+                phase.clone(),
+                recs.clone(),
+                client.to_string(),
+            );
+            threads.push(std::thread::spawn(move || {
+                lb_lab::enter_netns(&ns);
+                while !stop.load(Ordering::Relaxed) {
+                    let p = phase.load(Ordering::Relaxed);
+                    let (connect, read) = if p >= 4 { MOVING } else { STEADY };
+                    let answer = match lb_lab::request(addr, port, connect, read) {
+                        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+                        Ok(_) => Err("empty answer".to_string()),
+                        Err(e) => Err(e),
+                    };
+                    recs.lock().expect("lock").push(Rec {
+                        vip,
+                        phase: p,
+                        end: Instant::now(),
+                        answer,
+                    });
+                    std::thread::sleep(PROBE_EVERY);
+                }
+            }));
+        }
+        Prober {
+            t0,
+            stop,
+            phase,
+            recs,
+            threads,
+        }
+    }
+
+    fn set_phase(&self, p: usize) {
+        self.phase.store(p, Ordering::Relaxed);
+    }
+
+    fn stats(&self, phase: usize, vip: &str) -> Stats {
+        let recs = self.recs.lock().expect("lock");
+        let mut s = Stats {
+            ok: 0,
+            failed: 0,
+            gap: Duration::ZERO,
+            errors: Vec::new(),
+            seen: BTreeSet::new(),
+        };
+        let mut last: Option<Instant> = None;
+        for r in recs.iter().filter(|r| r.vip == vip && r.phase == phase) {
+            match &r.answer {
+                Ok(name) => {
+                    s.ok += 1;
+                    s.seen.insert(name.clone());
+                    if let Some(l) = last {
+                        s.gap = s.gap.max(r.end - l);
+                    }
+                    last = Some(r.end);
+                }
+                Err(e) => {
+                    s.failed += 1;
+                    if s.errors.len() < 5 {
+                        s.errors.push(format!(
+                            "{e} at +{:.1} s",
+                            r.end.duration_since(self.t0).as_secs_f64()
+                        ));
+                    }
+                }
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Destroys the VMs day two creates and keeps their console logs (in
+/// `out/boot-lab/`), also on failure; the lab's own drop handles lb1/lb2.
+struct Created {
+    uri: String,
+    vms: Vec<String>,
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        let keep = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("out/boot-lab");
+        let _ = std::fs::create_dir_all(&keep);
+        for vm in &self.vms {
+            let _ = Command::new("virsh")
+                .args(["-c", &self.uri, "destroy", vm])
+                .output();
+            for l in [
+                format!("/var/log/libvirt/qemu/{vm}-serial.log"),
+                format!("/var/log/libvirt/qemu/{vm}.log"),
+            ] {
+                let p = PathBuf::from(&l);
+                if let Some(name) = p.file_name() {
+                    let _ = std::fs::copy(&p, keep.join(name));
+                }
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+}
+
+/// **STAND-IN** for K3s's node operations (master1's `k3s kubectl` is not
+/// in this lab): cordon and uncordon are recorded; a drain stops the
+/// node's workload — its K3s agent with the ingress stand-in — over SSH,
+/// as evicting its pods would.
+struct K3sStandin {
+    ssh: OpenSsh,
+    cluster: Cluster,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl K3sStandin {
+    fn note(&self, s: String) {
+        println!("      {s}");
+        self.log.lock().expect("log").push(s);
+    }
+}
+
+impl Nodes for K3sStandin {
+    fn cordon(&mut self, node: &str) -> Result<(), BoxError> {
+        self.note(format!(
+            "STAND-IN cordon {node} (for `k3s kubectl cordon`: master1 is not in this lab)"
+        ));
+        Ok(())
+    }
+    fn drain(&mut self, node: &str) -> Result<(), BoxError> {
+        let t = Target::of(&self.cluster, node).ok_or("not in the model")?;
+        let out = self.ssh.run(
+            &t,
+            "systemctl stop k3s-agent.service; systemctl is-active k3s-agent.service || true",
+            b"",
+        )?;
+        self.note(format!(
+            "STAND-IN drain {node} (for `k3s kubectl drain`): its workload stopped over SSH (k3s-agent {})",
+            out.trim()
+        ));
+        Ok(())
+    }
+    fn uncordon(&mut self, node: &str) -> Result<(), BoxError> {
+        self.note(format!(
+            "STAND-IN uncordon {node} (for `k3s kubectl uncordon`)"
+        ));
+        Ok(())
+    }
+}
+
+/// A model's bundle, rendered with the running cloud's secrets and
+/// written to its own directory.
+struct Rendered {
+    dir: PathBuf,
+    configs: BTreeMap<String, Vec<u8>>,
+    composed: flatcar_topology::provision::Composed,
+}
+
+fn render(cluster: &Cluster, previous: &Path, dir: PathBuf) -> Rendered {
+    let mut secrets = BundleSecrets::from_bundle_dir(previous);
+    let bundle = Bundle::render(cluster, &mut secrets).expect("renders");
+    bundle.write_to(&dir).expect("writes the bundle");
+    let configs = bundle
+        .files()
+        .iter()
+        .filter_map(|(path, f)| {
+            let vm = path.strip_prefix("vms/")?.strip_suffix("/ignition.json")?;
+            Some((vm.to_string(), f.contents.clone()))
+        })
+        .collect();
+    let mut secrets = BundleSecrets::from_bundle_dir(previous);
+    let composed =
+        services::compose_after(cluster, secrets.previous_zones(), &mut secrets).expect("composes");
+    Rendered {
+        dir,
+        configs,
+        composed,
+    }
+}
+
+fn label(c: &BTreeMap<String, VmChange>, vm: &str) -> &'static str {
+    c.get(vm).map_or("none", VmChange::label)
+}
+
+/// The domains running in the lab.
+fn running(uri: &str) -> BTreeSet<String> {
+    support::stdout_of(Command::new("virsh").args(["-c", uri, "list", "--name"]))
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The steps of VMs this lab runs (or creates); the others are printed
+/// (their pushes are the fast tier's: tests/deploy.rs).
+fn lab_steps(rollout: &Rollout, lab_vms: &BTreeSet<String>) -> Rollout {
+    let mut kept = Rollout::default();
+    for s in &rollout.steps {
+        let vms: Vec<&str> = match s {
+            Step::Host => vec![],
+            Step::Create { vm }
+            | Step::WaitReady { vm }
+            | Step::Cordon { vm }
+            | Step::Drain { vm }
+            | Step::Uncordon { vm }
+            | Step::Push { vm, .. }
+            | Step::Replace { vm, .. }
+            | Step::Remove { vm } => vec![vm.as_str()],
+            Step::HandOver { from, to, .. } => vec![from.as_str(), to.as_str()],
+            _ => vec![],
+        };
+        if vms.iter().all(|v| lab_vms.contains(*v)) {
+            kept.steps.push(s.clone());
+        } else {
+            println!("    not booted in this lab, left out: {s}");
+        }
+    }
+    kept
+}
+
+/// One day-two change, as `full_cluster --apply` carries it out: the
+/// classification, the libvirt objects (minus those of the VMs the rollout
+/// replaces or removes: their step does them), every Ignition config
+/// placed, then the rollout by the executor from the lab namespace.
+struct Change<'a> {
+    lab: &'a RunningLab<'a>,
+    old: &'a Cluster,
+    new: &'a Cluster,
+    to: &'a Rendered,
+}
+
+/// What one change did.
+struct Done {
+    changes: BTreeMap<String, VmChange>,
+    host: bool,
+    rollout: Rollout,
+    took: Duration,
+    uploaded_bases: Vec<String>,
+}
+
+impl Change<'_> {
+    fn run(&self, t_all: Instant, nodes_log: &Arc<Mutex<Vec<String>>>) -> Done {
+        let lab = self.lab;
+        let mut secrets = BundleSecrets::from_bundle_dir(lab.bundle_dir);
+        let changes = classify(self.old, self.new, &mut secrets).expect("classifies");
+        print!("{changes}");
+        let rollout = changes.rollout(self.old, self.new);
+        let mut in_lab = running(lab.uri);
+        in_lab.extend(
+            changes
+                .vms
+                .iter()
+                .filter(|(_, c)| matches!(c, VmChange::Create))
+                .map(|(v, _)| v.clone()),
+        );
+        let rollout = lab_steps(&rollout, &in_lab);
+        println!("rolling plan ({} steps in this lab):", rollout.steps.len());
+        print!("{rollout}");
+
+        // The libvirt side, as `--apply` does it.
+        let conn = apply::connect(lab.uri).expect("connects");
+        let mut plan = apply::plan(&conn, self.new).expect("plans");
+        let deferred: BTreeSet<String> = changes
+            .vms
+            .iter()
+            .filter(|(_, c)| matches!(c, VmChange::Replace { .. } | VmChange::Remove))
+            .flat_map(|(vm, _)| owned_objects(self.new, self.old, vm))
+            .collect();
+        plan.steps.retain(|s| {
+            !(deferred.contains(&s.name)
+                && matches!(s.kind, apply::Kind::Domain | apply::Kind::Volume))
+        });
+        let bases = flatcar_libvirt::volume::base_images(self.new);
+        let new_bases: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| {
+                s.kind == apply::Kind::Volume
+                    && s.action == apply::Action::Create
+                    && bases.contains(&s.name)
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        println!(
+            "libvirt plan (the rollout's VMs deferred to their step): {} change(s)",
+            plan.changes()
+        );
+        for s in plan
+            .steps
+            .iter()
+            .filter(|s| s.action != apply::Action::Unchanged)
+        {
+            println!("  {s}");
+        }
+        apply::apply(&conn, &plan).expect("applies");
+        for base in &new_bases {
+            // As a user uploads the new Flatcar image: the test image stands
+            // in for every version.
+            support::stdout_of(Command::new("virsh").args([
+                "-c",
+                lab.uri,
+                "vol-upload",
+                "--pool",
+                self.new.host().pool.name.as_str(),
+                base,
+                lab.image.join("flatcar-test.qcow2").to_str().expect("utf8"),
+            ]));
+            println!("  base image {base}: the test image uploaded (stands in for that version)");
+        }
+        let ign = ignition::plan(&conn, self.new, &self.to.configs).expect("Ignition plan");
+        let n = ignition::apply(&conn, self.new, &self.to.configs, &ign).expect("uploads");
+        println!("  Ignition: {n} config(s) placed");
+        drop(conn);
+
+        // The rollout, from the lab namespace.
+        let rules = self.to.dir.join("host/nftables.nft");
+        let t0 = Instant::now();
+        let r = std::thread::scope(|s| {
+            s.spawn(|| {
+                lb_lab::enter_netns(lab.lab_ns);
+                let conn = apply::connect(lab.uri).expect("connects");
+                let ns = lab.lab_ns.to_string();
+                let host = Box::new(move || -> Result<(), BoxError> {
+                    let o = Command::new("ip")
+                        .args(["netns", "exec", &ns, "nft", "-f"])
+                        .arg(&rules)
+                        .output()?;
+                    if !o.status.success() {
+                        return Err(String::from_utf8_lossy(&o.stderr).into_owned().into());
+                    }
+                    println!(
+                        "      host: the new {} applied in {ns} only",
+                        rules.display()
+                    );
+                    Ok(())
+                });
+                let mut machines = Libvirt::new(&conn, self.old, self.new, &self.to.configs, host);
+                machines.timeout = START_TIMEOUT;
+                let mux = lab.work.join("mux");
+                let ssh = OpenSsh::new(lab.key.to_path_buf(), lab.work.join("known_hosts"))
+                    .reuse_connections(mux)
+                    .expect("mux dir");
+                let mut remote = ssh.clone();
+                let mut nodes = K3sStandin {
+                    ssh,
+                    cluster: if self.new.vm("worker4").is_some() {
+                        self.new.clone()
+                    } else {
+                        self.old.clone()
+                    },
+                    log: nodes_log.clone(),
+                };
+                let options = Options {
+                    handover: Duration::from_secs(30),
+                    ssh_ready: Duration::from_secs(300),
+                    poll: Duration::from_millis(100),
+                };
+                let r = execute(
+                    &rollout,
+                    self.old,
+                    self.new,
+                    &self.to.composed,
+                    &mut remote,
+                    &mut machines,
+                    &mut nodes,
+                    &options,
+                    &mut |e| match e {
+                        Event::Started(i, step) => println!(
+                            "  {:>3}. {step}  [at +{:.1} s]",
+                            i + 1,
+                            t_all.elapsed().as_secs_f64()
+                        ),
+                        Event::Done(_, _, took) => {
+                            println!("       done in {:.1} s", took.as_secs_f64())
+                        }
+                        _ => {}
+                    },
+                );
+                remote.close();
+                nodes.ssh.close();
+                r
+            })
+            .join()
+            .expect("executor thread")
+        });
+        if let Err(e) = &r {
+            let mut chain = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                chain.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            panic!("rollout failed: {chain}");
+        }
+        Done {
+            changes: changes.vms,
+            host: changes.host,
+            rollout,
+            took: t0.elapsed(),
+            uploaded_bases: new_bases,
+        }
+    }
+}
+
+/// `cmd` on `vm` over SSH from the lab namespace, through `sudo -n`.
+fn ssh_on(lab: &RunningLab, cluster: &Cluster, vm: &str, cmd: &str) -> String {
+    let t = Target::of(cluster, vm).expect("target");
+    let mut ssh = OpenSsh::new(lab.key.to_path_buf(), lab.work.join("known_hosts"));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            lb_lab::enter_netns(lab.lab_ns);
+            ssh.run(&t, cmd, b"")
+                .unwrap_or_else(|e| format!("ERROR {e}"))
+        })
+        .join()
+        .expect("ssh thread")
+    })
+}
+
+/// The step positions in `rollout` (its display), in order.
+fn in_order(rollout: &Rollout, parts: &[&str]) -> bool {
+    let text = rollout.to_string();
+    let pos: Vec<Option<usize>> = parts.iter().map(|p| text.find(p)).collect();
+    pos.iter().all(Option::is_some) && pos.windows(2).all(|w| w[0] < w[1])
+}
+
+/// The day-two phase: add worker4, remove it, replace both LBs; one row
+/// per claim into `rows`.
+pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
+    let t_all = Instant::now();
+    std::fs::create_dir_all(lab.work).expect("work dir");
+    println!();
+    println!("=== day two (issue #19): the running lab cloud changed by the rollout executor ===");
+    let api = lab.running.vip("api").expect("api VIP").address;
+    let web = lab.running.vip("web").expect("web VIP").address;
+    let _created = Created {
+        uri: lab.uri.to_string(),
+        vms: vec!["worker4".into()],
+    };
+    let nodes_log = Arc::new(Mutex::new(Vec::new()));
+    let prober = Prober::start(lab.client_ns, api, web, t_all);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let previous = add_and_remove(lab, rows, &prober, &nodes_log, t_all);
+
+    // 3. Rolling replacement of both LBs: their Flatcar version.
+    prober.set_phase(4);
+    let mut spec = lab.reference.clone().into_spec();
+    for vm in spec.vms.iter_mut().filter(|v| v.has(Role::LoadBalancer)) {
+        vm.image = Some(OsImage {
+            channel: Channel::Stable,
+            version: FlatcarVersion::new("4152.2.0").expect("version"),
+        });
+    }
+    let (upgraded, _) = lab
+        .model
+        .apply(&Cluster::try_from(spec).expect("valid with the LBs upgraded"));
+    let up_bundle = render(&upgraded, &previous, lab.work.join("bundle-upgrade"));
+    println!("--- rolling replacement of lb1 and lb2 (Flatcar 4152.2.0 on the load balancers)");
+    let done = Change {
+        lab,
+        old: lab.running,
+        new: &upgraded,
+        to: &up_bundle,
+    }
+    .run(t_all, &nodes_log);
+    // lb1 back: after its preempt delay it takes the VIPs back (the client
+    // keeps probing through that move too).
+    let back = support::wait_until(Duration::from_secs(60), || {
+        ssh_on(lab, &upgraded, "lb1", "ip -4 -o addr show").contains(&format!(" {api}/"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let one_at_a_time = in_order(
+        &done.rollout,
+        &[
+            "handover  api, api-internal, web from lb2 to lb1",
+            "replace   lb2",
+            "wait      lb2 ready",
+            "handover  api, api-internal, web from lb1 to lb2",
+            "replace   lb1",
+            "wait      lb1 ready",
+        ],
+    ) || in_order(
+        &done.rollout,
+        &[
+            "handover  api, api-internal, web from lb1 to lb2",
+            "replace   lb1",
+            "wait      lb1 ready",
+            "handover  api, api-internal, web from lb2 to lb1",
+            "replace   lb2",
+            "wait      lb2 ready",
+        ],
+    );
+    rows.row(
+        "replace: plan lb1, lb2 replace; one at a time, handover first",
+        label(&done.changes, "lb1") == "replace"
+            && label(&done.changes, "lb2") == "replace"
+            && one_at_a_time,
+        &format!(
+            "lb1 {}, lb2 {}; new base image(s) {:?}; rollout {:.0} s",
+            label(&done.changes, "lb1"),
+            label(&done.changes, "lb2"),
+            done.uploaded_bases,
+            done.took.as_secs_f64()
+        ),
+    );
+    for lb in ["lb1", "lb2"] {
+        let vm = upgraded.vm(lb).expect("lb");
+        let console = std::fs::read_to_string(flatcar_libvirt::domain::console_log_path(vm))
+            .unwrap_or_default();
+        let root = flatcar_libvirt::volume::root_volume(vm);
+        let backing = support::stdout_of(Command::new("virsh").args([
+            "-c",
+            lab.uri,
+            "vol-dumpxml",
+            "--pool",
+            upgraded.host().pool.name.as_str(),
+            &root,
+        ]));
+        let base = flatcar_libvirt::volume::image_of(&upgraded, vm).volume_name();
+        rows.row(
+            &format!("replace: {lb} a fresh first boot on the new image, ready"),
+            console.contains("flatcar-first-boot-done: Ignition succeeded")
+                && console.contains(&format!("flatcar-microcloud-ready: host={lb} failed=0"))
+                && backing.contains(&base),
+            &format!("root {root} backed by {base}: {}", backing.contains(&base)),
+        );
+    }
+    let (a, w) = (prober.stats(4, "api"), prober.stats(4, "web"));
+    rows.row(
+        "replace: VIPs back on lb1 after its preempt delay",
+        back.is_some(),
+        "lb1's addresses over SSH",
+    );
+    drop(prober);
+    println!(
+        "replace: longest outage api VIP {:.2} s, web VIP {:.2} s (probes every {} ms, {} ms connect timeout)",
+        a.gap.as_secs_f64(),
+        w.gap.as_secs_f64(),
+        PROBE_EVERY.as_millis(),
+        MOVING.0.as_millis()
+    );
+    rows.row(
+        "replace: client's longest outage per VIP < 1 s",
+        a.gap < Duration::from_secs(1) && w.gap < Duration::from_secs(1) && a.ok > 0 && w.ok > 0,
+        &format!("{}; {}", a.show("api"), w.show("web")),
+    );
+    println!("day two: {:.0} s", t_all.elapsed().as_secs_f64());
+}
+
+/// Phases 1 and 2: worker4 added, then removed; the last bundle's
+/// directory (its secrets are the next change's).
+fn add_and_remove(
+    lab: &RunningLab,
+    rows: &mut Rows,
+    prober: &Prober,
+    nodes_log: &Arc<Mutex<Vec<String>>>,
+    t_all: Instant,
+) -> PathBuf {
+    // 1. Add worker4.
+    prober.set_phase(1);
+    let (added, _) = lab.model.apply(&support::with_worker4(lab.reference));
+    let add_bundle = render(&added, lab.bundle_dir, lab.work.join("bundle-add"));
+    println!("--- add worker4 (model: reference + worker4, the lab's adjustments)");
+    let _join = join_standin(lab, &added, &add_bundle.configs["worker4"]);
+    let done = Change {
+        lab,
+        old: lab.running,
+        new: &added,
+        to: &add_bundle,
+    }
+    .run(t_all, nodes_log);
+    rows.row(
+        "add: plan lb1, lb2 live, worker4 create, host part changes",
+        label(&done.changes, "lb1") == "live"
+            && label(&done.changes, "lb2") == "live"
+            && label(&done.changes, "worker4") == "create"
+            && done.host,
+        &format!(
+            "lb1 {}, lb2 {}, worker4 {}, host {}",
+            label(&done.changes, "lb1"),
+            label(&done.changes, "lb2"),
+            label(&done.changes, "worker4"),
+            done.host
+        ),
+    );
+    let w4 = added.vm("worker4").expect("worker4");
+    let w4_addr = added.nics(w4)[0].address;
+    let console =
+        std::fs::read_to_string(flatcar_libvirt::domain::console_log_path(w4)).unwrap_or_default();
+    rows.row(
+        "add: worker4 created and booted (TCG, Ignition from fw_cfg)",
+        console.contains("flatcar-first-boot-done: Ignition succeeded")
+            && console.contains("flatcar-microcloud-ready: host=worker4 failed=0"),
+        &format!(
+            "rollout {:.0} s (host, create, wait ready, pushes)",
+            done.took.as_secs_f64()
+        ),
+    );
+    let ruleset = support::stdout_of(Command::new("ip").args([
+        "netns",
+        "exec",
+        lab.lab_ns,
+        "nft",
+        "list",
+        "table",
+        "inet",
+        "microcloud",
+    ]));
+    rows.row(
+        "add: the host ruleset (lab namespace) admits worker4's flows",
+        ruleset.contains(&w4_addr.to_string()),
+        &format!(
+            "{} rule line(s) name {w4_addr}",
+            ruleset
+                .lines()
+                .filter(|l| l.contains(&w4_addr.to_string()))
+                .count()
+        ),
+    );
+    let want = match &add_bundle.composed.nodes["lb1"].files["/etc/haproxy/haproxy.cfg"].contents {
+        flatcar_topology::provision::Contents::Inline(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => panic!("inline"),
+    };
+    for lb in ["lb1", "lb2"] {
+        let got = ssh_on(lab, &added, lb, "cat /etc/haproxy/haproxy.cfg");
+        let state = ssh_on(
+            lab,
+            &added,
+            lb,
+            "stat -c %a /etc/haproxy/haproxy.cfg; systemctl is-active haproxy",
+        );
+        let state = state.split_whitespace().collect::<Vec<_>>().join(" ");
+        rows.row(
+            &format!("add: {lb}'s haproxy.cfg is the new model's, HAProxy active"),
+            got == want && state == "644 active",
+            &format!(
+                "{} bytes, identical {}, mode and state {state:?}",
+                got.len(),
+                got == want
+            ),
+        );
+    }
+    let reached = support::wait_until(Duration::from_secs(60), || {
+        prober
+            .stats(1, "web")
+            .seen
+            .iter()
+            .any(|a| a.contains("worker4"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let (a, w) = (prober.stats(1, "api"), prober.stats(1, "web"));
+    rows.row(
+        "add: web traffic reaches worker4 through the web VIP",
+        reached.is_some(),
+        &format!(
+            "answers seen: {}",
+            w.seen.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    );
+    rows.row(
+        "add: zero failed requests on both VIPs throughout",
+        a.failed == 0 && w.failed == 0 && a.ok > 0 && w.ok > 0,
+        &format!("{}; {}", a.show("api"), w.show("web")),
+    );
+
+    // 2. Remove worker4.
+    prober.set_phase(2);
+    let removed = lab.running;
+    let remove_bundle = render(removed, &add_bundle.dir, lab.work.join("bundle-remove"));
+    println!("--- remove worker4 (back to the running model)");
+    let done = Change {
+        lab,
+        old: &added,
+        new: removed,
+        to: &remove_bundle,
+    }
+    .run(t_all, nodes_log);
+    let order = in_order(
+        &done.rollout,
+        &[
+            "push      lb1",
+            "push      lb2",
+            "drain     worker4",
+            "remove    worker4",
+        ],
+    );
+    rows.row(
+        "remove: plan lb1, lb2 live, worker4 remove; pushes, drain, remove",
+        label(&done.changes, "lb1") == "live"
+            && label(&done.changes, "lb2") == "live"
+            && label(&done.changes, "worker4") == "remove"
+            && order,
+        &format!(
+            "in order: {order}; {}",
+            nodes_log.lock().expect("log").join("; ")
+        ),
+    );
+    let domains =
+        support::stdout_of(Command::new("virsh").args(["-c", lab.uri, "list", "--all", "--name"]));
+    let vols = support::stdout_of(Command::new("virsh").args([
+        "-c",
+        lab.uri,
+        "vol-list",
+        lab.running.host().pool.name.as_str(),
+    ]));
+    rows.row(
+        "remove: worker4's domain and volumes deleted",
+        !domains.contains("worker4") && !vols.contains("worker4"),
+        &format!(
+            "rollout {:.0} s; left: {:?}",
+            done.took.as_secs_f64(),
+            vols.lines()
+                .filter(|l| l.contains("worker4"))
+                .collect::<Vec<_>>()
+        ),
+    );
+    prober.set_phase(3);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = prober.stats(3, "web").seen;
+    let (a, w) = (prober.stats(2, "api"), prober.stats(2, "web"));
+    rows.row(
+        "remove: zero failed requests; worker4 out of the rotation",
+        a.failed == 0
+            && w.failed == 0
+            && a.ok > 0
+            && w.ok > 0
+            && !after.iter().any(|x| x.contains("worker4")),
+        &format!(
+            "{}; {}; answering after: {}",
+            a.show("api"),
+            w.show("web"),
+            after.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    );
+
+    remove_bundle.dir
+}
+
+/// A **STAND-IN** K3s server (tests/boot/standins/k3s, `k3s server`) for
+/// worker4's join when master1 is not booted in this lab: a namespace of
+/// its own on the k8s bridge at master2's address, the cluster's token.
+/// HAProxy's API backends check it up (TLS `/readyz`), and worker4's agent
+/// joins through the api-internal VIP as it would with K3s.
+struct JoinStandin {
+    _daemon: support::Daemon,
+    _ns: support::Netns,
+}
+
+fn join_standin(lab: &RunningLab, cluster: &Cluster, worker: &[u8]) -> Option<JoinStandin> {
+    if running(lab.uri).contains("master1") {
+        println!("master1 runs in this lab: worker4's agent joins it");
+        return None;
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/boot/standins/k3s");
+    assert!(
+        script.exists(),
+        "the K3s stand-in {} is missing",
+        script.display()
+    );
+    let m2 = cluster.vm("master2").expect("master2");
+    let nic = cluster.nics(m2).into_iter().next().expect("a NIC");
+    // The cluster's token, as worker4's Ignition config carries it.
+    let config: serde_json::Value = serde_json::from_slice(worker).expect("json");
+    let token = config["storage"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["path"] == "/etc/rancher/k3s/token")
+        .and_then(|f| f["contents"]["source"].as_str())
+        .and_then(|s| s.strip_prefix("data:;base64,"))
+        .map(|b| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .expect("base64")
+        })
+        .expect("worker4's token file");
+    let dir = lab.work.join("k3s-master2");
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
+    std::fs::write(dir.join("token"), &token).expect("token");
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!(
+            "cluster-init: true\nnode-name: master2\nnode-ip: {}\ntoken-file: {}\n",
+            nic.address,
+            dir.join("token").display()
+        ),
+    )
+    .expect("config");
+    let ns = support::Netns::new(&support::unique("d2m2"));
+    support::stdout_of(Command::new("ip").args([
+        "link", "add", "d2m2", "netns", lab.lab_ns, "type", "veth", "peer", "name", "eth0",
+        "netns", &ns.name,
+    ]));
+    support::stdout_of(Command::new("ip").args([
+        "-n",
+        lab.lab_ns,
+        "link",
+        "set",
+        "d2m2",
+        "master",
+        nic.network.bridge.as_str(),
+        "up",
+    ]));
+    ns.addr("eth0", nic.address, nic.prefix);
+    ns.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        &nic.network.gateway.to_string(),
+    ]);
+    let daemon = ns.spawn_logged(
+        &[
+            "env",
+            &format!("K3S_CONFIG_FILE={}", dir.join("config.yaml").display()),
+            &format!("K3S_DATA_DIR={}", dir.join("data").display()),
+            "python3",
+            script.to_str().expect("utf8"),
+            "server",
+        ],
+        &dir.join("log"),
+    );
+    println!(
+        "STAND-IN K3s server (tests/boot/standins/k3s) at master2's {} on {} ({}): master1 is not booted in this lab; worker4's agent joins through the api-internal VIP",
+        nic.address, nic.network.bridge, ns.name
+    );
+    Some(JoinStandin {
+        _daemon: daemon,
+        _ns: ns,
+    })
+}
