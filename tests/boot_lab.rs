@@ -742,7 +742,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         let script = format!(
             "echo host=$(hostname); ip -4 -o addr show | awk '{{print \"addr=\" $2 \"/\" $4}}'; \
              echo failed=$(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\\n' ' '); \
-             for u in {units}; do echo unit=$u $(systemctl show -p LoadState,ActiveState,Result,ExecMainExitTimestampMonotonic --value $u | tr '\\n' ' '); done; \
+             for u in {units}; do echo unit=$u $(systemctl show -p LoadState -p ActiveState -p Result -p ExecMainExitTimestampMonotonic $u | tr '\\n' ' '); done; \
              for m in {mounts}; do echo mount=$m $(findmnt -n -o SOURCE,FSTYPE $m); done; \
              {api}",
             units = units.join(" "),
@@ -788,10 +788,13 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             &format!("{:?}", get("failed")),
         );
         for u in get("unit") {
+            // `unit=NAME LoadState=… ActiveState=… Result=… ExecMain…=…`
             let mut w = u.split_whitespace();
             let unit = w.next().unwrap_or_default().to_string();
-            let (load, active, result) = (w.next(), w.next(), w.next());
-            if load == Some("not-found") && IMAGE_GAPS.contains(&unit.as_str()) {
+            let props: BTreeMap<&str, &str> = w.filter_map(|kv| kv.split_once('=')).collect();
+            let prop = |k: &str| props.get(k).copied().unwrap_or("?");
+            let (load, active, result) = (prop("LoadState"), prop("ActiveState"), prop("Result"));
+            if load == "not-found" && IMAGE_GAPS.contains(&unit.as_str()) {
                 println!(
                     "{:<66} {:<4} {unit} enabled by the config; Debian 12 has no systemd-sysupdate (Flatcar ships it)",
                     format!("{name}: {unit}"),
@@ -801,19 +804,13 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             }
             // A oneshot without RemainAfterExit is inactive once it ran
             // and succeeded (its main process has an exit time).
-            let ran = w.next().is_some_and(|t| t != "0");
-            let ok = load == Some("loaded")
-                && (active == Some("active")
-                    || (active == Some("inactive") && result == Some("success") && ran));
+            let ran = !matches!(prop("ExecMainExitTimestampMonotonic"), "0" | "?");
+            let ok = load == "loaded"
+                && (active == "active" || (active == "inactive" && result == "success" && ran));
             rows.row(
                 &format!("{name}: {unit} (enabled by its config) active"),
                 ok,
-                &format!(
-                    "{} {} {}",
-                    load.unwrap_or("?"),
-                    active.unwrap_or("?"),
-                    result.unwrap_or("?")
-                ),
+                &format!("{load} {active} {result}"),
             );
         }
         if let Some((a, p)) = join {
@@ -829,9 +826,14 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     // 7b. The flow matrix between real VMs (and the LAN client): every
     //     service the lab runs, tried from every single-NIC VM on another
     //     network; expected open exactly when a flow of the model admits it.
-    let flows = flatcar_microcloud::services::compose(&cluster, &mut secrets)
-        .expect("composes")
-        .flows;
+    // The flows the host ruleset is built from: the model's own (declared
+    // and VIP-implied) and the services' (as the bundle renders it).
+    let mut flows = cluster.flows();
+    flows.extend(
+        flatcar_microcloud::services::compose(&cluster, &mut secrets)
+            .expect("composes")
+            .flows,
+    );
     let services: Vec<matrix::Service> = BOOTED
         .iter()
         .map(|vm| (*vm, 22, "sshd"))
