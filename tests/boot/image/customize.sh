@@ -14,6 +14,12 @@ if [ "$1" = --hold-initramfs ]; then
     mkdir -p "$2/etc/kernel/postinst.d"
     printf '#!/bin/sh\nexit 0\n' > "$2$hook"
     chmod +x "$2$hook"
+    # The postgres image's user is uid/gid 70 (the generated unit chowns
+    # the data directory to 70:70); Debian's postgresql-common reuses an
+    # existing postgres user, so it is created here, before the packages.
+    grep -q '^postgres:' "$2/etc/group" || echo 'postgres:x:70:' >> "$2/etc/group"
+    grep -q '^postgres:' "$2/etc/passwd" ||
+        echo 'postgres:x:70:70:PostgreSQL administrator:/var/lib/postgresql:/bin/bash' >> "$2/etc/passwd"
     exit 0
 fi
 
@@ -65,6 +71,12 @@ in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.ti
     systemd-networkd-wait-online.service >/dev/null 2>&1 || true
 # Present but off, as on Flatcar (an Ignition config enables them).
 in_root systemctl disable nfs-server.service rpcbind.service rpcbind.socket nfs-blkmap.service >/dev/null 2>&1 || true
+# The stand-ins' daemons run only under the docker stand-in (as the
+# containers of the generated units): Debian's own units off, no default
+# PostgreSQL cluster (Flatcar has neither).
+in_root systemctl disable named.service postgresql.service >/dev/null 2>&1 || true
+if [ -d "$root/etc/postgresql/15/main" ]; then in_root pg_dropcluster 15 main; fi
+[ "$(in_root id -u postgres)" = 70 ] || { echo "postgres is not uid 70" >&2; exit 1; }
 
 # First boot is first boot: no SSH host keys (generated per VM), no
 # hostname; /etc/machine-id is set to "uninitialized" by build-test-image
