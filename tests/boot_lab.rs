@@ -337,6 +337,10 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     .map(PathBuf::from)
     .collect();
     assert_eq!(sysexts.len(), 2, "build-sysext prints two images");
+    // The K3s stand-in (worker4's `k3s` artifact in the day-two phase).
+    let k3s_standin = PathBuf::from(
+        support::stdout_of(Command::new(repo.join("scripts/build-standins")).arg(&mirror)).trim(),
+    );
     println!(
         "test image and extensions ready in {:.0} s (image {image_s:.0} s)",
         t.elapsed().as_secs_f64()
@@ -368,6 +372,22 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             .map(str::to_string);
         overrides.insert(Name::new(*name).expect("name"), with);
     }
+    // VMs on the k8s network fetch from the internet side (the host's
+    // ruleset forwards k8s → internet, not k8s → LAN): the same mirror at
+    // an internet address of the fake internet.
+    let internet_mirror = Ipv4Addr::new(198, 18, 250, 80);
+    let sha = std::fs::read_to_string(k3s_standin.with_extension("sha256")).expect("sha file");
+    overrides.insert(
+        Name::new("k3s").expect("name"),
+        Override::file(
+            &format!(
+                "http://{internet_mirror}:8080/{}",
+                k3s_standin.file_name().expect("file").to_string_lossy()
+            ),
+            &format!("sha256-{}", sha.split_whitespace().next().expect("hash")),
+        )
+        .expect("override"),
+    );
     let tcg = Failover {
         vrrp_advert_ms: Some(200),
         check_inter_ms: Some(1000),
@@ -449,6 +469,22 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         "-h",
         mirror.to_str().expect("utf8"),
     ]);
+    inet.ip(&[
+        "addr",
+        "add",
+        &format!("{internet_mirror}/32"),
+        "dev",
+        "lan0",
+    ]);
+    let _httpd_internet = inet.spawn(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        &format!("{internet_mirror}:8080"),
+        "-h",
+        mirror.to_str().expect("utf8"),
+    ]);
     let _dnsmasq = inet.spawn(&[
         "dnsmasq",
         "--keep-in-foreground",
@@ -462,7 +498,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         "--pid-file=",
     ]);
     println!(
-        "lab: {} (KVM host {} on {}, uplink {} → {} only), fake internet {} (LAN router {router}, DHCP {dhcp}, mirror {mirror_url}), LAN client {} ({client_addr})",
+        "lab: {} (KVM host {} on {}, uplink {} → {} only), fake internet {} (LAN router {router}, DHCP {dhcp}, mirror {mirror_url} and http://{internet_mirror}:8080), LAN client {} ({client_addr})",
         lab.name, host.address, lan.bridge, host.uplink, inet.name, inet.name, client.name
     );
 

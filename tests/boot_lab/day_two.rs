@@ -76,9 +76,12 @@ pub(super) struct RunningLab<'a> {
 /// removing a worker): a request fails when it gets no answer in 3 s.
 const STEADY: (Duration, Duration) = (Duration::from_millis(1000), Duration::from_millis(2000));
 /// While VIPs move (the replacements): a lost SYN is retried by the next
-/// request after 200 ms, not by the kernel after 1 s; the longest time
-/// between two answers is the outage.
-const MOVING: (Duration, Duration) = (Duration::from_millis(200), Duration::from_millis(1000));
+/// request after 200 ms, not by the kernel after 1 s, and a connection cut
+/// by a VIP move (in flight on the holder that leaves) is given up after
+/// 500 ms, as a client with a deadline and a retry would (as in
+/// tests/rollout_live.rs); the longest time between two answers is the
+/// outage.
+const MOVING: (Duration, Duration) = (Duration::from_millis(200), Duration::from_millis(500));
 /// The pause between two requests of a probe.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
 
@@ -106,6 +109,8 @@ struct Stats {
     ok: usize,
     failed: usize,
     gap: Duration,
+    /// When the longest gap ended (since the day two began).
+    gap_end: Duration,
     errors: Vec<String>,
     seen: BTreeSet<String>,
 }
@@ -113,10 +118,11 @@ struct Stats {
 impl Stats {
     fn show(&self, vip: &str) -> String {
         format!(
-            "{vip} {} ok / {} failed, longest gap {:.0} ms{}",
+            "{vip} {} ok / {} failed, longest gap {:.0} ms (ending at +{:.1} s){}",
             self.ok,
             self.failed,
             self.gap.as_secs_f64() * 1e3,
+            self.gap_end.as_secs_f64(),
             if self.errors.is_empty() {
                 String::new()
             } else {
@@ -178,6 +184,7 @@ impl Prober {
             ok: 0,
             failed: 0,
             gap: Duration::ZERO,
+            gap_end: Duration::ZERO,
             errors: Vec::new(),
             seen: BTreeSet::new(),
         };
@@ -188,7 +195,10 @@ impl Prober {
                     s.ok += 1;
                     s.seen.insert(name.clone());
                     if let Some(l) = last {
-                        s.gap = s.gap.max(r.end - l);
+                        if r.end - l > s.gap {
+                            s.gap = r.end - l;
+                            s.gap_end = r.end.duration_since(self.t0);
+                        }
                     }
                     last = Some(r.end);
                 }
@@ -902,13 +912,17 @@ fn join_standin(lab: &RunningLab, cluster: &Cluster, worker: &[u8]) -> Option<Jo
     );
     let m2 = cluster.vm("master2").expect("master2");
     let nic = cluster.nics(m2).into_iter().next().expect("a NIC");
-    // The cluster's token, as worker4's Ignition config carries it.
+    // The cluster's (agent) token, as worker4's Ignition config carries it.
     let config: serde_json::Value = serde_json::from_slice(worker).expect("json");
     let token = config["storage"]["files"]
         .as_array()
         .expect("files")
         .iter()
-        .find(|f| f["path"] == "/etc/rancher/k3s/token")
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/etc/rancher/k3s/") && p.ends_with("token"))
+        })
         .and_then(|f| f["contents"]["source"].as_str())
         .and_then(|s| s.strip_prefix("data:;base64,"))
         .map(|b| {
