@@ -388,6 +388,25 @@ struct Done {
     rollout: Rollout,
     took: Duration,
     uploaded_bases: Vec<String>,
+    /// The step that failed, with its causes (the phase's later claims
+    /// fail; the next phase still runs).
+    failed: Option<String>,
+}
+
+impl Done {
+    fn row(&self, rows: &mut Rows, phase: &str) {
+        rows.row(
+            &format!("{phase}: the rollout ran every step"),
+            self.failed.is_none(),
+            &self.failed.clone().unwrap_or_else(|| {
+                format!(
+                    "{} steps in {:.0} s",
+                    self.rollout.steps.len(),
+                    self.took.as_secs_f64()
+                )
+            }),
+        );
+    }
 }
 
 impl Change<'_> {
@@ -536,15 +555,28 @@ impl Change<'_> {
             .expect("executor thread")
         });
         if let Err(e) = &r {
+            println!("ROLLOUT FAILED: {e}");
+            for vm in in_lab.iter() {
+                let log = format!("/var/log/libvirt/qemu/{vm}-serial.log");
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(25).collect();
+                println!(
+                    "--- {log} (last lines):\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        let failed = r.err().map(|e| {
             let mut chain = e.to_string();
-            let mut src = std::error::Error::source(e);
+            let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
                 chain.push_str(&format!(": {s}"));
                 src = s.source();
             }
-            panic!("rollout failed: {chain}");
-        }
+            chain
+        });
         Done {
+            failed,
             changes: changes.vms,
             host: changes.host,
             rollout,
@@ -616,6 +648,7 @@ pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
         to: &up_bundle,
     }
     .run(t_all, &nodes_log);
+    done.row(rows, "replace");
     // lb1 back: after its preempt delay it takes the VIPs back (the client
     // keeps probing through that move too).
     let back = support::wait_until(Duration::from_secs(60), || {
@@ -722,6 +755,7 @@ fn add_and_remove(
         to: &add_bundle,
     }
     .run(t_all, nodes_log);
+    done.row(rows, "add");
     rows.row(
         "add: plan lb1, lb2 live, worker4 create, host part changes",
         label(&done.changes, "lb1") == "live"
@@ -828,6 +862,7 @@ fn add_and_remove(
         to: &remove_bundle,
     }
     .run(t_all, nodes_log);
+    done.row(rows, "remove");
     let order = in_order(
         &done.rollout,
         &[
