@@ -64,6 +64,12 @@ struct Args {
     #[cfg(feature = "libvirt")]
     #[arg(long, default_value_t = 900, value_name = "SECONDS")]
     start_timeout: u64,
+    /// With --start: at most this many VMs booting at once within a wave
+    /// (a host whose cores or disks a boot storm would starve); default:
+    /// the whole wave at once.
+    #[cfg(feature = "libvirt")]
+    #[arg(long, value_name = "N")]
+    start_parallel: Option<std::num::NonZeroUsize>,
     /// With --apply: define and place everything but leave the rolling
     /// plan's steps on running VMs (live pushes, replacements, removals)
     /// pending: `running.json` keeps the model the running VMs have, and the
@@ -285,7 +291,12 @@ fn start(args: &Args, cluster: &flatcar_microcloud::topology::Cluster) -> Result
     let conn = apply::connect(uri).map_err(|e| e.to_string())?;
     let t0 = std::time::Instant::now();
     let timeout = std::time::Duration::from_secs(args.start_timeout);
-    let started = start::start(&conn, cluster, timeout, &mut |e| match e {
+    let opts = start::Options {
+        only: &[],
+        timeout,
+        parallel: args.start_parallel,
+    };
+    let started = start::start_with(&conn, cluster, &opts, &mut |e| match e {
         start::Event::NetworkStarted(n) => println!("network {n}: started"),
         start::Event::Wave(i, vms) => println!("start wave {}: {}", i + 1, vms.join(", ")),
         start::Event::Starting(vm) => println!("  {vm}: started, waiting for its report"),

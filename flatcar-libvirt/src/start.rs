@@ -122,6 +122,41 @@ mod live_start {
         timeout: Duration,
         progress: &mut dyn FnMut(Event),
     ) -> Result<Vec<Started>, Error> {
+        start_with(
+            conn,
+            cluster,
+            &Options {
+                only,
+                timeout,
+                parallel: None,
+            },
+            progress,
+        )
+    }
+
+    /// What [`start_with`] starts and how.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Options<'a> {
+        /// The VMs to start (all when empty).
+        pub only: &'a [&'a str],
+        /// Per VM, from its start to its report.
+        pub timeout: Duration,
+        /// At most this many VMs booting at once within a wave (a host
+        /// whose cores or disks a boot storm would starve: boots slow down
+        /// until units time out); `None`: the whole wave at once.
+        pub parallel: Option<std::num::NonZeroUsize>,
+    }
+
+    /// [`start_only`] with [`Options`]: a VM of a wave is started once
+    /// fewer than `parallel` VMs of that wave are still booting.
+    pub fn start_with(
+        conn: &Connect,
+        cluster: &Cluster,
+        opts: &Options<'_>,
+        progress: &mut dyn FnMut(Event),
+    ) -> Result<Vec<Started>, Error> {
+        let (only, timeout) = (opts.only, opts.timeout);
+        let limit = opts.parallel.map_or(usize::MAX, |n| n.get());
         virt::error::clear_error_callback();
         for net in cluster.networks() {
             let object = format!("network {}", net.name);
@@ -143,32 +178,37 @@ mod live_start {
         for (w, names) in chosen.filter(|names| !names.is_empty()).enumerate() {
             progress(Event::Wave(w, names.clone()));
             let mut pending = Vec::new();
-            for name in &names {
-                let object = format!("domain {name}");
-                let vm = cluster.vm(name).ok_or_else(|| Error::Refused {
-                    object: object.clone(),
-                    reason: "not in the model".into(),
-                })?;
-                let d = conn
-                    .lookup_domain_by_name(name)
-                    .map_err(|e| lv(&object, &e))?;
-                let running = d.is_active().map_err(|e| lv(&object, &e))?;
-                if running {
-                    progress(Event::AlreadyRunning(name.clone()));
-                } else {
-                    d.create().map_err(|e| lv(&object, &e))?;
-                    progress(Event::Starting(name.clone()));
-                }
-                pending.push((
-                    name.clone(),
-                    console_log_path(vm),
-                    d,
-                    Instant::now(),
-                    running,
-                ));
-            }
+            let mut queue = names.iter();
             let mut last_note = Instant::now();
-            while !pending.is_empty() {
+            loop {
+                while pending.len() < limit {
+                    let Some(name) = queue.next() else { break };
+                    let object = format!("domain {name}");
+                    let vm = cluster.vm(name).ok_or_else(|| Error::Refused {
+                        object: object.clone(),
+                        reason: "not in the model".into(),
+                    })?;
+                    let d = conn
+                        .lookup_domain_by_name(name)
+                        .map_err(|e| lv(&object, &e))?;
+                    let running = d.is_active().map_err(|e| lv(&object, &e))?;
+                    if running {
+                        progress(Event::AlreadyRunning(name.clone()));
+                    } else {
+                        d.create().map_err(|e| lv(&object, &e))?;
+                        progress(Event::Starting(name.clone()));
+                    }
+                    pending.push((
+                        name.clone(),
+                        console_log_path(vm),
+                        d,
+                        Instant::now(),
+                        running,
+                    ));
+                }
+                if pending.is_empty() {
+                    break;
+                }
                 let mut still = Vec::new();
                 for (name, log, d, since, running) in pending {
                     let text = match std::fs::read(&log) {
