@@ -827,6 +827,23 @@ fn add_and_remove(
             ),
         );
     }
+    let want_a = w4_addr.to_string();
+    if dns_worker4(lab, &added).is_some() {
+        let answered = support::wait_until(Duration::from_secs(30), || {
+            dns_worker4(lab, &added).as_deref() == Some(want_a.as_str())
+        });
+        rows.row(
+            "add: infra's DNS answers for worker4 (zone pushed, CoreDNS reloaded)",
+            answered.is_some(),
+            &format!(
+                "worker4.{} → {:?}",
+                added.domain(),
+                dns_worker4(lab, &added).unwrap_or_default()
+            ),
+        );
+    } else {
+        println!("infra is not booted in this lab: worker4's DNS name is not asked");
+    }
     let reached = support::wait_until(Duration::from_secs(60), || {
         prober
             .stats(1, "web")
@@ -902,6 +919,17 @@ fn add_and_remove(
                 .collect::<Vec<_>>()
         ),
     );
+    if dns_worker4(lab, &added).is_some() {
+        let _ = support::wait_until(Duration::from_secs(30), || {
+            dns_worker4(lab, &added).is_some_and(|a| a.is_empty())
+        });
+        let a = dns_worker4(lab, &added).unwrap_or_default();
+        rows.row(
+            "remove: infra's DNS no longer answers for worker4",
+            a.is_empty(),
+            &format!("worker4.{} → {a:?}", added.domain()),
+        );
+    }
     prober.set_phase(3);
     std::thread::sleep(Duration::from_secs(3));
     let after = prober.stats(3, "web").seen;
@@ -1021,4 +1049,23 @@ fn join_standin(lab: &RunningLab, cluster: &Cluster, worker: &[u8]) -> Option<Jo
         _daemon: daemon,
         _ns: ns,
     })
+}
+
+/// `worker4.<domain>` asked of infra's DNS from the lab namespace (`dig
+/// +short`), or `None` when infra is not booted in this lab.
+fn dns_worker4(lab: &RunningLab, cluster: &Cluster) -> Option<String> {
+    if !running(lab.uri).contains("infra") {
+        return None;
+    }
+    let infra = Target::of(cluster, "infra")?.address;
+    let name = format!("worker4.{}", cluster.domain());
+    let o = Command::new("ip")
+        .args([
+            "netns", "exec", lab.lab_ns, "dig", "+short", "+time=1", "+tries=1",
+        ])
+        .arg(format!("@{infra}"))
+        .arg(&name)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
