@@ -164,7 +164,10 @@ fn adding_worker4_stages_checks_installs_then_reloads_each_vm() {
         let install = at(&format!(
             "{lb}: set -eu; mv -f '/etc/haproxy/haproxy.cfg.new' '/etc/haproxy/haproxy.cfg'"
         ));
-        let reload = at(&format!("{lb}: systemctl reload haproxy.service"));
+        let reload = at(&format!(
+            "{lb}: {}",
+            flatcar_topology::change::Reload::Haproxy.command()
+        ));
         let verify = at(&format!(
             "{lb}: systemctl is-active --quiet haproxy.service"
         ));
@@ -193,7 +196,12 @@ fn adding_worker4_stages_checks_installs_then_reloads_each_vm() {
     let (log, r) = run(&new, &old, None, None);
     r.expect("the rollout runs");
     let at = |p: &str| pos(&log, |l| l.starts_with(p), p);
-    assert!(at("lb2: systemctl reload haproxy.service") < at("node cordon worker4"));
+    assert!(
+        at(&format!(
+            "lb2: {}",
+            flatcar_topology::change::Reload::Haproxy.command()
+        )) < at("node cordon worker4")
+    );
     assert!(at("node cordon worker4") < at("node drain worker4"));
     assert!(at("node drain worker4") < at("machine remove worker4"));
     assert!(at("machine remove worker4") < at("forget worker4"));
@@ -223,7 +231,13 @@ fn a_failed_reload_stops_the_rollout_and_names_the_vm() {
     // Nothing after it: no other VM is touched, lb1 is not verified.
     assert_eq!(
         log.last().map(String::as_str),
-        Some("lb1: systemctl reload haproxy.service")
+        Some(
+            format!(
+                "lb1: {}",
+                flatcar_topology::change::Reload::Haproxy.command()
+            )
+            .as_str()
+        )
     );
     assert!(
         !log.iter().any(|l| l.starts_with("lb2:")),

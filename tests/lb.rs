@@ -303,3 +303,36 @@ fn failover_timing_and_realtime_budget_come_from_the_model() {
     let err = flatcar_topology::Cluster::try_from(spec).expect_err("305 ms is no VRRPv3 interval");
     assert!(err.to_string().contains("vrrp_advert_ms 305"), "{err}");
 }
+
+/// A reload keeps every server's state: the config reads the state file
+/// (`load-server-state-from-file`), and the reload command the rollout runs
+/// writes it from the admin socket before it reloads. Without it the new
+/// process starts every server as up, and one that is down takes requests
+/// until its checks fail again (seen as one failed request per reload with
+/// HAProxy 2.6 and two of three servers down).
+#[test]
+fn a_reload_keeps_the_server_states() {
+    let c = cluster().expect("valid");
+    let lb1 = c.vm("lb1").expect("lb1");
+    let cfg = haproxy::render(&c, lb1, &Settings::default()).expect("renders");
+    let (global, rest) = cfg.split_once("\ndefaults\n").expect("sections");
+    let defaults = rest.split("\nfrontend ").next().expect("defaults");
+    assert!(global.contains(&format!("    server-state-file {}\n", haproxy::STATE_FILE)));
+    assert!(defaults.contains("    load-server-state-from-file global\n"));
+    assert!(haproxy::STATE_FILE.starts_with(haproxy::RUN_DIR));
+    let cmd = flatcar_topology::change::Reload::Haproxy.command();
+    let dump = cmd
+        .find(&format!(
+            "show servers state' | socat stdio unix-connect:{}",
+            haproxy::STATS_SOCKET
+        ))
+        .expect("dumps from the admin socket");
+    let reload = cmd
+        .find("systemctl reload haproxy.service")
+        .expect("reloads");
+    assert!(dump < reload, "{cmd}");
+    assert!(
+        cmd.starts_with(&format!("s={}; ", haproxy::STATE_FILE)),
+        "{cmd}"
+    );
+}

@@ -14,6 +14,13 @@ pub const PID_FILE: &str = "/run/haproxy/haproxy.pid";
 /// Written by the watcher ([`watch_script`]): `0` while HAProxy runs, `1`
 /// once it has exited. Keepalived tracks it (`track_file`, inotify).
 pub const DOWN_FILE: &str = "/run/haproxy/down";
+/// HAProxy's server states across a reload (`server-state-file`): written
+/// from the admin socket just before the reload
+/// (`flatcar_topology::change::Reload::Haproxy`), read by the new process
+/// (`load-server-state-from-file global`), so a server that is down stays
+/// down instead of starting as up (HAProxy's default) and taking requests
+/// until its checks fail again. On `/run`: a boot starts without it.
+pub const STATE_FILE: &str = "/run/haproxy/server-state";
 /// Where the watcher script is installed on the node.
 pub const WATCH_SCRIPT: &str = "/opt/bin/haproxy-watch";
 
@@ -59,12 +66,18 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
         "    # a reload must not leave the old process serving 1 h sessions"
     );
     let _ = writeln!(s, "    hard-stop-after 1m");
+    let _ = writeln!(
+        s,
+        "    # a reload keeps every server's state (dumped before the reload)"
+    );
+    let _ = writeln!(s, "    server-state-file {STATE_FILE}");
     let _ = writeln!(s);
     let _ = writeln!(s, "defaults");
     let _ = writeln!(s, "    mode tcp");
     let _ = writeln!(s, "    log global");
     let _ = writeln!(s, "    option tcplog");
     let _ = writeln!(s, "    option dontlognull");
+    let _ = writeln!(s, "    load-server-state-from-file global");
     let _ = writeln!(s, "    option redispatch");
     let _ = writeln!(s, "    retries 3");
     let _ = writeln!(s, "    timeout connect 1s");

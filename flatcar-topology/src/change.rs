@@ -46,7 +46,13 @@ impl Reload {
     /// The command run on the VM (as root) after the files are in place.
     pub fn command(self) -> &'static str {
         match self {
-            Reload::Haproxy => "systemctl reload haproxy.service",
+            // The server states first (see `flatcar_lb::haproxy::STATE_FILE`):
+            // without them the new process starts every server as up, and a
+            // down one takes requests until its checks fail again. A failed
+            // dump leaves no file (and no stale state).
+            Reload::Haproxy => {
+                "s=/run/haproxy/server-state; echo 'show servers state' | socat stdio unix-connect:/run/haproxy/admin.sock > $s.new && mv -f $s.new $s || rm -f $s $s.new; systemctl reload haproxy.service"
+            }
             Reload::Keepalived => "systemctl reload keepalived.service",
             Reload::CoreDns => "docker kill --signal=USR1 coredns",
             Reload::Postgres => "docker kill --signal=HUP postgres",
@@ -332,7 +338,10 @@ mod tests {
         };
         assert_eq!(
             live.to_string(),
-            "live  files /etc/haproxy/haproxy.cfg; then systemctl reload haproxy.service"
+            format!(
+                "live  files /etc/haproxy/haproxy.cfg; then {}",
+                Reload::Haproxy.command()
+            )
         );
         let r = VmChange::Replace {
             reasons: vec![ReplaceReason::Nics, ReplaceReason::Resources],

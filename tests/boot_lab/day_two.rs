@@ -76,9 +76,12 @@ pub(super) struct RunningLab<'a> {
 /// removing a worker): a request fails when it gets no answer in 3 s.
 const STEADY: (Duration, Duration) = (Duration::from_millis(1000), Duration::from_millis(2000));
 /// While VIPs move (the replacements): a lost SYN is retried by the next
-/// request after 200 ms, not by the kernel after 1 s; the longest time
-/// between two answers is the outage.
-const MOVING: (Duration, Duration) = (Duration::from_millis(200), Duration::from_millis(1000));
+/// request after 200 ms, not by the kernel after 1 s, and a connection cut
+/// by a VIP move (in flight on the holder that leaves) is given up after
+/// 500 ms, as a client with a deadline and a retry would (as in
+/// tests/rollout_live.rs); the longest time between two answers is the
+/// outage.
+const MOVING: (Duration, Duration) = (Duration::from_millis(200), Duration::from_millis(500));
 /// The pause between two requests of a probe.
 const PROBE_EVERY: Duration = Duration::from_millis(50);
 
@@ -106,6 +109,8 @@ struct Stats {
     ok: usize,
     failed: usize,
     gap: Duration,
+    /// When the longest gap ended (since the day two began).
+    gap_end: Duration,
     errors: Vec<String>,
     seen: BTreeSet<String>,
 }
@@ -113,10 +118,11 @@ struct Stats {
 impl Stats {
     fn show(&self, vip: &str) -> String {
         format!(
-            "{vip} {} ok / {} failed, longest gap {:.0} ms{}",
+            "{vip} {} ok / {} failed, longest gap {:.0} ms (ending at +{:.1} s){}",
             self.ok,
             self.failed,
             self.gap.as_secs_f64() * 1e3,
+            self.gap_end.as_secs_f64(),
             if self.errors.is_empty() {
                 String::new()
             } else {
@@ -178,6 +184,7 @@ impl Prober {
             ok: 0,
             failed: 0,
             gap: Duration::ZERO,
+            gap_end: Duration::ZERO,
             errors: Vec::new(),
             seen: BTreeSet::new(),
         };
@@ -188,7 +195,10 @@ impl Prober {
                     s.ok += 1;
                     s.seen.insert(name.clone());
                     if let Some(l) = last {
-                        s.gap = s.gap.max(r.end - l);
+                        if r.end - l > s.gap {
+                            s.gap = r.end - l;
+                            s.gap_end = r.end.duration_since(self.t0);
+                        }
                     }
                     last = Some(r.end);
                 }
@@ -378,6 +388,25 @@ struct Done {
     rollout: Rollout,
     took: Duration,
     uploaded_bases: Vec<String>,
+    /// The step that failed, with its causes (the phase's later claims
+    /// fail; the next phase still runs).
+    failed: Option<String>,
+}
+
+impl Done {
+    fn row(&self, rows: &mut Rows, phase: &str) {
+        rows.row(
+            &format!("{phase}: the rollout ran every step"),
+            self.failed.is_none(),
+            &self.failed.clone().unwrap_or_else(|| {
+                format!(
+                    "{} steps in {:.0} s",
+                    self.rollout.steps.len(),
+                    self.took.as_secs_f64()
+                )
+            }),
+        );
+    }
 }
 
 impl Change<'_> {
@@ -526,15 +555,28 @@ impl Change<'_> {
             .expect("executor thread")
         });
         if let Err(e) = &r {
+            println!("ROLLOUT FAILED: {e}");
+            for vm in in_lab.iter() {
+                let log = format!("/var/log/libvirt/qemu/{vm}-serial.log");
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(25).collect();
+                println!(
+                    "--- {log} (last lines):\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        let failed = r.err().map(|e| {
             let mut chain = e.to_string();
-            let mut src = std::error::Error::source(e);
+            let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
                 chain.push_str(&format!(": {s}"));
                 src = s.source();
             }
-            panic!("rollout failed: {chain}");
-        }
+            chain
+        });
         Done {
+            failed,
             changes: changes.vms,
             host: changes.host,
             rollout,
@@ -606,6 +648,7 @@ pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
         to: &up_bundle,
     }
     .run(t_all, &nodes_log);
+    done.row(rows, "replace");
     // lb1 back: after its preempt delay it takes the VIPs back (the client
     // keeps probing through that move too).
     let back = support::wait_until(Duration::from_secs(60), || {
@@ -712,6 +755,7 @@ fn add_and_remove(
         to: &add_bundle,
     }
     .run(t_all, nodes_log);
+    done.row(rows, "add");
     rows.row(
         "add: plan lb1, lb2 live, worker4 create, host part changes",
         label(&done.changes, "lb1") == "live"
@@ -783,6 +827,23 @@ fn add_and_remove(
             ),
         );
     }
+    let want_a = w4_addr.to_string();
+    if dns_worker4(lab, &added).is_some() {
+        let answered = support::wait_until(Duration::from_secs(30), || {
+            dns_worker4(lab, &added).as_deref() == Some(want_a.as_str())
+        });
+        rows.row(
+            "add: infra's DNS answers for worker4 (zone pushed, CoreDNS reloaded)",
+            answered.is_some(),
+            &format!(
+                "worker4.{} → {:?}",
+                added.domain(),
+                dns_worker4(lab, &added).unwrap_or_default()
+            ),
+        );
+    } else {
+        println!("infra is not booted in this lab: worker4's DNS name is not asked");
+    }
     let reached = support::wait_until(Duration::from_secs(60), || {
         prober
             .stats(1, "web")
@@ -818,6 +879,7 @@ fn add_and_remove(
         to: &remove_bundle,
     }
     .run(t_all, nodes_log);
+    done.row(rows, "remove");
     let order = in_order(
         &done.rollout,
         &[
@@ -857,6 +919,17 @@ fn add_and_remove(
                 .collect::<Vec<_>>()
         ),
     );
+    if dns_worker4(lab, &added).is_some() {
+        let _ = support::wait_until(Duration::from_secs(30), || {
+            dns_worker4(lab, &added).is_some_and(|a| a.is_empty())
+        });
+        let a = dns_worker4(lab, &added).unwrap_or_default();
+        rows.row(
+            "remove: infra's DNS no longer answers for worker4",
+            a.is_empty(),
+            &format!("worker4.{} → {a:?}", added.domain()),
+        );
+    }
     prober.set_phase(3);
     std::thread::sleep(Duration::from_secs(3));
     let after = prober.stats(3, "web").seen;
@@ -902,13 +975,17 @@ fn join_standin(lab: &RunningLab, cluster: &Cluster, worker: &[u8]) -> Option<Jo
     );
     let m2 = cluster.vm("master2").expect("master2");
     let nic = cluster.nics(m2).into_iter().next().expect("a NIC");
-    // The cluster's token, as worker4's Ignition config carries it.
+    // The cluster's (agent) token, as worker4's Ignition config carries it.
     let config: serde_json::Value = serde_json::from_slice(worker).expect("json");
     let token = config["storage"]["files"]
         .as_array()
         .expect("files")
         .iter()
-        .find(|f| f["path"] == "/etc/rancher/k3s/token")
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/etc/rancher/k3s/") && p.ends_with("token"))
+        })
         .and_then(|f| f["contents"]["source"].as_str())
         .and_then(|s| s.strip_prefix("data:;base64,"))
         .map(|b| {
@@ -972,4 +1049,23 @@ fn join_standin(lab: &RunningLab, cluster: &Cluster, worker: &[u8]) -> Option<Jo
         _daemon: daemon,
         _ns: ns,
     })
+}
+
+/// `worker4.<domain>` asked of infra's DNS from the lab namespace (`dig
+/// +short`), or `None` when infra is not booted in this lab.
+fn dns_worker4(lab: &RunningLab, cluster: &Cluster) -> Option<String> {
+    if !running(lab.uri).contains("infra") {
+        return None;
+    }
+    let infra = Target::of(cluster, "infra")?.address;
+    let name = format!("worker4.{}", cluster.domain());
+    let o = Command::new("ip")
+        .args([
+            "netns", "exec", lab.lab_ns, "dig", "+short", "+time=1", "+tries=1",
+        ])
+        .arg(format!("@{infra}"))
+        .arg(&name)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
