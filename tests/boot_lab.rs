@@ -352,13 +352,7 @@ fn enabled_units(config: &serde_json::Value) -> Vec<String> {
 /// A K3s node's join URL (`server:` in its generated `config.yaml`).
 fn join_url(bundle: &Path, vm: &str) -> Option<(Ipv4Addr, u16)> {
     let config = std::fs::read_to_string(bundle.join("k3s").join(vm).join("config.yaml")).ok()?;
-    let url = config.lines().find_map(|l| l.strip_prefix("server: "))?;
-    let host_port = url
-        .trim()
-        .trim_matches(['"', '\''])
-        .strip_prefix("https://")?;
-    let (host, port) = host_port.rsplit_once(':')?;
-    Some((host.parse().ok()?, port.parse().ok()?))
+    support::join_target(&config)
 }
 
 #[test]

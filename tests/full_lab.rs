@@ -70,16 +70,6 @@ fn routes_from_networkd(ns: &Netns, c: &Cluster, vm: &str, dev: &str) {
 
 /// The `server:` URL of a generated K3s config as address and port
 /// (`None` for the first server, which has none).
-fn join_target(config: &str) -> Option<(Ipv4Addr, u16)> {
-    let url = config.lines().find_map(|l| l.strip_prefix("server: "))?;
-    let host_port = url
-        .trim()
-        .trim_matches(['"', '\''])
-        .strip_prefix("https://")?;
-    let (host, port) = host_port.rsplit_once(':')?;
-    Some((host.parse().ok()?, port.parse().ok()?))
-}
-
 fn open(from: &Netns, addr: Ipv4Addr, port: u16) -> Option<String> {
     connect(&from.name, addr, port, Duration::from_millis(1500))
 }
@@ -577,7 +567,7 @@ fn full_lab_every_claim() {
         .filter_map(|vm| {
             let path = bundle_dir.join(format!("k3s/{}/config.yaml", vm.name));
             let text = std::fs::read_to_string(path).ok()?;
-            let (addr, port) = join_target(&text)?;
+            let (addr, port) = support::join_target(&text)?;
             Some((vm.name.to_string(), addr, port))
         })
         .collect();

@@ -394,3 +394,15 @@ pub fn with_worker4(c: &flatcar_topology::Cluster) -> flatcar_topology::Cluster 
     spec.vms.push(w);
     flatcar_topology::Cluster::try_from(spec).expect("valid with worker4")
 }
+
+/// A K3s node's join URL (`server:` in its generated `config.yaml`) as
+/// address and port.
+pub fn join_target(config: &str) -> Option<(std::net::Ipv4Addr, u16)> {
+    let url = config.lines().find_map(|l| l.strip_prefix("server: "))?;
+    let host_port = url
+        .trim()
+        .trim_matches(['"', '\''])
+        .strip_prefix("https://")?;
+    let (host, port) = host_port.rsplit_once(':')?;
+    Some((host.parse().ok()?, port.parse().ok()?))
+}
