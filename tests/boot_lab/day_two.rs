@@ -804,11 +804,14 @@ fn add_and_remove(
                 .count()
         ),
     );
-    let want = match &add_bundle.composed.nodes["lb1"].files["/etc/haproxy/haproxy.cfg"].contents {
-        flatcar_topology::provision::Contents::Inline(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => panic!("inline"),
-    };
     for lb in ["lb1", "lb2"] {
+        // Each LB's own file (they differ: each binds its own addresses).
+        let want = match &add_bundle.composed.nodes[lb].files["/etc/haproxy/haproxy.cfg"].contents {
+            flatcar_topology::provision::Contents::Inline(b) => {
+                String::from_utf8_lossy(b).into_owned()
+            }
+            _ => panic!("inline"),
+        };
         let got = ssh_on(lab, &added, lb, "cat /etc/haproxy/haproxy.cfg");
         let state = ssh_on(
             lab,
