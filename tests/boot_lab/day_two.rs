@@ -275,7 +275,7 @@ impl K3sStandin {
 impl Nodes for K3sStandin {
     fn cordon(&mut self, node: &str) -> Result<(), BoxError> {
         self.note(format!(
-            "STAND-IN cordon {node} (for `k3s kubectl cordon`: master1 is not in this lab)"
+            "STAND-IN cordon {node} (for `k3s kubectl cordon` on master1: the K3s stand-in has no kubectl)"
         ));
         Ok(())
     }
