@@ -228,6 +228,15 @@ fn haproxy_unit_creates_its_runtime_directory() {
         .map(|d| format!("/run/{d}"))
         .collect();
     assert_eq!(key("RuntimeDirectoryPreserve"), ["yes"], "{dropin}");
+    // An empty server-state file before HAProxy starts (HAProxy warns at
+    // every start and check when the file its config names is missing).
+    assert!(
+        dropin.contains(&format!(
+            "ExecStartPre=/bin/sh -c 'test -s {s} || echo 1 > {s}'\n",
+            s = haproxy::STATE_FILE
+        )),
+        "{dropin}"
+    );
     // HAProxy's unit (upstream's, as Debian's and the extensions') passes
     // `-p $PIDFILE`, which wins over the config's `pidfile`: the drop-in
     // must point it where the watcher and the track script read.

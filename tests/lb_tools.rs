@@ -51,6 +51,7 @@ fn check_in(ns: Option<&Netns>, tool: &str, args: &[&str], text: &str, label: &s
 #[test]
 fn real_tools_accept_both_load_balancers() {
     let c = cluster().expect("valid");
+    let tmp = TempDir::new("lbstate");
     for name in ["lb1", "lb2"] {
         let vm = c.vm(name).expect("lb");
         // Keepalived checks that the interfaces exist: a namespace with the
@@ -79,8 +80,14 @@ fn real_tools_accept_both_load_balancers() {
                 std::time::Duration::from_secs(1),
             )
         };
+        // The server-state file the unit writes before HAProxy starts
+        // (`1`: the format's version line, no servers), here in a temp file.
+        let state = tmp.path().join(format!("{name}-server-state"));
+        std::fs::write(&state, "1\n").expect("state file");
         for settings in [Settings::default(), Settings::hand_written(), tcg] {
-            let h = haproxy::render(&c, vm, &settings).expect("haproxy");
+            let h = haproxy::render(&c, vm, &settings)
+                .expect("haproxy")
+                .replace(haproxy::STATE_FILE, state.to_str().expect("utf8"));
             check("haproxy", &["-c", "-f"], &h, &format!("{name}-haproxy.cfg"));
             let k = keepalived::render(&c, vm, &settings).expect("keepalived");
             check_in(

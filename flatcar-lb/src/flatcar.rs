@@ -55,11 +55,18 @@ pub struct LoadBalancers {
 /// `PIDFILE=/run/haproxy.pid`, and `-p` wins over the config's `pidfile`;
 /// in the boot lab HAProxy ran, the watcher found no pid, wrote "down",
 /// and every VRRP instance stayed in FAULT.
+///
+/// Before HAProxy starts it writes an empty server-state file
+/// ([`haproxy::STATE_FILE`], version line `1`, no servers) unless one is
+/// there: HAProxy warns at every start and every `haproxy -c` when the file
+/// the config names is missing or empty, and a reload's dump (see
+/// `flatcar_topology::change::Reload::Haproxy`) only replaces it.
 fn haproxy_dropin(settings: &Settings) -> String {
     let mut s = format!(
-        "[Service]\nLimitNOFILE=65536\nRuntimeDirectory={}\nRuntimeDirectoryPreserve=yes\nEnvironment=PIDFILE={}\n",
+        "[Service]\nLimitNOFILE=65536\nRuntimeDirectory={}\nRuntimeDirectoryPreserve=yes\nEnvironment=PIDFILE={}\nExecStartPre=/bin/sh -c 'test -s {state} || echo 1 > {state}'\n",
         haproxy::RUN_DIR.trim_start_matches("/run/"),
-        haproxy::PID_FILE
+        haproxy::PID_FILE,
+        state = haproxy::STATE_FILE
     );
     if let Some(n) = settings.haproxy_nice {
         s.push_str(&format!("Nice={n}\n"));

@@ -49,9 +49,10 @@ impl Reload {
             // The server states first (see `flatcar_lb::haproxy::STATE_FILE`):
             // without them the new process starts every server as up, and a
             // down one takes requests until its checks fail again. A failed
-            // dump leaves no file (and no stale state).
+            // dump leaves an empty state (version line `1`, no servers: no
+            // stale state, and HAProxy does not warn about a missing file).
             Reload::Haproxy => {
-                "s=/run/haproxy/server-state; echo 'show servers state' | socat stdio unix-connect:/run/haproxy/admin.sock > $s.new && mv -f $s.new $s || rm -f $s $s.new; systemctl reload haproxy.service"
+                "s=/run/haproxy/server-state; echo 'show servers state' | socat stdio unix-connect:/run/haproxy/admin.sock > $s.new && mv -f $s.new $s || { rm -f $s.new; echo 1 > $s; }; systemctl reload haproxy.service"
             }
             Reload::Keepalived => "systemctl reload keepalived.service",
             Reload::CoreDns => "docker kill --signal=USR1 coredns",
