@@ -167,19 +167,6 @@ struct LibvirtDeploy {
     configs: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
-/// Every VM's Ignition config from the bundle, by VM name.
-#[cfg(feature = "libvirt")]
-fn ignition_configs(bundle: &Bundle) -> std::collections::BTreeMap<String, Vec<u8>> {
-    bundle
-        .files()
-        .iter()
-        .filter_map(|(path, f)| {
-            let vm = path.strip_prefix("vms/")?.strip_suffix("/ignition.json")?;
-            Some((vm.to_string(), f.contents.clone()))
-        })
-        .collect()
-}
-
 /// Plans `--apply URI` (read-only) and prints both plans.
 #[cfg(feature = "libvirt")]
 fn plan_deploy(
@@ -207,7 +194,7 @@ fn plan_deploy(
             _ => {}
         }
     }
-    let configs = ignition_configs(bundle);
+    let configs = bundle.ignition_configs();
     let ign = ignition::plan(&conn, cluster, &configs)?;
     println!("libvirt apply plan at {uri}: {} change(s)", plan.changes());
     print!("{plan}");

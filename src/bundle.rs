@@ -450,6 +450,19 @@ impl Bundle {
         &self.files
     }
 
+    /// Each VM's Ignition config (`vms/<vm>/ignition.json`), by VM name:
+    /// what `flatcar_libvirt::ignition` places where the VM's domain
+    /// reads it.
+    pub fn ignition_configs(&self) -> BTreeMap<String, Vec<u8>> {
+        self.files
+            .iter()
+            .filter_map(|(path, f)| {
+                let vm = path.strip_prefix("vms/")?.strip_suffix("/ignition.json")?;
+                Some((vm.to_string(), f.contents.clone()))
+            })
+            .collect()
+    }
+
     /// Compares with what is in `dir` (which may not exist).
     pub fn plan(&self, dir: &Path) -> Result<Plan, Error> {
         let existing = read_tree(dir)?;

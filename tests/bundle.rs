@@ -84,6 +84,30 @@ impl Service for Big {
 }
 
 #[test]
+fn ignition_configs_are_each_vms_config_by_name() {
+    let tmp = TempDir::new("bundle-ign");
+    let b = render(&tmp.path().join("out"));
+    let configs = b.ignition_configs();
+    let c = cluster().expect("valid");
+    let names: std::collections::BTreeSet<String> =
+        c.vms().iter().map(|v| v.name.to_string()).collect();
+    assert_eq!(
+        configs
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        names
+    );
+    for (vm, json) in &configs {
+        assert_eq!(
+            json,
+            &b.files()[&format!("vms/{vm}/ignition.json")].contents,
+            "{vm}"
+        );
+    }
+}
+
+#[test]
 fn plan_shows_diffs_but_never_secret_contents() {
     let tmp = TempDir::new("plan");
     let out = tmp.path().join("out");

@@ -240,15 +240,8 @@ impl Lab {
             "echo up > {r}/ready\nexec /usr/sbin/sshd -D -e -f {r}/ssh/sshd_config\n"
         ));
         std::fs::write(root.join("init"), init).expect("init");
-        let d = vm.ns.spawn_logged(
-            &[
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                root.join("init").to_str().expect("utf8"),
-            ],
+        let d = vm.ns.spawn_private_mounts(
+            &format!("exec sh {}", root.join("init").display()),
             &root.with_extension("log"),
         );
         vm.daemons.push(d);

@@ -295,28 +295,20 @@ fn stand_ins_serve_the_generated_configs() {
     let cluster = cluster_with(&AddressPlan::test()).expect("valid");
     let mut secrets = BundleSecrets::from_bundle_dir(&work.path().join("bundle"));
     let bundle = Bundle::render(&cluster, &mut secrets).expect("renders");
-    let vms: BTreeMap<String, Vm> = bundle
-        .files()
+    let configs = bundle.ignition_configs();
+    let vms: BTreeMap<String, Vm> = configs
         .iter()
-        .filter_map(|(path, f)| {
-            let vm = path.strip_prefix("vms/")?.strip_suffix("/ignition.json")?;
-            Some((vm.to_string(), Vm::parse(&f.contents)))
-        })
+        .map(|(vm, json)| (vm.clone(), Vm::parse(json)))
         .collect();
     // The configs as rendered, for the one real boot of the image
     // (tests/boot/standins-proof boots them under QEMU).
     let keep = repo.join("out/standins");
     std::fs::create_dir_all(&keep).expect("mkdir");
-    for (path, f) in bundle.files() {
-        if let Some(vm) = path
-            .strip_prefix("vms/")
-            .and_then(|p| p.strip_suffix("/ignition.json"))
-        {
-            let dst = keep.join(format!("{vm}.ign"));
-            std::fs::write(&dst, &f.contents).expect("write");
-            std::fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-                .expect("chmod");
-        }
+    for (vm, json) in &configs {
+        let dst = keep.join(format!("{vm}.ign"));
+        std::fs::write(&dst, json).expect("write");
+        std::fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
     }
     let addr = |vm: &str| vms[vm].address();
     let m1_cfg = vms["master1"].text("/etc/rancher/k3s/config.yaml");
@@ -461,18 +453,7 @@ fn stand_ins_serve_the_generated_configs() {
         )
         .join(" ")
     ));
-    let _postgres = pg.spawn_logged(
-        &[
-            "unshare",
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ],
-        &root.dir.join("postgres.log"),
-    );
+    let _postgres = pg.spawn_private_mounts(&script, &root.dir.join("postgres.log"));
     let password = pg_vm.text("/etc/postgresql/password").trim().to_string();
     let hba = pg_vm.text("/etc/postgresql/pg_hba.conf");
     let psql = |ns: &Netns, pw: &str| -> Output {

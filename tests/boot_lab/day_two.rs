@@ -312,14 +312,7 @@ fn render(cluster: &Cluster, previous: &Path, dir: PathBuf) -> Rendered {
     let mut secrets = BundleSecrets::from_bundle_dir(previous);
     let bundle = Bundle::render(cluster, &mut secrets).expect("renders");
     bundle.write_to(&dir).expect("writes the bundle");
-    let configs = bundle
-        .files()
-        .iter()
-        .filter_map(|(path, f)| {
-            let vm = path.strip_prefix("vms/")?.strip_suffix("/ignition.json")?;
-            Some((vm.to_string(), f.contents.clone()))
-        })
-        .collect();
+    let configs = bundle.ignition_configs();
     let mut secrets = BundleSecrets::from_bundle_dir(previous);
     let composed =
         services::compose_after(cluster, secrets.previous_zones(), &mut secrets).expect("composes");

@@ -160,6 +160,25 @@ impl Netns {
         Daemon { child: Some(child) }
     }
 
+    /// Runs the shell `script` in this namespace and in a mount namespace
+    /// of its own (`unshare -m --propagation private`): what it mounts
+    /// (bind mounts over system paths, a private `/run`) is gone with it
+    /// and never seen by the machine. Output appended to `log`.
+    pub fn spawn_private_mounts(&self, script: &str, log: &Path) -> Daemon {
+        self.spawn_logged(
+            &[
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+            ],
+            log,
+        )
+    }
+
     /// Kills every process in the namespace.
     pub fn kill_all(&self) {
         if let Ok(out) = Command::new("ip")
