@@ -872,12 +872,31 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             .collect();
         let script =
             matrix::probe_script(&targets.iter().map(|s| (s.addr, s.port)).collect::<Vec<_>>());
-        let out = if src == "lan client" {
-            String::from_utf8_lossy(&client.try_exec(&["bash", "-c", &script]).stdout).into_owned()
-        } else {
-            ssh(*src_addr, &script)
+        let probe = || -> Vec<(Ipv4Addr, u16)> {
+            let out = if src == "lan client" {
+                String::from_utf8_lossy(&client.try_exec(&["bash", "-c", &script]).stdout)
+                    .into_owned()
+            } else {
+                ssh(*src_addr, &script)
+            };
+            matrix::opened(&out)
         };
-        let opened = matrix::opened(&out);
+        let mut opened = probe();
+        // A second pass when a flow the model admits did not connect: a
+        // rehearsal saw infra's first two of ten parallel connects time
+        // out (4 s) while the other eight went through the same gateway.
+        // The union counts: a closed flow that opens in either pass fails.
+        let missed = targets.iter().any(|s| {
+            !opened.contains(&(s.addr, s.port))
+                && matrix::admitted(&cluster, &flows, *src_addr, s.addr, s.port).is_some()
+        });
+        if missed {
+            let again = probe();
+            println!(
+                "flow matrix: {src}: a second probe pass (an admitted flow did not connect in the first); opened then: {again:?}"
+            );
+            opened.extend(again);
+        }
         for s in targets {
             let flow = matrix::admitted(&cluster, &flows, *src_addr, s.addr, s.port);
             let is_open = opened.contains(&(s.addr, s.port));
