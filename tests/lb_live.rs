@@ -178,3 +178,78 @@ fn lb_crash_moves_vips_and_clients_reconnect() {
     .expect("client reconnected through lb2");
     assert_eq!(lab.holders(lab.vip("api")), vec!["lb2".to_string()]);
 }
+
+/// A reload under load drops nothing: while four clients keep opening
+/// connections to both VIPs, lb1's HAProxy master is reloaded (SIGUSR2,
+/// what the unit's `ExecReload` and every config push do) 20 times. In
+/// master-worker mode the new worker takes the old one's listening sockets
+/// over (checked: the listener keeps its socket inode across a reload), so
+/// no connection waiting in an old accept queue is reset; a config or a
+/// unit that made HAProxy bind afresh on reload would lose some.
+#[test]
+fn reloads_under_load_reset_no_connection() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let lab = Lab::new(Settings::default());
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    reaches_everything(&lab);
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for (k, (vip, port)) in [("api", 6443), ("web", 80), ("web", 443), ("web", 80)]
+        .into_iter()
+        .enumerate()
+    {
+        let addr = lab.vip(vip);
+        let ns = lab.client.name.clone();
+        let (stop, failures, ok) = (stop.clone(), failures.clone(), ok.clone());
+        clients.push(std::thread::spawn(move || {
+            lb_lab::enter_netns(&ns);
+            while !stop.load(Ordering::Relaxed) {
+                match lb_lab::request(addr, port, Duration::from_secs(2), Duration::from_secs(2)) {
+                    Ok(t) if !t.trim().is_empty() => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => failures
+                        .lock()
+                        .expect("lock")
+                        .push(format!("client {k} {vip}:{port}: empty answer")),
+                    Err(e) => failures
+                        .lock()
+                        .expect("lock")
+                        .push(format!("client {k} {vip}:{port}: {e}")),
+                }
+            }
+        }));
+    }
+    let master = lab.lbs[0]
+        .haproxy
+        .as_ref()
+        .and_then(|d| d.pid())
+        .expect("lb1's HAProxy master");
+    const RELOADS: usize = 20;
+    for _ in 0..RELOADS {
+        support::run(&["kill", "-USR2", &master.to_string()]);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let ok = ok.load(Ordering::Relaxed);
+    let failures = failures.lock().expect("lock");
+    println!(
+        "{RELOADS} reloads of lb1's HAProxy under load: {ok} answered, {} failed",
+        failures.len()
+    );
+    assert!(ok > 500, "too few requests to prove anything: {ok}");
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed across {RELOADS} reloads: {:?}",
+        failures.len(),
+        ok + failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+}

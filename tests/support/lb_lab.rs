@@ -459,10 +459,15 @@ pub const BACKEND_NICE: &str = "-10";
 /// sniff misreads a TLS check whose ClientHello is late on loaded cores as
 /// a plain client, and HAProxy marks a healthy master DOWN.
 const API_STANDIN: &str = r#"
-import socket, ssl, sys, threading
+import os, socket, ssl, sys, tempfile, threading
 bind, port, name, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+# The PEMs come as arguments; ssl wants files: a private temp file, gone
+# once loaded.
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(cert, key)
+with tempfile.NamedTemporaryFile("w", suffix=".pem") as pem:
+    pem.write(cert + key)
+    pem.flush()
+    ctx.load_cert_chain(pem.name)
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((bind, port))
@@ -493,7 +498,9 @@ while True:
     threading.Thread(target=serve, args=(conn,), daemon=True).start()
 "#;
 
-/// A self-signed certificate for the API stand-ins, made once per process.
+/// A self-signed certificate for the API stand-ins (PEM text of the
+/// certificate and its key), made once per process; the files openssl
+/// writes are removed at once.
 fn api_cert() -> (String, String) {
     static CERT: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
     CERT.get_or_init(|| {
@@ -520,15 +527,17 @@ fn api_cert() -> (String, String) {
             .arg(&cert)
             .output()
             .expect("openssl");
+        let pems = (
+            std::fs::read_to_string(&cert).unwrap_or_default(),
+            std::fs::read_to_string(&key).unwrap_or_default(),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
         assert!(
-            ok.status.success(),
+            ok.status.success() && !pems.0.is_empty() && !pems.1.is_empty(),
             "openssl: {}",
             String::from_utf8_lossy(&ok.stderr)
         );
-        (
-            cert.to_string_lossy().into_owned(),
-            key.to_string_lossy().into_owned(),
-        )
+        pems
     })
     .clone()
 }
