@@ -28,8 +28,16 @@ fn xslt_gives_data_disks_the_serials_ignition_addresses() {
     let b = Bundle::render(&c, &mut BundleSecrets::default()).expect("renders");
     let tf: serde_json::Value =
         serde_json::from_slice(&b.files()["terraform/main.tf.json"].contents).expect("json");
-    let dir = std::env::temp_dir().join(format!("fmc-tf-xslt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("tempdir");
+    /// Removes the scratch directory also when an assertion fails.
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let scratch = Scratch(std::env::temp_dir().join(format!("fmc-tf-xslt-{}", std::process::id())));
+    let dir = &scratch.0;
+    std::fs::create_dir_all(dir).expect("tempdir");
     let mut checked = 0;
     for vm in c.vms().iter().filter(|v| !v.data_disks.is_empty()) {
         let id = vm.name.as_str().replace(['.', '-'], "_");
@@ -75,7 +83,7 @@ fn xslt_gives_data_disks_the_serials_ignition_addresses() {
         assert_eq!(result.matches("<serial>").count(), vm.data_disks.len());
         assert!(!result.contains("<serial></serial>"));
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(scratch);
     println!("xsltproc: {checked} data disk(s) got the serial Ignition addresses");
     assert!(checked >= 2);
 }
