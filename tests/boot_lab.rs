@@ -1,9 +1,9 @@
 //! Live (feature `boot-lab`, root, libvirt, QEMU/TCG, network namespaces):
-//! the generated cloud under a real libvirtd, eight of its eleven VMs (every
-//! role, both load balancers, both K3s join paths) booted from the
-//! Flatcar-like test image with the Ignition configs this project renders,
-//! the flow matrix between them, VRRP failover between the two real load
-//! balancers, then day two (`boot_lab/day_two.rs`) on the same cloud.
+//! the generated cloud under a real libvirtd, seven of its eleven VMs (one
+//! of every role, both load balancers) booted from the Flatcar-like test
+//! image with the Ignition configs this project renders, the flow matrix
+//! between them, VRRP failover between the two real load balancers, then
+//! day two (`boot_lab/day_two.rs`) on the same cloud.
 //!
 //! - The cloud: `reference::builder_for(&AddressPlan::test(), [key])` with
 //!   the project's own admin key, the HAProxy and Keepalived extensions
@@ -18,21 +18,27 @@
 //!   `/var/cache/libvirt` in a mount namespace of their own, so the system
 //!   libvirtd other tests use is never touched); its only uplink leads to
 //!   `inet` (198.18.0.1: the LAN router, DHCP for first boots, the artifact
-//!   mirror); a LAN client.
+//!   mirror); a LAN client. The QEMU threads of VMs that are up run at a
+//!   higher host priority than booting ones (printed): up to nine TCG
+//!   guests share two cores.
 //! - Deploy: the library's own `apply::plan`/`apply`, `ignition::plan`/
 //!   `apply` (upload through libvirt) and `start::start_with` (bring-up
 //!   waves, two boots at a time, the serial-console up report) for the VMs
-//!   of [`BOOTED`]. The other three are defined but not booted (named in
+//!   of [`BOOTED`]. The other four are defined but not booted (named in
 //!   the output, with why).
 //! - Claims (one row each, per booted VM from its own config): Ignition
 //!   succeeded, no emergency shell, hostname, static addresses and data
 //!   disks as modelled, `systemctl --failed` empty, every enabled unit
 //!   active, the API reached at the node's real join URL; the flow matrix;
 //!   the client reaches both VIPs; `virsh destroy lb1` moves both VIPs to
-//!   lb2 (client-visible outage printed against issue #15's 1 s bar); lb1
-//!   started again takes them back exactly once, not before the preempt
-//!   delay (outage printed against the bar). Then the phase times of this
-//!   part (issue #15's budget: image build included) and day two's.
+//!   lb2 (client-visible outage printed against issue #15's 1 s bar,
+//!   asserted under 2 s); lb1 started again takes them back exactly once,
+//!   not before the preempt delay (outage printed and asserted the same
+//!   way). Then the phase times of this part
+//!   (issue #15's budget: image build included) and day two's.
+//! - Where the cores go: the claims of the VMs already up run beside the
+//!   last boot wave, and the other VMs' claims and the flow matrix beside
+//!   lb1's second boot: a single TCG boot keeps one core busy, not two.
 //!
 //! Everything is removed on drop, also on failure: domains (with the
 //! daemon), networks, namespaces, daemons, temp dirs, the console logs.
@@ -46,6 +52,8 @@ mod lb_lab;
 #[path = "boot_lab/matrix.rs"]
 mod matrix;
 mod support;
+#[path = "boot_lab/watch.rs"]
+mod watch;
 
 use flatcar_libvirt::{apply, ignition, start};
 use flatcar_microcloud::reference::{builder_for, AddressPlan};
@@ -62,30 +70,34 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{bridge, enslave, require, unique, veth, Daemon, Netns, TempDir};
 
-/// The VMs booted: one of every role, both load balancers (the pair that
-/// fails over) and a second master (a server joining through the API VIP,
-/// besides the agents). master2 boots next to worker1 in the second wave,
-/// on the core that would otherwise idle (seven VMs on two boot slots).
-/// The other three (master3, worker2, worker3) are defined but not booted:
-/// each TCG boot costs minutes of a core.
-const BOOTED: [&str; 8] = [
+/// The VMs booted: one of every role and both load balancers (the pair
+/// that fails over), the minimum issue #15 allows when the time budget
+/// does not allow all eleven under TCG. The other four (master2, master3,
+/// worker2, worker3) are defined but not booted: each TCG boot costs
+/// about two and a half minutes of a core (session 8 booted master2 too,
+/// a server joining through the API VIP: eight boots took 606–673 s).
+const BOOTED: [&str; 7] = [
     "lb1",
     "lb2",
     "infra",
     "postgresql1",
     "master1",
-    "master2",
     "worker1",
     "storage1",
 ];
-/// The failover outages this test asserts. Issue #15's bar is 1 s, and
-/// every run measured under it with 200 ms adverts (destroy 0.58–0.88 s,
-/// return 0.00–0.62 s), but the destroy outage sits at ~0.8 s on TCG
-/// (3 × 0.2 s + skew + a request in flight): the row fails only at twice
-/// the bar and says whether the bar was met.
-const OUTAGE_LIMIT: Duration = Duration::from_secs(2);
-/// Issue #15's bar for a failover outage, printed against the measured.
+/// Issue #15's bar for a client-visible failover outage, printed against
+/// each measured outage. With 200 ms adverts a backup takes over
+/// 3 × 0.2 s + skew (~0.68 s) after the last advert it heard, plus a
+/// request in flight (200/500 ms deadlines) and the probe interval:
+/// destroy measured 0.56–0.88 s. lb1's return: 0.60–1.23 s while worker1
+/// booted beside it, 0.15 s with the load balancers at [`LB_NICE`] and the
+/// handback after worker1 was up ([`LAB_PREEMPT_S`]). An open-loop probe
+/// (a request every 50 or 100 ms, a thread each) measured 5.50 and 3.60 s
+/// on the return (session 10, not understood yet), so the sequential
+/// probe stays.
 const OUTAGE_BAR: Duration = Duration::from_secs(1);
+/// What the outage rows assert: twice the bar (see [`OUTAGE_BAR`]).
+const OUTAGE_LIMIT: Duration = Duration::from_secs(2);
 
 fn outage_detail(outage: Duration) -> String {
     format!(
@@ -108,6 +120,15 @@ const PARALLEL_BOOTS: usize = 2;
 const VCPU_CAP: u16 = 1;
 /// Memory cap for every VM (the reference declares 36.5 GiB in all).
 const MEMORY_CAP: MiB = MiB(512);
+/// The lab's preempt delay (the reference's is 5 s): a load balancer back
+/// from a reboot takes its VIPs back once its boot has settled and the
+/// boot beside it (worker1's) has ended. With 5 s, lb1 under TCG took them
+/// over right after its Keepalived started, its boot still running beside
+/// worker1's, and accepted the first connection 0.57 s after entering
+/// MASTER (outages 0.96 and 1.01 s); with 20 s worker1 was still booting
+/// (1.23 s); with 60 s the handback came after worker1 was up (0.69,
+/// 0.15 and 0.64 s with the sequential probe).
+const LAB_PREEMPT_S: u16 = 60;
 /// Per-VM wait for the up report (TCG, two VMs on two loaded cores).
 const START_TIMEOUT: Duration = Duration::from_secs(1500);
 
@@ -129,6 +150,17 @@ impl LabModel {
         spec.host.accelerator = Accelerator::Qemu;
         spec.failover = self.failover;
         let mut shrunk = Vec::new();
+        for vip in &mut spec.vips {
+            if let flatcar_topology::Preempt::AfterSecs(d) = vip.preempt {
+                if d < LAB_PREEMPT_S {
+                    shrunk.push(format!(
+                        "VIP {} preempt delay {d}→{LAB_PREEMPT_S} s",
+                        vip.name
+                    ));
+                    vip.preempt = flatcar_topology::Preempt::AfterSecs(LAB_PREEMPT_S);
+                }
+            }
+        }
         for vm in &mut spec.vms {
             if vm.memory > MEMORY_CAP {
                 shrunk.push(format!("{} {}→{} MiB", vm.name, vm.memory.0, MEMORY_CAP.0));
@@ -253,21 +285,49 @@ impl Drop for LabLibvirt {
 }
 
 /// One row per claim; failures are collected and asserted at the end.
+/// Rows of a thread working beside the boots are held and printed when
+/// merged, so the table stays in one piece.
 #[derive(Default)]
 struct Rows {
     failed: Vec<String>,
+    held: Option<Vec<String>>,
 }
 
 impl Rows {
+    /// Rows printed when merged ([`Rows::merge`]).
+    fn held() -> Rows {
+        Rows {
+            failed: Vec::new(),
+            held: Some(Vec::new()),
+        }
+    }
+
     fn row(&mut self, claim: &str, ok: bool, detail: &str) {
-        println!(
+        self.note(format!(
             "{:<66} {:<4} {detail}",
             claim,
             if ok { "ok" } else { "FAIL" }
-        );
+        ));
         if !ok {
             self.failed.push(format!("{claim}: {detail}"));
         }
+    }
+
+    /// A line of the table that is not a claim (a gap, a second pass).
+    fn note(&mut self, line: String) {
+        match &mut self.held {
+            Some(lines) => lines.push(line),
+            None => println!("{line}"),
+        }
+    }
+
+    /// Takes `other`'s rows: prints (or holds) its lines, keeps its
+    /// failures.
+    fn merge(&mut self, other: Rows) {
+        for line in other.held.unwrap_or_default() {
+            self.note(line);
+        }
+        self.failed.extend(other.failed);
     }
 }
 
@@ -317,6 +377,103 @@ fn spawn_probe(
             let holders = vips.iter().map(|v| arp_mac(*v)).collect();
             log.lock().expect("log").push(Sample { at, ok, holders });
             std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// Host priority (nice) of the QEMU threads of VMs that are up, in the lab.
+const UP_NICE: &str = "-5";
+/// Host priority (nice) of the load balancers' QEMU threads, from their
+/// start: ahead of every other VM, up or booting. Set after CI's reset in
+/// day two's remove, at [`UP_NICE`] then; it did not stop that: session
+/// 10's run 4 saw the api VIP on lb2 for 3 s during the push to lb2 with
+/// the load balancers at -10.
+const LB_NICE: &str = "-10";
+
+/// Keeps the QEMU threads (every thread: nice is per thread on Linux) of
+/// every VM that reported up on its serial console at [`UP_NICE`], and of
+/// the VMs in `always` (the load balancers) from their start at
+/// [`LB_NICE`], the
+/// others while they boot at the default, checking every second until
+/// `stop`, so VMs that start later (lb1's second boot, day two's new VMs)
+/// get it too. The load balancers from their start: lb1 may take the VIPs
+/// back before its up report (after [`LAB_PREEMPT_S`]), and a load
+/// balancer still at the default answered its first requests late beside
+/// worker1's boot (a 1.01 s outage). A KVM host gives every vCPU time of
+/// its own; in the lab up to nine
+/// TCG guests share two cores, and without this a boot starves the
+/// running cloud: a load balancer misses VRRP adverts (and takes the
+/// VIPs), a backend misses HAProxy's 250 ms check timeout (and is marked
+/// down). Printed as a lab measure, not part of the model. Only QEMU
+/// processes in the lab namespace `lab_ns` are touched.
+fn spawn_up_priority(
+    lab_ns: String,
+    always: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut done: std::collections::BTreeSet<u32> = std::collections::BTreeSet::new();
+        while !stop.load(Ordering::Relaxed) {
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &lab_ns])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for pid in pids.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline);
+                if !cmdline.starts_with("/usr/bin/qemu-system") {
+                    continue;
+                }
+                let Some(guest) = cmdline
+                    .split(['\0', ','])
+                    .find_map(|a| a.strip_prefix("guest="))
+                else {
+                    continue;
+                };
+                // The console log starts over at every start of the
+                // domain (append off): a report in it is this boot's.
+                let up = || {
+                    let console =
+                        std::fs::read(format!("/var/log/libvirt/qemu/{guest}-serial.log"))
+                            .unwrap_or_default();
+                    flatcar_topology::provision::ready::last_report(&String::from_utf8_lossy(
+                        &console,
+                    ))
+                    .is_some()
+                };
+                let nice = if always.iter().any(|a| a == guest) {
+                    LB_NICE
+                } else if up() {
+                    UP_NICE
+                } else {
+                    continue;
+                };
+                let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .map(|d| {
+                        d.filter_map(|e| e.ok())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let fresh: Vec<&String> = tids
+                    .iter()
+                    .filter(|t| t.parse().is_ok_and(|t: u32| !done.contains(&t)))
+                    .collect();
+                if fresh.is_empty() {
+                    continue;
+                }
+                let mut args = vec!["-n", nice, "-p"];
+                args.extend(fresh.iter().map(|t| t.as_str()));
+                if Command::new("renice")
+                    .args(&args)
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+                {
+                    done.extend(fresh.iter().filter_map(|t| t.parse::<u32>().ok()));
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1));
         }
     })
 }
@@ -393,6 +550,8 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         "socat",
         "python3",
         "qemu-system-x86_64",
+        "tcpdump",
+        "ping",
     ] {
         require(tool);
     }
@@ -407,6 +566,18 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     let image = work.path().join("image");
     support::stdout_of(Command::new(repo.join("scripts/build-test-image")).arg(&image));
     let image_s = t.elapsed().as_secs_f64();
+    // The build's own time, from the image's manifest ("built … in N s"):
+    // scripts/test builds the image in the background beside the other
+    // tests, so this test usually finds it cached.
+    let built_s: Option<f64> = std::fs::read_to_string(image.join("manifest.txt"))
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("built "))
+                .and_then(|l| l.rsplit_once(" in "))
+                .and_then(|(_, n)| n.trim_end_matches(" s").parse().ok())
+        });
+    let cached = image_s < 30.0;
     let sysexts: Vec<PathBuf> = support::stdout_of(
         Command::new(repo.join("scripts/build-sysext"))
             .arg("--status")
@@ -428,8 +599,13 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             .map(PathBuf::from)
             .collect();
     println!(
-        "test image and extensions ready in {:.0} s (image {image_s:.0} s)",
-        t.elapsed().as_secs_f64()
+        "test image and extensions ready in {:.0} s (image {image_s:.0} s: {})",
+        t.elapsed().as_secs_f64(),
+        match (cached, built_s) {
+            (true, Some(b)) => format!("cached; its build took {b:.0} s, in the background of scripts/test or an earlier run"),
+            (true, None) => "cached".to_string(),
+            (false, _) => "built now".to_string(),
+        }
     );
     phases.push((
         "test image (built or cached) and extensions",
@@ -485,11 +661,17 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         overrides.insert(Name::new(artifact).expect("name"), with);
     }
     let tcg = Failover {
-        // 200 ms: 100 ms gave a 0.32 s outage on `virsh destroy`, but a
-        // busy TCG backup (HAProxy reloading during day two) missed three
-        // adverts and took the api VIP for ~5 s (stale client ARP).
+        // 200 ms: a backup takes over ~0.72 s after the last advert it
+        // heard. 150 ms (~0.54 s) let a backup starved for a moment take
+        // the VIPs while lb1 held them (lb2 MASTER for 80 ms, the client's
+        // ARP entry on lb2: a 5.4 s gap in day two), as 100 ms did.
         vrrp_advert_ms: Some(200),
-        check_inter_ms: Some(1000),
+        // 2 s: every check of a K3s server is a TLS handshake, and at 1 s
+        // the checks of both load balancers cost each API stand-in ~15 % of
+        // an emulated core, the load balancers as much, on two host cores
+        // the idle cloud already keeps ~95 % busy (session 11: spurious
+        // VRRP takeovers by lb2 while the host was saturated).
+        check_inter_ms: Some(2000),
         vrrp_rlimit_rttime_ms: Some(2000),
         track_interval_s: Some(5),
     };
@@ -500,7 +682,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
     let (cluster, shrunk) = lab_model.apply(&reference);
     println!("{}", cluster.summary());
     println!(
-        "lab model: domain type {}, {}; memory capped at {} MiB, vCPUs at {VCPU_CAP}: {}",
+        "lab model: domain type {}, {}; memory capped at {} MiB, vCPUs at {VCPU_CAP}, preempt delays at least {LAB_PREEMPT_S} s: {}",
         cluster.host().accelerator,
         tcg.describe().expect("stated"),
         MEMORY_CAP.0,
@@ -626,7 +808,19 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         );
     }
 
-    // 6. Start lb1 and lb2 (bring-up waves, serial-console up report).
+    // 6. Start the VMs of BOOTED (bring-up waves, serial-console up
+    //    report); the QEMU threads of VMs that are up at a higher host
+    //    priority than those still booting.
+    let up_stop = Arc::new(AtomicBool::new(false));
+    let lbs: Vec<String> = cluster
+        .with_role(Role::LoadBalancer)
+        .map(|v| v.name.to_string())
+        .collect();
+    let up_priority = spawn_up_priority(lab.name.clone(), lbs.clone(), up_stop.clone());
+    println!(
+        "lab: the QEMU threads of {} run at nice {LB_NICE} (from their start), of every other VM that reported up at {UP_NICE}, booting ones at 0 (up to nine TCG guests share two cores; on a KVM host each vCPU has time of its own)",
+        lbs.join(", ")
+    );
     for vm in BOOTED {
         lv.logs
             .push(PathBuf::from(flatcar_libvirt::domain::console_log_path(
@@ -635,63 +829,6 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         lv.logs
             .push(PathBuf::from(format!("/var/log/libvirt/qemu/{vm}.log")));
     }
-    let t = Instant::now();
-    // Two boots at a time (two cores): six TCG boots at once starved each
-    // other until units hit their start timeouts.
-    let opts = start::Options {
-        only: &BOOTED,
-        timeout: START_TIMEOUT,
-        parallel: std::num::NonZeroUsize::new(PARALLEL_BOOTS),
-    };
-    let started = start::start_with(&conn, &cluster, &opts, &mut |e| {
-        println!("  [{:>6.1} s] {e:?}", t.elapsed().as_secs_f64())
-    });
-    let started = started.unwrap_or_else(|e| {
-        for l in &lv.logs {
-            let text = std::fs::read_to_string(l).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            eprintln!(
-                "--- {}:\n{}",
-                l.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        panic!("start failed: {e}")
-    });
-    let boot_times: Vec<String> = started
-        .iter()
-        .map(|s| {
-            format!(
-                "{} {:.0} s (wave {})",
-                s.vm,
-                s.took.as_secs_f64(),
-                s.wave + 1
-            )
-        })
-        .collect();
-    println!("booted: {}", boot_times.join(", "));
-    phases.push(("boots (two at a time, TCG)", t_all.elapsed()));
-    let not_booted: Vec<String> = cluster
-        .vms()
-        .iter()
-        .filter(|v| !BOOTED.contains(&v.name.as_str()))
-        .map(|v| {
-            format!(
-                "{} ({})",
-                v.name,
-                v.roles
-                    .iter()
-                    .map(|r| format!("{r:?}"))
-                    .collect::<Vec<_>>()
-                    .join("+")
-            )
-        })
-        .collect();
-    println!(
-        "defined, not booted: {} — every role has a booted VM above; under TCG each further boot costs minutes of both cores",
-        not_booted.join(", ")
-    );
-
     // 7. The claims, over SSH from the LAN client (a LAN machine reaches
     //    the NAT networks through the KVM host, as the model routes them).
     for net in cluster.networks().iter().filter(|n| !n.is_lan()) {
@@ -735,13 +872,13 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             .or_else(|| vm.primary_address())
             .expect("an address")
     };
-    let mut rows = Rows::default();
-    println!();
-    println!("{:<66} {:<4} DETAIL", "CLAIM", "");
-    for name in BOOTED {
+    // A VM's own claims: from its serial console, Ignition succeeded and
+    // no emergency shell (read before lb1's second boot: its console log
+    // starts over then); over SSH, from its own config, hostname, static
+    // addresses, data disks, `systemctl --failed`, every enabled unit, the
+    // API at its join URL.
+    let vm_claims = |rows: &mut Rows, name: &str| {
         let vm = cluster.vm(name).expect("in the model");
-        let config: serde_json::Value =
-            serde_json::from_slice(&configs[name]).expect("Ignition JSON");
         let console = std::fs::read_to_string(flatcar_libvirt::domain::console_log_path(vm))
             .unwrap_or_default();
         rows.row(
@@ -754,6 +891,8 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             !console.contains("Entering emergency mode"),
             "serial console",
         );
+        let config: serde_json::Value =
+            serde_json::from_slice(&configs[name]).expect("Ignition JSON");
         let units = enabled_units(&config);
         let mounts: Vec<String> = vm
             .data_disks
@@ -766,6 +905,8 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
              echo failed=$(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\\n' ' '); \
              for u in {units}; do echo unit=$u $(systemctl show -p LoadState -p ActiveState -p Result -p ExecMainExitTimestampMonotonic $u | tr '\\n' ' '); done; \
              for m in {mounts}; do echo mount=$m $(findmnt -n -o SOURCE,FSTYPE $m); done; \
+             echo boot=$(systemd-analyze time 2>&1 | head -n 1); \
+             systemd-analyze critical-chain --no-pager flatcar-microcloud-ready.service 2>/dev/null | tail -n +4 | head -n 12 | sed 's/^[^[:alnum:]@]*/chain=/'; \
              {api}",
             units = units.join(" "),
             mounts = mounts.join(" "),
@@ -781,6 +922,14 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
                 .map(|v| v.trim().to_string())
                 .collect()
         };
+        // Where the boot's time went (printed, no claim): the guest's own
+        // account, and the chain of units the up report waited for (each
+        // with the time it became active, "@", and its own start time, "+").
+        println!(
+            "{name} boot (guest's systemd-analyze): {}; the up report's critical chain: {}",
+            get("boot").join(" "),
+            get("chain").join(" ← ")
+        );
         rows.row(
             &format!("{name}: hostname as modelled"),
             get("host") == [name.to_string()],
@@ -817,11 +966,11 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             let prop = |k: &str| props.get(k).copied().unwrap_or("?");
             let (load, active, result) = (prop("LoadState"), prop("ActiveState"), prop("Result"));
             if load == "not-found" && IMAGE_GAPS.contains(&unit.as_str()) {
-                println!(
+                rows.note(format!(
                     "{:<66} {:<4} {unit} enabled by the config; Debian 12 has no systemd-sysupdate (Flatcar ships it)",
                     format!("{name}: {unit}"),
                     "GAP"
-                );
+                ));
                 continue;
             }
             // A oneshot without RemainAfterExit is inactive once it ran
@@ -843,7 +992,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
                 &format!("{api:?} (GET /ping, STAND-IN K3s behind HAProxy)"),
             );
         }
-    }
+    };
 
     // 7b. The flow matrix between real VMs (and the LAN client): every
     //     service the lab runs, tried from every single-NIC VM on another
@@ -884,79 +1033,162 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         .map(|vm| (vm.to_string(), reach(vm)))
         .collect();
     sources.push(("lan client".to_string(), client_addr));
-    let (mut open_ok, mut closed_ok) = (0, 0);
-    for (src, src_addr) in &sources {
-        let targets: Vec<&matrix::Service> = services
-            .iter()
-            .filter(|s| !matrix::same_network(&cluster, *src_addr, s.addr))
-            .collect();
-        let script =
-            matrix::probe_script(&targets.iter().map(|s| (s.addr, s.port)).collect::<Vec<_>>());
-        let probe = || -> Vec<(Ipv4Addr, u16)> {
-            let out = if src == "lan client" {
-                String::from_utf8_lossy(&client.try_exec(&["bash", "-c", &script]).stdout)
-                    .into_owned()
-            } else {
-                ssh(*src_addr, &script)
+    // The matrix rows of every source for the targets `only` keeps; the
+    // counts of flows found open and closed as the model says.
+    let flow_matrix = |rows: &mut Rows, only: &(dyn Fn(&matrix::Service) -> bool + Sync)| {
+        // One source's rows (held) and counts of flows open and closed as
+        // the model says; every source probes at once (each waits out
+        // the 4 s timeouts of its closed flows), the rows in source order.
+        let per_source = |src: &str, src_addr: Ipv4Addr| -> (Rows, usize, usize) {
+            let mut rows = Rows::held();
+            let (mut open_ok, mut closed_ok) = (0, 0);
+            let targets: Vec<&matrix::Service> = services
+                .iter()
+                .filter(|s| only(s) && !matrix::same_network(&cluster, src_addr, s.addr))
+                .collect();
+            let script =
+                matrix::probe_script(&targets.iter().map(|s| (s.addr, s.port)).collect::<Vec<_>>());
+            let probe = || -> Vec<(Ipv4Addr, u16)> {
+                let out = if src == "lan client" {
+                    String::from_utf8_lossy(&client.try_exec(&["bash", "-c", &script]).stdout)
+                        .into_owned()
+                } else {
+                    ssh(src_addr, &script)
+                };
+                matrix::opened(&out)
             };
-            matrix::opened(&out)
-        };
-        // What the model admits, per target.
-        let admitted: Vec<_> = targets
-            .iter()
-            .map(|s| matrix::admitted(&cluster, &flows, *src_addr, s.addr, s.port))
-            .collect();
-        let mut opened = probe();
-        // A second pass when a flow the model admits did not connect: a
-        // rehearsal saw infra's first two of ten parallel connects time
-        // out (4 s) while the other eight went through the same gateway.
-        // The union counts: a closed flow that opens in either pass fails.
-        let missed = targets
-            .iter()
-            .zip(&admitted)
-            .any(|(s, flow)| flow.is_some() && !opened.contains(&(s.addr, s.port)));
-        if missed {
-            let again = probe();
-            println!(
-                "flow matrix: {src}: a second probe pass (an admitted flow did not connect in the first); opened then: {again:?}"
-            );
-            opened.extend(again);
-        }
-        for (s, flow) in targets.iter().zip(admitted) {
-            let is_open = opened.contains(&(s.addr, s.port));
-            let ok = is_open == flow.is_some();
-            match (ok, is_open) {
-                (true, true) => open_ok += 1,
-                (true, false) => closed_ok += 1,
-                _ => {}
+            // What the model admits, per target.
+            let admitted: Vec<_> = targets
+                .iter()
+                .map(|s| matrix::admitted(&cluster, &flows, src_addr, s.addr, s.port))
+                .collect();
+            let mut opened = probe();
+            // A second pass when a flow the model admits did not connect: a
+            // rehearsal saw infra's first two of ten parallel connects time
+            // out (4 s) while the other eight went through the same gateway.
+            // The union counts: a closed flow that opens in either pass fails.
+            let missed = targets
+                .iter()
+                .zip(&admitted)
+                .any(|(s, flow)| flow.is_some() && !opened.contains(&(s.addr, s.port)));
+            if missed {
+                let again = probe();
+                rows.note(format!(
+                    "flow matrix: {src}: a second probe pass (an admitted flow did not connect in the first); opened then: {again:?}"
+                ));
+                opened.extend(again);
             }
-            rows.row(
-                &format!(
-                    "flow {src} → {} {}:{} {}",
-                    s.vm,
-                    s.addr,
-                    s.port,
-                    if flow.is_some() { "open" } else { "closed" }
-                ),
-                ok,
-                &format!(
-                    "{} ({}); {}",
-                    if is_open {
-                        "connected"
-                    } else {
-                        "no connection"
-                    },
-                    s.what,
-                    flow.map_or_else(|| "no flow".to_string(), |f| f.to_string())
-                ),
-            );
+            for (s, flow) in targets.iter().zip(admitted) {
+                let is_open = opened.contains(&(s.addr, s.port));
+                let ok = is_open == flow.is_some();
+                match (ok, is_open) {
+                    (true, true) => open_ok += 1,
+                    (true, false) => closed_ok += 1,
+                    _ => {}
+                }
+                rows.row(
+                    &format!(
+                        "flow {src} → {} {}:{} {}",
+                        s.vm,
+                        s.addr,
+                        s.port,
+                        if flow.is_some() { "open" } else { "closed" }
+                    ),
+                    ok,
+                    &format!(
+                        "{} ({}); {}",
+                        if is_open {
+                            "connected"
+                        } else {
+                            "no connection"
+                        },
+                        s.what,
+                        flow.map_or_else(|| "no flow".to_string(), |f| f.to_string())
+                    ),
+                );
+            }
+            (rows, open_ok, closed_ok)
+        };
+        let results: Vec<(Rows, usize, usize)> = std::thread::scope(|sc| {
+            let probes: Vec<_> = sources
+                .iter()
+                .map(|(src, addr)| sc.spawn(|| per_source(src, *addr)))
+                .collect();
+            probes
+                .into_iter()
+                .map(|h| h.join().expect("flow matrix probe"))
+                .collect()
+        });
+        let (mut open_ok, mut closed_ok) = (0, 0);
+        for (r, o, c) in results {
+            rows.merge(r);
+            open_ok += o;
+            closed_ok += c;
         }
-    }
-    println!(
-        "flow matrix between real VMs: {open_ok} open and {closed_ok} closed as the model says"
-    );
+        (open_ok, closed_ok)
+    };
 
-    phases.push(("per-VM claims, join URLs, flow matrix", t_all.elapsed()));
+    // The boots: the waves of BOOTED, two VMs at a time. The first waves
+    // boot here; the last wave boots beside lb1's second boot (after the
+    // power cut below), so that two boots share the two cores instead of
+    // each running alone on one.
+    let waves: Vec<Vec<String>> = start::waves(&cluster)
+        .into_iter()
+        .map(|w| {
+            w.into_iter()
+                .filter(|n| BOOTED.contains(&n.as_str()))
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let wave_of = |vm: &str| waves.iter().position(|w| w.iter().any(|n| n == vm));
+    let (last_wave, first_waves) = waves.split_last().expect("VMs to boot");
+    let first: Vec<&str> = first_waves.iter().flatten().map(String::as_str).collect();
+    let last: Vec<&str> = last_wave.iter().map(String::as_str).collect();
+    // The failover needs both load balancers and an API server up, the
+    // web VIP's check a worker: the last wave must not hold them.
+    assert!(
+        first.contains(&"lb1") && first.contains(&"lb2") && first.contains(&"master1"),
+        "lb1, lb2 and master1 boot before the last wave"
+    );
+    let t = Instant::now();
+    // Two boots at a time (two cores): six TCG boots at once starved each
+    // other until units hit their start timeouts.
+    let boot = |conn: &apply::Connect, only: &[&str], quiet: bool| -> Vec<start::Started> {
+        let opts = start::Options {
+            only,
+            timeout: START_TIMEOUT,
+            parallel: std::num::NonZeroUsize::new(PARALLEL_BOOTS),
+        };
+        let started = start::start_with(conn, &cluster, &opts, &mut |e| {
+            if !(quiet && matches!(e, start::Event::Waiting(..))) {
+                println!("  [{:>6.1} s] {e:?}", t.elapsed().as_secs_f64())
+            }
+        });
+        started.unwrap_or_else(|e| {
+            for l in &lv.logs {
+                let text = std::fs::read_to_string(l).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                eprintln!(
+                    "--- {}:\n{}",
+                    l.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            panic!("start failed: {e}")
+        })
+    };
+    let mut started = boot(&conn, &first, false);
+    phases.push((
+        "boots of the first waves (two at a time, TCG)",
+        t_all.elapsed(),
+    ));
+    let mut rows = Rows::default();
+    println!();
+    println!("{:<66} {:<4} DETAIL", "CLAIM", "");
+    // lb1's claims before its power cut (its second boot is not a first
+    // boot, and its console log starts over).
+    vm_claims(&mut rows, "lb1");
 
     // 8. The client reaches both VIPs; then the failover.
     let api = cluster.vip("api").expect("api VIP").address;
@@ -980,12 +1212,6 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         &format!("LAN client reaches the api VIP {api}:6443"),
         a.as_deref().is_some_and(|a| servers.contains(&a)),
         &format!("answer {a:?} (a K3s server's STAND-IN behind HAProxy)"),
-    );
-    let w = wait_answer(web, 80);
-    rows.row(
-        &format!("LAN client reaches the web VIP {web}:80"),
-        w.as_deref() == Some("worker1"),
-        &format!("answer {w:?} (STAND-IN worker1 ingress behind HAProxy)"),
     );
     let mac = |name: &str, net: &str| -> String {
         let vm = cluster.vm(name).expect("vm");
@@ -1068,15 +1294,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         outage1 < OUTAGE_LIMIT,
         &outage_detail(outage1),
     );
-    let internal_on_lb2 = ssh(
-        cluster
-            .nics(cluster.vm("lb2").expect("lb2"))
-            .into_iter()
-            .find(|n| n.network.name == lan.name)
-            .expect("nic")
-            .address,
-        "ip -4 -o addr show",
-    );
+    let internal_on_lb2 = ssh(reach("lb2"), "ip -4 -o addr show");
     rows.row(
         &format!("lb2 holds api-internal {internal} too"),
         internal_on_lb2.contains(&format!(" {internal}/")),
@@ -1088,93 +1306,165 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         flatcar_topology::Preempt::AfterSecs(s) => s,
         p => panic!("the reference preempts after a delay, not {p:?}"),
     };
-    let back_t = Instant::now();
-    lv.virsh(&["start", "lb1"]);
-    let back_at = t0.elapsed();
-    println!("virsh start lb1 at {:.1} s", back_at.as_secs_f64());
-    let lb1_lan = cluster
-        .nics(cluster.vm("lb1").expect("lb1"))
-        .into_iter()
-        .find(|n| n.network.name == lan.name)
-        .expect("nic")
-        .address;
-    let returned = support::wait_until(START_TIMEOUT, || {
-        samples
-            .lock()
-            .expect("log")
-            .last()
-            .is_some_and(|s| s.holders.iter().all(|h| who(h) == "lb1"))
-    });
-    println!(
-        "lb1 took the VIPs back {:.0} s after its start",
-        back_t.elapsed().as_secs_f64()
-    );
-    std::thread::sleep(Duration::from_secs(20));
-    stop.store(true, Ordering::Relaxed);
-    probe.join().expect("probe");
-    let log = samples.lock().expect("log").clone();
-    let outage2 = longest_outage(&log, back_at);
-    // Holder changes of the api VIP after lb1's start.
-    let mut moves = Vec::new();
-    let mut last: Option<String> = None;
-    for s in log.iter().filter(|s| s.at >= back_at) {
-        let h = who(&s.holders[0]);
-        if h == "-" {
-            continue;
+    // lb1's second boot (no Ignition) takes about two minutes of one core
+    // under TCG: meanwhile the other VMs' claims and the flow matrix (every
+    // target but lb1) run on the other, as the cloud runs on lb2 alone.
+    let (last_started, first_rows) = std::thread::scope(|s| {
+        let back_t = Instant::now();
+        lv.virsh(&["start", "lb1"]);
+        let back_at = t0.elapsed();
+        println!("virsh start lb1 at {:.1} s", back_at.as_secs_f64());
+        // Beside lb1's second boot: the last wave's boots (a connection
+        // of their own) and the claims of the first waves' other VMs.
+        let last_boots = s.spawn(|| {
+            let conn = apply::connect(&lv.uri).expect("connects");
+            boot(&conn, &last, true)
+        });
+        let claims = s.spawn(|| {
+            let mut rows = Rows::held();
+            for name in first.iter().filter(|n| **n != "lb1") {
+                vm_claims(&mut rows, name);
+            }
+            rows
+        });
+        let lb1_lan = reach("lb1");
+        let returned = support::wait_until(START_TIMEOUT, || {
+            samples
+                .lock()
+                .expect("log")
+                .last()
+                .is_some_and(|s| s.holders.iter().all(|h| who(h) == "lb1"))
+        });
+        println!(
+            "lb1 took the VIPs back {:.0} s after its start",
+            back_t.elapsed().as_secs_f64()
+        );
+        std::thread::sleep(Duration::from_secs(20));
+        stop.store(true, Ordering::Relaxed);
+        probe.join().expect("probe");
+        let log = samples.lock().expect("log").clone();
+        let outage2 = longest_outage(&log, back_at);
+        // Holder changes of the api VIP after lb1's start.
+        let mut moves = Vec::new();
+        let mut last: Option<String> = None;
+        for s in log.iter().filter(|s| s.at >= back_at) {
+            let h = who(&s.holders[0]);
+            if h == "-" {
+                continue;
+            }
+            if last.as_ref().is_some_and(|l| *l != h) {
+                moves.push(format!(
+                    "{}→{h} at {:.1} s",
+                    last.clone().unwrap_or_default(),
+                    s.at.as_secs_f64()
+                ));
+            }
+            last = Some(h);
         }
-        if last.as_ref().is_some_and(|l| *l != h) {
-            moves.push(format!(
-                "{}→{h} at {:.1} s",
-                last.clone().unwrap_or_default(),
-                s.at.as_secs_f64()
-            ));
-        }
-        last = Some(h);
-    }
-    rows.row(
-        "lb1 back: the VIPs move back to lb1 exactly once",
-        returned.is_some() && moves.len() == 1,
-        &moves.join(", "),
-    );
-    // In lb1's own clock: BACKUP at Keepalived's start, MASTER after the delay.
-    let journal = ssh(
-        lb1_lan,
-        "sudo journalctl -b0 -u keepalived -o short-unix --no-pager | grep 'vip_api) Entering'",
-    );
-    let stamp = |what: &str| -> Option<f64> {
-        journal
-            .lines()
-            .find(|l| l.contains(what))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|t| t.parse().ok())
-    };
-    let (backup, master) = (
-        stamp("Entering BACKUP STATE"),
-        stamp("Entering MASTER STATE"),
-    );
-    let waited = backup.zip(master).map(|(b, m)| m - b);
-    rows.row(
-        &format!("lb1 back: not before the preempt delay ({preempt} s)"),
-        waited.is_some_and(|w| w >= f64::from(preempt) - 0.1),
-        &waited.map_or_else(
-            || format!("no BACKUP/MASTER lines in lb1's journal: {journal:?}"),
-            |w| format!("BACKUP → MASTER after {w:.1} s in lb1's journal"),
-        ),
-    );
-    rows.row(
-        "client-visible outage when lb1 takes the VIPs back",
-        outage2 < OUTAGE_LIMIT,
-        &outage_detail(outage2),
-    );
+        rows.row(
+            "lb1 back: the VIPs move back to lb1 exactly once",
+            returned.is_some() && moves.len() == 1,
+            &moves.join(", "),
+        );
+        // In lb1's own clock: BACKUP at Keepalived's start, MASTER after the delay.
+        let journal = ssh(
+            lb1_lan,
+            "sudo journalctl -b0 -u keepalived -o short-unix --no-pager | grep 'vip_api) Entering'",
+        );
+        let stamp = |what: &str| -> Option<f64> {
+            journal
+                .lines()
+                .find(|l| l.contains(what))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|t| t.parse().ok())
+        };
+        let (backup, master) = (
+            stamp("Entering BACKUP STATE"),
+            stamp("Entering MASTER STATE"),
+        );
+        let waited = backup.zip(master).map(|(b, m)| m - b);
+        rows.row(
+            &format!("lb1 back: not before the preempt delay ({preempt} s)"),
+            waited.is_some_and(|w| w >= f64::from(preempt) - 0.1),
+            &waited.map_or_else(
+                || format!("no BACKUP/MASTER lines in lb1's journal: {journal:?}"),
+                |w| format!("BACKUP → MASTER after {w:.1} s in lb1's journal"),
+            ),
+        );
+        rows.row(
+            "client-visible outage when lb1 takes the VIPs back",
+            outage2 < OUTAGE_LIMIT,
+            &outage_detail(outage2),
+        );
 
-    phases.push(("VIPs, failover, lb1's second boot", t_all.elapsed()));
+        (
+            last_boots.join().expect("the last wave's boots"),
+            claims.join().expect("claims beside lb1's second boot"),
+        )
+    });
+    rows.merge(first_rows);
+    started.extend(last_started);
+    let boot_times: Vec<String> = started
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:.0} s (wave {})",
+                s.vm,
+                s.took.as_secs_f64(),
+                wave_of(&s.vm).map_or(0, |w| w + 1)
+            )
+        })
+        .collect();
+    println!("booted: {}", boot_times.join(", "));
+    let not_booted: Vec<String> = cluster
+        .vms()
+        .iter()
+        .filter(|v| !BOOTED.contains(&v.name.as_str()))
+        .map(|v| {
+            format!(
+                "{} ({})",
+                v.name,
+                v.roles
+                    .iter()
+                    .map(|r| format!("{r:?}"))
+                    .collect::<Vec<_>>()
+                    .join("+")
+            )
+        })
+        .collect();
+    println!(
+        "defined, not booted: {} — every role has a booted VM above; under TCG each further boot costs minutes of both cores",
+        not_booted.join(", ")
+    );
+    phases.push((
+        "VIPs, failover; lb1's second boot beside the last wave's boots and the first VMs' claims",
+        t_all.elapsed(),
+    ));
+
+    // 9. The last wave's claims, the flow matrix (every VM up again), the
+    //    web VIP (its backend, worker1, booted in the last wave).
+    for name in &last {
+        vm_claims(&mut rows, name);
+    }
+    phases.push(("the last wave's claims", t_all.elapsed()));
+    let (open_ok, closed_ok) = flow_matrix(&mut rows, &|_| true);
+    println!(
+        "flow matrix between real VMs: {open_ok} open and {closed_ok} closed as the model says"
+    );
+    let w = wait_answer(web, 80);
+    rows.row(
+        &format!("LAN client reaches the web VIP {web}:80"),
+        w.as_deref() == Some("worker1"),
+        &format!("answer {w:?} (STAND-IN worker1 ingress behind HAProxy)"),
+    );
+    phases.push(("the flow matrix, the web VIP", t_all.elapsed()));
     let part_15 = t_all.elapsed();
 
-    // 9. Day two on the running cloud (issue #19).
+    // 10. Day two on the running cloud (issue #19).
     day_two::run(
         &day_two::RunningLab {
             uri: &lv.uri,
-            lab_ns: &lab.name,
+            lab_ns: &lab,
             client_ns: &client.name,
             reference: &reference,
             model: &lab_model,
@@ -1198,14 +1488,30 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         println!("  {:>6.0} s  {phase}", (*end - from).as_secs_f64());
         from = *end;
     }
+    let verdict = |d: f64| {
+        if d <= BUDGET_15.as_secs_f64() {
+            "within"
+        } else {
+            "OVER"
+        }
+    };
+    let part = part_15.as_secs_f64();
     println!(
-        "issue #15's part (image {image_s:.0} s included, before day two): {:.0} s of its {:.0} s budget ({}); whole test {:.0} s",
-        part_15.as_secs_f64(),
+        "issue #15's part (image step {image_s:.0} s included, before day two): {part:.0} s of its {:.0} s budget ({}); whole test {:.0} s",
         BUDGET_15.as_secs_f64(),
-        if part_15 <= BUDGET_15 { "within" } else { "OVER" },
+        verdict(part),
         t_all.elapsed().as_secs_f64()
     );
+    if let (true, Some(b)) = (cached, built_s) {
+        let serial = part - image_s + b;
+        println!(
+            "  with the image built in line instead of found cached ({b:.0} s, its manifest): {serial:.0} s ({})",
+            verdict(serial)
+        );
+    }
     println!("boots: {}", boot_times.join(", "));
+    up_stop.store(true, Ordering::Relaxed);
+    up_priority.join().expect("priority thread");
     drop(conn);
     assert!(
         rows.failed.is_empty(),
