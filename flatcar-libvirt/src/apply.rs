@@ -213,6 +213,25 @@ impl fmt::Display for Plan {
     }
 }
 
+/// Held around every validating domain define in this process.
+///
+/// With `VIR_DOMAIN_DEFINE_VALIDATE`, an in-process driver (the test
+/// driver; any local one) checks the XML against libvirt's RelaxNG schema
+/// with libxml2, whose XML Schema datatypes (`integer`, `unsignedInt`) are
+/// set up lazily on first use and without a lock (libxml2 2.9). Two threads
+/// validating at once in a fresh process (as [`crate::hosts::apply_hosts`]
+/// does, one thread per host) can see a half-filled type table: "Error type
+/// 'integer' is not exported by type library", seen in CI. A define takes
+/// milliseconds, so holding one lock costs nothing worth the race.
+static VALIDATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Defines (or redefines) a domain, validated against libvirt's schema.
+fn define_validated(conn: &Connect, xml: &str) -> Result<virt::domain::Domain, virt::error::Error> {
+    // A panic elsewhere while holding the lock leaves nothing to repair.
+    let _one_at_a_time = VALIDATING.lock().unwrap_or_else(|p| p.into_inner());
+    conn.define_domain_xml_flags(xml, virt::sys::VIR_DOMAIN_DEFINE_VALIDATE)
+}
+
 fn lv(object: &str, e: &virt::error::Error) -> Error {
     Error::Libvirt {
         object: object.to_string(),
@@ -711,16 +730,12 @@ fn run_step(conn: &Connect, plan: &Plan, s: &Step, calls: &mut Calls) -> Result<
             calls.run(o, || n.undefine())?;
         }
         (Kind::Domain, Action::Create | Action::UpdateInPlace { .. }) => {
-            calls.run(o, || {
-                conn.define_domain_xml_flags(xml, virt::sys::VIR_DOMAIN_DEFINE_VALIDATE)
-            })?;
+            calls.run(o, || define_validated(conn, xml))?;
         }
         (Kind::Domain, Action::Recreate { .. }) => {
             let d = conn.lookup_domain_by_name(&s.name).map_err(|e| lv(o, &e))?;
             calls.run(o, || d.undefine())?;
-            calls.run(o, || {
-                conn.define_domain_xml_flags(xml, virt::sys::VIR_DOMAIN_DEFINE_VALIDATE)
-            })?;
+            calls.run(o, || define_validated(conn, xml))?;
         }
         (Kind::Domain, Action::Delete) => {
             let d = conn.lookup_domain_by_name(&s.name).map_err(|e| lv(o, &e))?;
