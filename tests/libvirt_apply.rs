@@ -399,3 +399,77 @@ fn running_domains_that_a_plan_removes_are_named() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A running NAT network takes DHCP reservations and DNS hosts that change
+/// live: `virNetworkUpdate` element by element, next to the new
+/// definition. Before, apply only redefined it: the running network (its
+/// dnsmasq) kept the old hosts until a restart, and every later plan showed
+/// the same change again. worker3 leaves the model, then comes back; each
+/// time the live XML holds exactly the model's hosts and the next plan is
+/// empty. Own test-driver connection (`test:///<file>`).
+#[test]
+fn running_network_takes_host_changes_live() {
+    let dir = std::env::temp_dir().join(format!("fmc-netupdate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    struct Gone(std::path::PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    let host = dir.join("host.xml");
+    std::fs::write(&host, "<node>\n</node>\n").expect("host file");
+    let conn = connect(&format!("test://{}", host.display())).expect("test driver");
+    let c = cloud(
+        "fmc-netupdate",
+        "fmc-netupdate",
+        "/var/lib/libvirt/images/fmc-netupdate",
+    );
+    apply(&conn, &plan(&conn, &c).expect("plan")).expect("applies");
+    let k8s = conn.lookup_network_by_name("k8s").expect("k8s network");
+    k8s.create().expect("test driver starts k8s");
+    let live_hosts = || {
+        let xml = k8s.xml_desc(0).expect("live xml");
+        let f = flatcar_libvirt::live::network("network k8s", &xml).expect("facts");
+        (f.dhcp_hosts, f.dns_hosts)
+    };
+    let before = live_hosts();
+    assert!(
+        before.0.iter().any(|(_, name, _)| name == "worker3"),
+        "{before:?}"
+    );
+
+    let without = edit(&c, |s| s.vms.retain(|v| v.name.as_str() != "worker3"));
+    for (step, model) in [("worker3 leaves", &without), ("worker3 comes back", &c)] {
+        let p = plan(&conn, model).expect("plan");
+        let net = find(&p, Kind::Network, "k8s");
+        assert!(
+            matches!(&net.action, Action::UpdateInPlace { what } if what.contains("worker3")),
+            "{step}: {net}"
+        );
+        apply(&conn, &p).expect("applies");
+        let now = live_hosts();
+        let want = flatcar_libvirt::live::network(
+            "network k8s",
+            &flatcar_libvirt::network::xml(
+                model,
+                model
+                    .networks()
+                    .iter()
+                    .find(|n| n.name.as_str() == "k8s")
+                    .expect("k8s"),
+            )
+            .expect("xml"),
+        )
+        .expect("facts");
+        assert_eq!(now, (want.dhcp_hosts, want.dns_hosts), "{step}: live hosts");
+        let again = plan(&conn, model).expect("plan");
+        assert_eq!(again.changes(), 0, "{step}: {:#?}", changed(&again));
+        println!(
+            "{step}: the running k8s network holds {} DHCP reservations, the next plan is empty",
+            now.0.len()
+        );
+    }
+    assert_eq!(live_hosts(), before);
+}

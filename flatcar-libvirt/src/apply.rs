@@ -213,6 +213,49 @@ impl fmt::Display for Plan {
     }
 }
 
+/// One DHCP or DNS host change on a running network, live only (the
+/// persistent definition was already replaced as a whole).
+fn update_running(
+    n: &virt::network::Network,
+    object: &str,
+    u: &diff::HostUpdate,
+    calls: &mut Calls,
+) -> Result<(), Error> {
+    use diff::HostUpdate as U;
+    use virt::sys;
+    let (command, section, element) = match u {
+        U::RemoveDhcp(h) => (
+            sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
+            sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
+            network::dhcp_host_xml(h)?,
+        ),
+        U::AddDhcp(h) => (
+            sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+            sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
+            network::dhcp_host_xml(h)?,
+        ),
+        U::RemoveDns(h) => (
+            sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
+            sys::VIR_NETWORK_SECTION_DNS_HOST,
+            network::dns_host_xml(h)?,
+        ),
+        U::AddDns(h) => (
+            sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+            sys::VIR_NETWORK_SECTION_DNS_HOST,
+            network::dns_host_xml(h)?,
+        ),
+    };
+    calls.run(object, || {
+        n.update(
+            command,
+            section,
+            -1,
+            &element,
+            sys::VIR_NETWORK_UPDATE_AFFECT_LIVE,
+        )
+    })
+}
+
 /// Held around every validating domain define in this process.
 ///
 /// With `VIR_DOMAIN_DEFINE_VALIDATE`, an in-process driver (the test
@@ -548,7 +591,7 @@ fn compare(
     };
     let when = match (active, kind) {
         (false, _) => "",
-        (true, "network") => "; running network: takes effect when it restarts",
+        (true, "network") => "; running network: updated live (virNetworkUpdate)",
         (true, _) => "; running domain: takes effect at its next boot",
     };
     Ok(match changed()? {
@@ -701,8 +744,29 @@ fn run_step(conn: &Connect, plan: &Plan, s: &Step, calls: &mut Calls) -> Result<
                 calls.run(o, || v.delete(0))?;
             }
         }
-        (Kind::Network, Action::Create | Action::UpdateInPlace { .. }) => {
+        (Kind::Network, Action::Create) => {
             calls.run(o, || conn.define_network_xml(xml))?;
+        }
+        (Kind::Network, Action::UpdateInPlace { .. }) => {
+            // The definition takes the new reservations at once; a running
+            // network (its dnsmasq) only through virNetworkUpdate, element
+            // by element: without it the change waits for a network
+            // restart, and every later plan shows it again.
+            let n = conn
+                .lookup_network_by_name(&s.name)
+                .map_err(|e| lv(o, &e))?;
+            let running = if n.is_active().map_err(|e| lv(o, &e))? {
+                let now = n.xml_desc(0).map_err(|e| lv(o, &e))?;
+                Some(live::network(o, &now)?)
+            } else {
+                None
+            };
+            calls.run(o, || conn.define_network_xml(xml))?;
+            if let Some(now) = running {
+                for u in diff::host_updates(&now, &live::network(o, xml)?) {
+                    update_running(&n, o, &u, calls)?;
+                }
+            }
         }
         (Kind::Network, Action::Recreate { .. }) => {
             let n = conn

@@ -162,6 +162,51 @@ pub fn network(live: &NetworkFacts, want: &NetworkFacts) -> Change {
     }
 }
 
+/// A DHCP reservation as libvirt lists it: `(mac, name, ip)`.
+pub type DhcpHost = (String, String, String);
+
+/// A DNS host entry as libvirt lists it: `(ip, hostnames)`.
+pub type DnsHost = (String, Vec<String>);
+
+/// One change to a running network's DHCP reservations or DNS hosts, the
+/// unit `virNetworkUpdate` takes (one `<host>` element at a time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostUpdate {
+    /// Remove a DHCP reservation.
+    RemoveDhcp(DhcpHost),
+    /// Add a DHCP reservation.
+    AddDhcp(DhcpHost),
+    /// Remove a DNS host entry.
+    RemoveDns(DnsHost),
+    /// Add a DNS host entry.
+    AddDns(DnsHost),
+}
+
+/// The element-by-element changes that turn `live`'s DHCP reservations
+/// and DNS hosts into `want`'s, for a network that keeps running: every
+/// removal first (an address or MAC that moves is free before it is
+/// reused), then every addition; a changed entry is a removal and an
+/// addition. Empty when the two agree.
+pub fn host_updates(live: &NetworkFacts, want: &NetworkFacts) -> Vec<HostUpdate> {
+    fn split<T: Ord + Clone>(live: &[T], want: &[T]) -> (Vec<T>, Vec<T>) {
+        let l: BTreeSet<&T> = live.iter().collect();
+        let w: BTreeSet<&T> = want.iter().collect();
+        (
+            l.difference(&w).map(|x| (*x).clone()).collect(),
+            w.difference(&l).map(|x| (*x).clone()).collect(),
+        )
+    }
+    let (dhcp_gone, dhcp_new) = split(&live.dhcp_hosts, &want.dhcp_hosts);
+    let (dns_gone, dns_new) = split(&live.dns_hosts, &want.dns_hosts);
+    dhcp_gone
+        .into_iter()
+        .map(HostUpdate::RemoveDhcp)
+        .chain(dns_gone.into_iter().map(HostUpdate::RemoveDns))
+        .chain(dhcp_new.into_iter().map(HostUpdate::AddDhcp))
+        .chain(dns_new.into_iter().map(HostUpdate::AddDns))
+        .collect()
+}
+
 /// Compares a live volume with the desired one.
 pub fn volume(live: &VolumeFacts, want: &VolumeFacts) -> Change {
     let mut recreate = Vec::new();
@@ -198,6 +243,47 @@ pub fn volume(live: &VolumeFacts, want: &VolumeFacts) -> Change {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn host_updates_remove_before_they_add() {
+        let host = |m: &str, n: &str, ip: &str| (m.to_string(), n.to_string(), ip.to_string());
+        let dns = |ip: &str, n: &str| (ip.to_string(), vec![n.to_string()]);
+        let live = NetworkFacts {
+            dhcp_hosts: vec![
+                host("52:54:00:00:00:01", "a", "198.18.1.10"),
+                host("52:54:00:00:00:02", "b", "198.18.1.11"),
+            ],
+            dns_hosts: vec![dns("198.18.1.10", "a"), dns("198.18.1.11", "b")],
+            ..NetworkFacts::default()
+        };
+        let mut want = live.clone();
+        assert!(host_updates(&live, &want).is_empty());
+        // b moves to a's old address after a leaves; c is new.
+        want.dhcp_hosts = vec![
+            host("52:54:00:00:00:02", "b", "198.18.1.10"),
+            host("52:54:00:00:00:03", "c", "198.18.1.12"),
+        ];
+        want.dns_hosts = vec![dns("198.18.1.10", "b"), dns("198.18.1.12", "c")];
+        let u = host_updates(&live, &want);
+        assert_eq!(u.len(), 8, "{u:#?}");
+        let first_add = u
+            .iter()
+            .position(|x| matches!(x, HostUpdate::AddDhcp(_) | HostUpdate::AddDns(_)))
+            .expect("adds");
+        assert_eq!(first_add, 4, "{u:#?}");
+        assert!(u.contains(&HostUpdate::RemoveDhcp(host(
+            "52:54:00:00:00:01",
+            "a",
+            "198.18.1.10"
+        ))));
+        assert!(u.contains(&HostUpdate::AddDhcp(host(
+            "52:54:00:00:00:02",
+            "b",
+            "198.18.1.10"
+        ))));
+        assert!(u.contains(&HostUpdate::RemoveDns(dns("198.18.1.11", "b"))));
+        assert!(u.contains(&HostUpdate::AddDns(dns("198.18.1.12", "c"))));
+    }
+
     use super::*;
 
     #[test]

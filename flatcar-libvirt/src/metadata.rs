@@ -59,6 +59,17 @@ pub(crate) trait Document: Serialize {
     const ROOT: &'static str;
     /// The document's `<uuid>` and `<metadata>` slots.
     fn identity(&mut self) -> (&mut Option<String>, &mut Option<Metadata>);
+    /// The document as its content hash sees it, when that differs from
+    /// the document: parts that apply changes on a running object without
+    /// redefining it (a network's DHCP and DNS hosts) are left out, so a
+    /// running object's live metadata stays true after such a change; the
+    /// plan compares those parts as facts instead.
+    fn hash_view(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// The hash attribute's value while the document is hashed.
@@ -69,7 +80,8 @@ const UNHASHED: &str = "sha256-0000000000000000000000000000000000000000000000000
 ///
 /// The hash covers the document rendered without `uuid` and with
 /// [`UNHASHED`] in the hash attribute; the digest then takes the
-/// placeholder's place (same length), so a new object is serialized once.
+/// placeholder's place (same length), so a new object is serialized once
+/// (twice when the document has a [`Document::hash_view`]).
 pub(crate) fn render<T: Document>(
     cluster: &Cluster,
     mut doc: T,
@@ -87,7 +99,10 @@ pub(crate) fn render<T: Document>(
         });
     }
     let mut xml = to_xml(T::ROOT, &doc)?;
-    let hash = content_hash(&xml);
+    let hash = match doc.hash_view() {
+        None => content_hash(&xml),
+        Some(view) => content_hash(&to_xml(T::ROOT, &view)?),
+    };
     if let Some(uuid) = uuid {
         let (u, m) = doc.identity();
         *u = Some(uuid.to_string());

@@ -13,7 +13,7 @@ use crate::Error;
 use flatcar_topology::{Cluster, Network, NetworkKind};
 use serde::Serialize;
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct NetworkXml {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -30,13 +30,13 @@ struct NetworkXml {
     ip: Option<Ip>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct Forward {
     #[serde(rename = "@mode")]
     mode: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct Bridge {
     #[serde(rename = "@name")]
     name: String,
@@ -46,7 +46,7 @@ struct Bridge {
     delay: Option<&'static str>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct DomainXml {
     #[serde(rename = "@name")]
     name: String,
@@ -54,19 +54,19 @@ struct DomainXml {
     local_only: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct Dns {
     host: Vec<DnsHost>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct DnsHost {
     #[serde(rename = "@ip")]
     ip: String,
     hostname: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct Ip {
     #[serde(rename = "@address")]
     address: String,
@@ -76,14 +76,14 @@ struct Ip {
     dhcp: Option<Dhcp>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct Dhcp {
     #[serde(skip_serializing_if = "Option::is_none")]
     range: Option<Range>,
     host: Vec<DhcpHost>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct Range {
     #[serde(rename = "@start")]
     start: String,
@@ -91,7 +91,7 @@ struct Range {
     end: String,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct DhcpHost {
     #[serde(rename = "@mac")]
     mac: String,
@@ -185,6 +185,17 @@ impl Document for NetworkXml {
     fn identity(&mut self) -> (&mut Option<String>, &mut Option<Metadata>) {
         (&mut self.uuid, &mut self.metadata)
     }
+    /// Without the DHCP reservations and DNS hosts: apply changes those
+    /// on a running network live (`virNetworkUpdate`), where the live
+    /// XML keeps the metadata the network started with.
+    fn hash_view(&self) -> Option<Self> {
+        let mut view = self.clone();
+        view.dns = None;
+        if let Some(dhcp) = view.ip.as_mut().and_then(|ip| ip.dhcp.as_mut()) {
+            dhcp.host.clear();
+        }
+        Some(view)
+    }
 }
 
 /// The network's XML with ownership metadata.
@@ -196,4 +207,31 @@ pub fn xml(cluster: &Cluster, net: &Network) -> Result<String, Error> {
 /// (libvirt redefines a network by name only with its UUID).
 pub fn xml_with_uuid(cluster: &Cluster, net: &Network, uuid: &str) -> Result<String, Error> {
     render(cluster, build(cluster, net), Some(uuid))
+}
+
+/// A DHCP reservation as the `<host>` element `virNetworkUpdate` takes
+/// (section `ip-dhcp-host`); quick-xml escapes the values.
+pub fn dhcp_host_xml(host: &crate::diff::DhcpHost) -> Result<String, Error> {
+    let (mac, name, ip) = host;
+    crate::to_xml(
+        "host",
+        &DhcpHost {
+            mac: mac.clone(),
+            name: name.clone(),
+            ip: ip.clone(),
+        },
+    )
+}
+
+/// A DNS host entry as the `<host>` element `virNetworkUpdate` takes
+/// (section `dns-host`).
+pub fn dns_host_xml(host: &crate::diff::DnsHost) -> Result<String, Error> {
+    let (ip, hostname) = host;
+    crate::to_xml(
+        "host",
+        &DnsHost {
+            ip: ip.clone(),
+            hostname: hostname.clone(),
+        },
+    )
 }
