@@ -363,6 +363,29 @@ fn pristine_plus(names: &[String], extra: &str) -> Vec<String> {
     v
 }
 
+/// A scratch directory, removed also when the test fails.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A test-driver connection of the test's own (`test:///<file>`, so the
+/// shared `test:///default` state of the other tests is untouched) with the
+/// reference cloud named `name` applied to it.
+fn own_test_driver(name: &str) -> (Scratch, Connect, Cluster) {
+    let dir = Scratch(std::env::temp_dir().join(format!("{name}-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let host = dir.0.join("host.xml");
+    std::fs::write(&host, "<node>\n</node>\n").expect("host file");
+    let conn = connect(&format!("test://{}", host.display())).expect("test driver");
+    let c = cloud(name, name, &format!("/var/lib/libvirt/images/{name}"));
+    apply(&conn, &plan(&conn, &c).expect("plan")).expect("applies");
+    (dir, conn, c)
+}
+
 /// A running domain that the plan would delete (its VM left the model) or
 /// recreate is named by `running_removals`, so a deploy can refuse before
 /// stopping it undrained; a defined, stopped one is not. Own test-driver
@@ -371,17 +394,7 @@ fn pristine_plus(names: &[String], extra: &str) -> Vec<String> {
 #[test]
 fn running_domains_that_a_plan_removes_are_named() {
     use flatcar_libvirt::apply::running_removals;
-    let dir = std::env::temp_dir().join(format!("fmc-running-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let host = dir.join("host.xml");
-    std::fs::write(&host, "<node>\n</node>\n").expect("host file");
-    let conn = connect(&format!("test://{}", host.display())).expect("test driver");
-    let c = cloud(
-        "fmc-running",
-        "fmc-running",
-        "/var/lib/libvirt/images/fmc-running",
-    );
-    apply(&conn, &plan(&conn, &c).expect("plan")).expect("applies");
+    let (_dir, conn, c) = own_test_driver("fmc-running");
     conn.lookup_domain_by_name("worker3")
         .and_then(|d| d.create())
         .expect("test driver starts worker3");
@@ -397,7 +410,6 @@ fn running_domains_that_a_plan_removes_are_named() {
         vec!["worker3".to_string()],
         "{p}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A running NAT network takes DHCP reservations and DNS hosts that change
@@ -409,24 +421,7 @@ fn running_domains_that_a_plan_removes_are_named() {
 /// empty. Own test-driver connection (`test:///<file>`).
 #[test]
 fn running_network_takes_host_changes_live() {
-    let dir = std::env::temp_dir().join(format!("fmc-netupdate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    struct Gone(std::path::PathBuf);
-    impl Drop for Gone {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _gone = Gone(dir.clone());
-    let host = dir.join("host.xml");
-    std::fs::write(&host, "<node>\n</node>\n").expect("host file");
-    let conn = connect(&format!("test://{}", host.display())).expect("test driver");
-    let c = cloud(
-        "fmc-netupdate",
-        "fmc-netupdate",
-        "/var/lib/libvirt/images/fmc-netupdate",
-    );
-    apply(&conn, &plan(&conn, &c).expect("plan")).expect("applies");
+    let (_dir, conn, c) = own_test_driver("fmc-netupdate");
     let k8s = conn.lookup_network_by_name("k8s").expect("k8s network");
     k8s.create().expect("test driver starts k8s");
     let live_hosts = || {

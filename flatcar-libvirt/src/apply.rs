@@ -223,27 +223,19 @@ fn update_running(
 ) -> Result<(), Error> {
     use diff::HostUpdate as U;
     use virt::sys;
-    let (command, section, element) = match u {
-        U::RemoveDhcp(h) => (
-            sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
+    let command = if matches!(u, U::AddDhcp(_) | U::AddDns(_)) {
+        sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST
+    } else {
+        sys::VIR_NETWORK_UPDATE_COMMAND_DELETE
+    };
+    let (section, element) = match u {
+        U::RemoveDhcp(h) | U::AddDhcp(h) => (
             sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
             network::dhcp_host_xml(h)?,
         ),
-        U::AddDhcp(h) => (
-            sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
-            sys::VIR_NETWORK_SECTION_IP_DHCP_HOST,
-            network::dhcp_host_xml(h)?,
-        ),
-        U::RemoveDns(h) => (
-            sys::VIR_NETWORK_UPDATE_COMMAND_DELETE,
-            sys::VIR_NETWORK_SECTION_DNS_HOST,
-            network::dns_host_xml(h)?,
-        ),
-        U::AddDns(h) => (
-            sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
-            sys::VIR_NETWORK_SECTION_DNS_HOST,
-            network::dns_host_xml(h)?,
-        ),
+        U::RemoveDns(h) | U::AddDns(h) => {
+            (sys::VIR_NETWORK_SECTION_DNS_HOST, network::dns_host_xml(h)?)
+        }
     };
     calls.run(object, || {
         n.update(
