@@ -129,6 +129,17 @@ fn nfs_shares_are_writable_by_their_clients() {
         m.contains("What=10.17.4.27:/srv/nfs/pgbackup") && m.contains("Type=nfs"),
         "{m}"
     );
+    // On first use, not at boot: only the automount point is enabled.
+    let units = &out.nodes["postgresql1"].units;
+    assert_eq!(units["var-mnt-nfs-pgbackup.mount"].enabled, None);
+    assert!(!m.contains("[Install]"), "{m}");
+    let auto = &units["var-mnt-nfs-pgbackup.automount"];
+    assert_eq!(auto.enabled, Some(true));
+    let a = auto.contents.clone().expect("automount");
+    assert!(
+        a.contains("Where=/var/mnt/nfs/pgbackup\n") && a.contains("WantedBy=remote-fs.target"),
+        "{a}"
+    );
 }
 
 #[test]

@@ -257,15 +257,31 @@ fn share_mounts(cluster: &Cluster, out: &mut Contributions<'_>) {
                 })
         }) {
             let mount = share_mount_point(share.name.as_str());
+            let unit = flatcar_topology::provision::systemd_escape_path(&mount);
+            // Mounted on first use through an automount point: the boot
+            // never waits for the storage node (a hard NFS mount at boot
+            // held remote-fs.target, and with it the VM's up report, until
+            // the storage node's NFS answered, and failed the unit if it
+            // did not within mount.nfs's two minutes). The share stays a
+            // hard mount: a backup writing to it blocks rather than losing
+            // writes while the storage node is away.
+            out.unit(
+                &vm.name,
+                Unit {
+                    name: format!("{unit}.mount"),
+                    contents: Some(format!(
+                        "[Unit]\nDescription=NFS share {name} from the storage node\nWants=network-online.target\nAfter=network-online.target\n\n[Mount]\nWhat={server}:/srv/nfs/{name}\nWhere={mount}\nType=nfs\nOptions=rw,hard,noatime,_netdev\n",
+                        name = share.name
+                    )),
+                    ..Unit::default()
+                },
+            );
             out.unit(
                 &vm.name,
                 Unit::enabled(
-                    &format!(
-                        "{}.mount",
-                        flatcar_topology::provision::systemd_escape_path(&mount)
-                    ),
+                    &format!("{unit}.automount"),
                     format!(
-                        "[Unit]\nDescription=NFS share {name} from the storage node\nWants=network-online.target\nAfter=network-online.target\n\n[Mount]\nWhat={server}:/srv/nfs/{name}\nWhere={mount}\nType=nfs\nOptions=rw,hard,noatime,_netdev\n\n[Install]\nWantedBy=remote-fs.target\n",
+                        "[Unit]\nDescription=NFS share {name} from the storage node, mounted on first use\n\n[Automount]\nWhere={mount}\n\n[Install]\nWantedBy=remote-fs.target\n",
                         name = share.name
                     ),
                 ),

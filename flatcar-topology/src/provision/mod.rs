@@ -362,7 +362,14 @@ fn safe_path(p: &str) -> bool {
 
 fn safe_unit(n: &str) -> bool {
     let kinds = [
-        ".service", ".mount", ".timer", ".socket", ".path", ".target", ".conf",
+        ".service",
+        ".mount",
+        ".automount",
+        ".timer",
+        ".socket",
+        ".path",
+        ".target",
+        ".conf",
     ];
     kinds.iter().any(|k| n.ends_with(k))
         && n.len() < 256
