@@ -899,17 +899,29 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             .iter()
             .map(|d| format!("/var/mnt/{}", d.name))
             .collect();
+        // NFS shares, mounted on first use: the claim's own access mounts
+        // the share through its automount point and writes to it (a hard
+        // mount: SIGKILL after 30 s if the storage node does not answer).
+        let automounts: Vec<&String> = units.iter().filter(|u| u.ends_with(".automount")).collect();
         let join = join_url(&bundle_dir, name);
         let script = format!(
             "echo host=$(hostname); ip -4 -o addr show | awk '{{print \"addr=\" $2 \"/\" $4}}'; \
              echo failed=$(systemctl --failed --no-legend --plain | cut -d' ' -f1 | tr '\\n' ' '); \
              for u in {units}; do echo unit=$u $(systemctl show -p LoadState -p ActiveState -p Result -p ExecMainExitTimestampMonotonic $u | tr '\\n' ' '); done; \
              for m in {mounts}; do echo mount=$m $(findmnt -n -o SOURCE,FSTYPE $m); done; \
+             for a in {automounts}; do w=$(systemctl show -p Where --value $a); \
+               r=$(timeout -s KILL 30 sh -c \"touch $w/.fmc-boot-lab && rm $w/.fmc-boot-lab && echo written\" 2>&1 | tr '\\n' ' '); \
+               echo share=$w $(findmnt -n -o FSTYPE -T $w | tail -n 1) $r; done; \
              echo boot=$(systemd-analyze time 2>&1 | head -n 1); \
              systemd-analyze critical-chain --no-pager flatcar-microcloud-ready.service 2>/dev/null | tail -n +4 | head -n 12 | sed 's/^[^[:alnum:]@]*/chain=/'; \
              {api}",
             units = units.join(" "),
             mounts = mounts.join(" "),
+            automounts = automounts
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             api = join.map_or_else(String::new, |(a, p)| format!(
                 "echo api=$(curl -ksS --max-time 10 https://{a}:{p}/ping 2>&1)"
             )),
@@ -951,6 +963,16 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
                 &format!("{name}: data disk mounted at {}", at.unwrap_or("?")),
                 source.is_some() && fs == Some("ext4"),
                 &format!("{} {}", source.unwrap_or("not mounted"), fs.unwrap_or("")),
+            );
+        }
+        for share in get("share") {
+            // `share=WHERE FSTYPE written`
+            let mut w = share.split_whitespace();
+            let (at, fs) = (w.next().unwrap_or("?"), w.next().unwrap_or(""));
+            rows.row(
+                &format!("{name}: NFS share at {at} mounted on first use and writable"),
+                fs.starts_with("nfs") && share.ends_with(" written"),
+                &share,
             );
         }
         rows.row(
