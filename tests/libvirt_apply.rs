@@ -440,7 +440,8 @@ fn running_network_takes_host_changes_live() {
         let p = plan(&conn, model).expect("plan");
         let net = find(&p, Kind::Network, "k8s");
         assert!(
-            matches!(&net.action, Action::UpdateInPlace { what } if what.contains("worker3")),
+            matches!(&net.action, Action::UpdateInPlace { what }
+                if what.contains("worker3") && what.contains("updated live") && !what.contains("drifted")),
             "{step}: {net}"
         );
         apply(&conn, &p).expect("applies");

@@ -591,8 +591,14 @@ fn compare(
         Change::Same => Action::UpdateInPlace {
             what: "definition changed (content hash differs)".into(),
         },
+        // A network's in-place changes (its DHCP and DNS hosts) are left
+        // out of its hash: an equal hash says nothing about drift there.
         Change::InPlace(w) => Action::UpdateInPlace {
-            what: format!("{}{drift}{when}", joined(w)),
+            what: format!(
+                "{}{}{when}",
+                joined(w),
+                if kind == "network" { "" } else { drift }
+            ),
         },
         Change::Recreate(r) => Action::Recreate {
             reason: format!("{}{drift}", joined(r)),
