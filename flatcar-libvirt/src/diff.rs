@@ -46,22 +46,31 @@ fn gib(bytes: u64) -> String {
     }
 }
 
+/// What `want` lacks of `live` (removed) and what it adds (added), each in
+/// sorted order.
+fn removed_added<T: Ord + Clone>(live: &[T], want: &[T]) -> (Vec<T>, Vec<T>) {
+    let l: BTreeSet<&T> = live.iter().collect();
+    let w: BTreeSet<&T> = want.iter().collect();
+    (
+        l.difference(&w).map(|x| (*x).clone()).collect(),
+        w.difference(&l).map(|x| (*x).clone()).collect(),
+    )
+}
+
 fn set_diff<T: Ord + Clone>(
     what: &str,
     live: &[T],
     want: &[T],
     show: impl Fn(&T) -> String,
 ) -> Vec<String> {
-    let l: BTreeSet<&T> = live.iter().collect();
-    let w: BTreeSet<&T> = want.iter().collect();
+    let (removed, added) = removed_added(live, want);
+    let list = |v: &[T]| v.iter().map(&show).collect::<Vec<_>>().join(", ");
     let mut out = Vec::new();
-    let added: Vec<String> = w.difference(&l).map(|x| show(x)).collect();
-    let removed: Vec<String> = l.difference(&w).map(|x| show(x)).collect();
     if !added.is_empty() {
-        out.push(format!("{what} added: {}", added.join(", ")));
+        out.push(format!("{what} added: {}", list(&added)));
     }
     if !removed.is_empty() {
-        out.push(format!("{what} removed: {}", removed.join(", ")));
+        out.push(format!("{what} removed: {}", list(&removed)));
     }
     out
 }
@@ -188,16 +197,8 @@ pub enum HostUpdate {
 /// reused), then every addition; a changed entry is a removal and an
 /// addition. Empty when the two agree.
 pub fn host_updates(live: &NetworkFacts, want: &NetworkFacts) -> Vec<HostUpdate> {
-    fn split<T: Ord + Clone>(live: &[T], want: &[T]) -> (Vec<T>, Vec<T>) {
-        let l: BTreeSet<&T> = live.iter().collect();
-        let w: BTreeSet<&T> = want.iter().collect();
-        (
-            l.difference(&w).map(|x| (*x).clone()).collect(),
-            w.difference(&l).map(|x| (*x).clone()).collect(),
-        )
-    }
-    let (dhcp_gone, dhcp_new) = split(&live.dhcp_hosts, &want.dhcp_hosts);
-    let (dns_gone, dns_new) = split(&live.dns_hosts, &want.dns_hosts);
+    let (dhcp_gone, dhcp_new) = removed_added(&live.dhcp_hosts, &want.dhcp_hosts);
+    let (dns_gone, dns_new) = removed_added(&live.dns_hosts, &want.dns_hosts);
     dhcp_gone
         .into_iter()
         .map(HostUpdate::RemoveDhcp)
@@ -243,6 +244,8 @@ pub fn volume(live: &VolumeFacts, want: &VolumeFacts) -> Change {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn host_updates_remove_before_they_add() {
         let host = |m: &str, n: &str, ip: &str| (m.to_string(), n.to_string(), ip.to_string());
@@ -283,8 +286,6 @@ mod tests {
         assert!(u.contains(&HostUpdate::RemoveDns(dns("198.18.1.11", "b"))));
         assert!(u.contains(&HostUpdate::AddDns(dns("198.18.1.12", "c"))));
     }
-
-    use super::*;
 
     #[test]
     fn machine_alias_is_the_same_chipset() {
