@@ -237,7 +237,9 @@ pub fn share_mount_point(name: &str) -> String {
 }
 
 /// Mount units on the non-K3s VMs a share names as clients (the database VM
-/// mounts its backup share), from the first storage node.
+/// mounts its backup share), from the first storage node: an enabled
+/// `.automount` and its `.mount`, so the share is mounted on first use and
+/// the boot never waits for the storage node.
 fn share_mounts(cluster: &Cluster, out: &mut Contributions<'_>) {
     let Some(server) = cluster
         .with_role(Role::Storage)
