@@ -20,10 +20,10 @@ fn frontends_bind_only_vips_and_backends_follow_the_model() {
     assert_eq!(
         binds,
         [
-            "bind 192.168.0.10:6443",
-            "bind 192.168.0.14:80",
-            "bind 192.168.0.14:443",
-            "bind 10.17.4.10:6443"
+            "bind 192.168.0.10:6443 transparent",
+            "bind 192.168.0.14:80 transparent",
+            "bind 192.168.0.14:443 transparent",
+            "bind 10.17.4.10:6443 transparent"
         ]
     );
     assert!(!h.contains("0.0.0.0") && !h.contains("*:"));

@@ -2,7 +2,8 @@
 //! the generated configs: both VIPs answer; killing LB1's keepalived or its
 //! haproxy moves both VIPs to LB2; a dead master leaves the rotation; LB1
 //! coming back takes the VIPs back after the configured preempt delay, or
-//! never with `nopreempt`.
+//! never with `nopreempt`; requests in flight on the old holder across that
+//! handback still get their whole answer.
 
 #[path = "support/lb_lab.rs"]
 mod lb_lab;
@@ -164,6 +165,111 @@ fn nopreempt_keeps_the_vips_on_lb2_when_lb1_returns() {
         std::thread::sleep(Duration::from_millis(200));
     }
     reaches_everything(&lab);
+}
+
+/// A handback finishes the requests in flight on the load balancer that
+/// lets go. lb2 holds the VIPs while clients keep slow API requests in
+/// flight (the stand-in answers after 1.5 s, as a long `kubectl` call or a
+/// watch would); lb1 comes back and takes the VIPs after its preempt delay.
+/// Every request lb2 accepted before the move still gets its whole answer:
+/// HAProxy binds the VIPs `transparent`, so lb2 keeps sending from a VIP it
+/// no longer holds (the client's next packet goes to lb1, which resets the
+/// stale connection at once). Without it lb2 cannot route those replies and
+/// their clients wait in silence until their own deadline: the handback's
+/// whole client-visible outage in the boot lab.
+#[test]
+fn handback_finishes_the_requests_in_flight_on_the_old_holder() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    type Log = Vec<(Instant, Instant, Result<(String, Option<String>), String>)>;
+    let mut lab = Lab::new(Settings::default());
+    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
+    lab.kill_keepalived(0);
+    wait_until(Duration::from_secs(5), || both_vips_on(&lab, "lb2"))
+        .expect("both VIPs moved to lb2");
+    reaches_everything(&lab);
+    let api = lab.vip("api");
+    let stop = Arc::new(AtomicBool::new(false));
+    let log: Arc<Mutex<Log>> = Arc::new(Mutex::new(Vec::new()));
+    let starter = {
+        let (stop, log, ns) = (stop.clone(), log.clone(), lab.client.name.clone());
+        std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let (log, ns) = (log.clone(), ns.clone());
+                requests.push(std::thread::spawn(move || {
+                    lb_lab::enter_netns(&ns);
+                    let start = Instant::now();
+                    let r = lb_lab::request_line(
+                        api,
+                        6443,
+                        lb_lab::SLOW_PROBE_BYTE,
+                        Duration::from_secs(3),
+                        Duration::from_secs(5),
+                    );
+                    log.lock().expect("log").push((start, Instant::now(), r));
+                }));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            for r in requests {
+                r.join().expect("request thread");
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    lab.start_keepalived(0);
+    let lb1 = &lab.lbs[0].ns;
+    wait_until(Duration::from_secs(20), || lb_lab::holds(lb1, api))
+        .expect("lb1 takes the api VIP back");
+    let moved = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    starter.join().expect("starter");
+    assert_eq!(lab.holders(api), vec!["lb1".to_string()]);
+    let log = log.lock().expect("log");
+    // Accepted by lb2 before the move (margin: the holder poll's lag),
+    // answered by its backend after it.
+    let margin = Duration::from_millis(200);
+    let across: Vec<_> = log
+        .iter()
+        .filter(|(start, _, _)| {
+            *start + margin < moved && *start + Duration::from_millis(1500) > moved + margin
+        })
+        .collect();
+    let failed: Vec<String> = log
+        .iter()
+        .filter_map(|(start, end, r)| match r {
+            Ok((t, _)) if t.starts_with("master") => None,
+            other => Some(format!(
+                "started {:+.2} s, ended {:+.2} s after the move: {other:?}",
+                start.duration_since(moved).as_secs_f64()
+                    - moved.duration_since(*start).as_secs_f64(),
+                end.duration_since(moved).as_secs_f64() - moved.duration_since(*end).as_secs_f64(),
+            )),
+        })
+        .collect();
+    let reset_after = across
+        .iter()
+        .filter(|(_, _, r)| matches!(r, Ok((_, Some(_)))))
+        .count();
+    println!(
+        "handback: {} slow requests, {} in flight on lb2 across the move ({reset_after} of them reset by lb1 after their whole answer), {} failed",
+        log.len(),
+        across.len(),
+        failed.len()
+    );
+    assert!(
+        across.len() >= 5,
+        "too few requests spanned the move: {}",
+        across.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed across the handback: {failed:#?}",
+        failed.len(),
+        log.len()
+    );
 }
 
 #[test]

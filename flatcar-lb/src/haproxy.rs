@@ -39,6 +39,16 @@ pub fn section_name(vip: &str, port: u16) -> String {
 /// The HAProxy config of load balancer `vm`: one frontend per port of every
 /// VIP the VM holds. Binding the VIP address on the backup works because
 /// `net.ipv4.ip_nonlocal_bind=1` is set on every holder.
+///
+/// Every VIP bind is `transparent` (`IP_TRANSPARENT`; HAProxy binds as
+/// root): when a handback takes a VIP away, the connections this load
+/// balancer already accepted keep sending from the VIP it no longer holds.
+/// A request in flight gets its whole answer, and a long-lived connection
+/// (a watch through the API VIP) is reset by the new holder on the
+/// client's next packet, so its client reconnects at once. Without it the
+/// kernel cannot route those replies and the clients wait in silence until
+/// their own timeouts. No interception rule (TPROXY) goes with it: only
+/// packets addressed to a VIP this node holds reach these sockets.
 pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String, Error> {
     let held: Vec<_> = cluster.vips_held_by(vm).collect();
     if held.is_empty() {
@@ -105,7 +115,7 @@ pub fn render(cluster: &Cluster, vm: &Vm, settings: &Settings) -> Result<String,
             let name = section_name(vip.name.as_str(), port.port.get());
             let _ = writeln!(s);
             let _ = writeln!(s, "frontend {name}");
-            let _ = writeln!(s, "    bind {}:{}", vip.address, port.port);
+            let _ = writeln!(s, "    bind {}:{} transparent", vip.address, port.port);
             let _ = writeln!(s, "    default_backend {name}");
             let _ = writeln!(s);
             let _ = writeln!(s, "backend {name}");

@@ -459,7 +459,7 @@ pub const BACKEND_NICE: &str = "-10";
 /// sniff misreads a TLS check whose ClientHello is late on loaded cores as
 /// a plain client, and HAProxy marks a healthy master DOWN.
 const API_STANDIN: &str = r#"
-import os, socket, ssl, sys, tempfile, threading
+import os, socket, ssl, sys, tempfile, threading, time
 bind, port, name, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 # The PEMs come as arguments; ssl wants files: a private temp file, gone
 # once loaded.
@@ -487,6 +487,8 @@ def serve(c):
             t.close()
         elif first:
             c.recv(1)  # consume the probe byte: unread data turns close() into a reset
+            if first == b"~":
+                time.sleep(1.5)  # SLOW_PROBE_BYTE: a long request in flight
             c.sendall((name + "\n").encode())
             c.close()
         else:
@@ -581,12 +583,27 @@ pub fn connect(ns: &str, addr: Ipv4Addr, port: u16, timeout: Duration) -> Option
 /// backends ignore it; the API stand-in reads it as "plain client".
 pub const PROBE_BYTE: &[u8] = b"?";
 
+/// The byte that makes the API stand-in answer after 1.5 s, not at once:
+/// a request that is still in flight when a VIP moves.
+pub const SLOW_PROBE_BYTE: &[u8] = b"~";
+
 /// One request from the calling thread (already in the client's network
 /// namespace): connect within `connect_timeout`, send [`PROBE_BYTE`], read
 /// the answer to the end within `read_timeout`.
 pub fn request(
     addr: Ipv4Addr,
     port: u16,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<String, String> {
+    request_sending(addr, port, PROBE_BYTE, connect_timeout, read_timeout)
+}
+
+/// [`request`] with another first byte (e.g. [`SLOW_PROBE_BYTE`]).
+pub fn request_sending(
+    addr: Ipv4Addr,
+    port: u16,
+    probe: &[u8],
     connect_timeout: Duration,
     read_timeout: Duration,
 ) -> Result<String, String> {
@@ -597,11 +614,53 @@ pub fn request(
     s.set_read_timeout(Some(read_timeout))
         .and_then(|()| s.set_write_timeout(Some(read_timeout)))
         .map_err(|e| e.to_string())?;
-    s.write_all(PROBE_BYTE).map_err(|e| format!("send: {e}"))?;
+    s.write_all(probe).map_err(|e| format!("send: {e}"))?;
     let mut text = String::new();
     s.read_to_string(&mut text)
         .map_err(|e| format!("read: {e}"))?;
     Ok(text)
+}
+
+/// [`request_sending`] for a client that knows the answer is one line (as
+/// an HTTP client knows its `Content-Length`): done once the line is in,
+/// whatever ends the connection after it. Returns the line and how the
+/// connection ended, if not with a clean close (e.g. a reset from a new
+/// VIP holder that never knew the connection).
+pub fn request_line(
+    addr: Ipv4Addr,
+    port: u16,
+    probe: &[u8],
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<(String, Option<String>), String> {
+    use std::io::{Read, Write};
+    assert_test_addr(addr);
+    let mut s = std::net::TcpStream::connect_timeout(&(addr, port).into(), connect_timeout)
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(read_timeout))
+        .and_then(|()| s.set_write_timeout(Some(read_timeout)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(probe).map_err(|e| format!("send: {e}"))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if got.contains(&b'\n') => {
+                return Ok((
+                    String::from_utf8_lossy(&got).into_owned(),
+                    Some(e.to_string()),
+                ))
+            }
+            Err(e) => return Err(format!("read: {e} after {} bytes", got.len())),
+        }
+    }
+    if got.contains(&b'\n') {
+        Ok((String::from_utf8_lossy(&got).into_owned(), None))
+    } else {
+        Err(format!("closed after {} bytes, no whole line", got.len()))
+    }
 }
 
 /// Like [`connect`], with separate connect and read timeouts (a failover
