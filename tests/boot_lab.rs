@@ -337,6 +337,11 @@ impl Rows {
 struct Sample {
     at: Duration,
     ok: bool,
+    /// How long the request took.
+    took: Duration,
+    /// Why it failed, or how the connection ended after a whole answer
+    /// (a reset from a new VIP holder).
+    note: Option<String>,
     holders: Vec<Option<String>>,
 }
 
@@ -352,9 +357,12 @@ fn arp_mac(vip: Ipv4Addr) -> Option<String> {
 
 /// Probes the API VIP from the client every 50 ms (connect timeout
 /// 200 ms, so a lost SYN costs one probe, not the kernel's 1 s
-/// retransmit; answer deadline 500 ms, so a request caught in flight on
-/// the holder that lets go costs ~0.55 s, as in day two) and reads the ARP
-/// entries of every VIP.
+/// retransmit; answer deadline 500 ms) and reads the ARP entries of every
+/// VIP. A request counts once its whole answer (one line, as the K3s
+/// stand-in answers a plain client) is in: a request caught in flight by
+/// a handback gets its answer from the old holder (the VIP binds are
+/// `transparent`) and may then be reset by the new one, which never knew
+/// the connection; that reset is kept as the sample's note.
 fn spawn_probe(
     ns: String,
     api: Ipv4Addr,
@@ -367,18 +375,76 @@ fn spawn_probe(
         lb_lab::enter_netns(&ns);
         while !stop.load(Ordering::Relaxed) {
             let at = t0.elapsed();
-            let ok = lb_lab::request(
+            let r = lb_lab::request_line(
                 api,
                 6443,
+                lb_lab::PROBE_BYTE,
                 Duration::from_millis(200),
                 Duration::from_millis(500),
-            )
-            .is_ok_and(|t| !t.trim().is_empty());
+            );
+            let took = t0.elapsed() - at;
+            let (ok, note) = match r {
+                Ok((t, end)) => (!t.trim().is_empty(), end),
+                Err(e) => (false, Some(e)),
+            };
             let holders = vips.iter().map(|v| arp_mac(*v)).collect();
-            log.lock().expect("log").push(Sample { at, ok, holders });
+            log.lock().expect("log").push(Sample {
+                at,
+                ok,
+                took,
+                note,
+                holders,
+            });
             std::thread::sleep(Duration::from_millis(50));
         }
     })
+}
+
+/// The probes around the longest outage after `from` (from the last answer
+/// before it to the first two after it), one line each, for the log: when
+/// each started, how long it took, what ended it, who held the VIPs.
+fn outage_timeline(
+    samples: &[Sample],
+    from: Duration,
+    who: &dyn Fn(&Option<String>) -> String,
+) -> String {
+    let first = samples
+        .iter()
+        .position(|s| s.at >= from)
+        .unwrap_or(samples.len());
+    let tail = &samples[first.saturating_sub(1)..];
+    // (gap, index of the answer before it, index of the answer ending it)
+    let mut worst: Option<(Duration, usize, usize)> = None;
+    let mut last_ok: Option<usize> = None;
+    for (i, s) in tail.iter().enumerate() {
+        if !s.ok {
+            continue;
+        }
+        if let Some(l) = last_ok.filter(|l| i > l + 1) {
+            let gap = s.at - tail[l].at.max(from);
+            if worst.is_none_or(|(g, _, _)| gap > g) {
+                worst = Some((gap, l, i));
+            }
+        }
+        last_ok = Some(i);
+    }
+    let Some((_, a, b)) = worst else {
+        return "  (no failed probe)".into();
+    };
+    tail[a..(b + 2).min(tail.len())]
+        .iter()
+        .map(|s| {
+            format!(
+                "  +{:.3} s {:>4} ms {:<4} {} {}",
+                s.at.as_secs_f64(),
+                s.took.as_millis(),
+                if s.ok { "ok" } else { "FAIL" },
+                s.holders.iter().map(who).collect::<Vec<_>>().join(","),
+                s.note.as_deref().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Host priority (nice) of the QEMU threads of VMs that are up, in the lab.
@@ -1316,6 +1382,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         outage1 < OUTAGE_LIMIT,
         &outage_detail(outage1),
     );
+    rows.note(outage_timeline(&samples.lock().expect("log"), cut, &who));
     let internal_on_lb2 = ssh(reach("lb2"), "ip -4 -o addr show");
     rows.row(
         &format!("lb2 holds api-internal {internal} too"),
@@ -1418,6 +1485,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             outage2 < OUTAGE_LIMIT,
             &outage_detail(outage2),
         );
+        rows.note(outage_timeline(&log, back_at, &who));
 
         (
             last_boots.join().expect("the last wave's boots"),

@@ -177,11 +177,15 @@ impl Prober {
                 while !stop.load(Ordering::Relaxed) {
                     let p = phase.load(Ordering::Relaxed);
                     let (connect, read) = if p >= 4 { MOVING } else { STEADY };
-                    let answer = match lb_lab::request(addr, port, connect, read) {
-                        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
-                        Ok(_) => Err("empty answer".to_string()),
-                        Err(e) => Err(e),
-                    };
+                    // Done once the answer line is in (see `spawn_probe`).
+                    let answer =
+                        match lb_lab::request_line(addr, port, lb_lab::PROBE_BYTE, connect, read)
+                            .map(|(t, _)| t)
+                        {
+                            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+                            Ok(_) => Err("empty answer".to_string()),
+                            Err(e) => Err(e),
+                        };
                     let holder = super::arp_mac(addr).map(|m| lbs.get(&m).cloned().unwrap_or(m));
                     recs.lock().expect("lock").push(Rec {
                         vip,
