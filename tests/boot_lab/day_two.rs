@@ -787,12 +787,15 @@ pub(super) fn run(lab: &RunningLab, rows: &mut Rows) {
     done.row(rows, "replace");
     // lb1 back: after its preempt delay it takes the VIPs back (the client
     // keeps probing through that move too).
-    // The lab's preempt delay (`LAB_PREEMPT_S`) after its Keepalived's
-    // start, with margin for a loaded host.
-    let back = support::wait_until(
-        Duration::from_secs(super::LAB_PREEMPT_S as u64 + 90),
-        || ssh_on(lab, &upgraded, "lb1", "ip -4 -o addr show").contains(&format!(" {api}/")),
-    );
+    // The preempt delay after its Keepalived's start, with margin for a
+    // loaded host.
+    let preempt = match upgraded.vip("api").map(|v| v.preempt) {
+        Some(flatcar_topology::Preempt::AfterSecs(s)) => u64::from(s),
+        _ => 0,
+    };
+    let back = support::wait_until(Duration::from_secs(preempt + 90), || {
+        ssh_on(lab, &upgraded, "lb1", "ip -4 -o addr show").contains(&format!(" {api}/"))
+    });
     std::thread::sleep(Duration::from_secs(3));
     let one_at_a_time = in_order(
         &done.rollout,
