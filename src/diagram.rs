@@ -19,6 +19,7 @@ fn endpoint_id(e: &Endpoint) -> String {
         Endpoint::Role(r) => format!("zone_role_{}", id(r.as_str())),
         Endpoint::Vm(n) => format!("vm_{}", id(n.as_str())),
         Endpoint::Vip(n) => format!("vip_{}", id(n.as_str())),
+        Endpoint::Addr(a) => format!("addr_{}", id(&a.to_string())),
     }
 }
 

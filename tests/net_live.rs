@@ -345,3 +345,130 @@ fn router_port_forwards_table_and_ruleset() {
         1
     );
 }
+
+/// What `from` got from `addr:port` (one TCP connection, 2 s), if anything.
+fn fetch(from: &Netns, addr: std::net::Ipv4Addr, port: u16) -> Option<String> {
+    support::assert_test_addr(addr);
+    let out = from.try_exec(&[
+        "socat",
+        "-t2",
+        "-T2",
+        "-",
+        &format!("TCP:{addr}:{port},connect-timeout=2"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// An artifact mirror on the LAN, given by address in the model (a machine
+/// outside the model, with no route to the NAT networks): worker1, on the
+/// k8s NAT network, fetches from it through the bundle's host ruleset
+/// loaded in a host namespace. The fetch flows the composition derives
+/// admit exactly the mirror's port (8080 answers, 8081 on the same machine
+/// does not), and the ruleset masquerades them, so the mirror sees the
+/// host's LAN address. The same cloud without the mirror: dropped.
+#[test]
+fn nat_vms_fetch_from_a_lan_mirror_through_the_host_ruleset() {
+    use flatcar_microcloud::reference::{cluster_with, AddressPlan};
+    use flatcar_topology::artifact::SourceUrl;
+    use flatcar_topology::Cluster;
+    use std::net::Ipv4Addr;
+    use support::{bridge, enslave, veth, wait_until};
+    for t in ["nft", "ip", "socat"] {
+        require(t);
+    }
+    let mirror = Ipv4Addr::new(198, 18, 0, 5);
+    let cloud = |mirrored: bool| {
+        let mut spec = cluster_with(&AddressPlan::test())
+            .expect("valid")
+            .into_spec();
+        if mirrored {
+            spec.artifacts.mirror.files =
+                Some(SourceUrl::new(format!("http://{mirror}:8080/dl")).expect("url"));
+        }
+        Cluster::try_from(spec).expect("valid")
+    };
+    for mirrored in [true, false] {
+        let c = cloud(mirrored);
+        let b = Bundle::render(&c, &mut BundleSecrets::default()).expect("renders");
+        let rules = text(&b, "host/nftables.nft");
+        let p = unique("mir");
+        let host = Netns::new(&format!("{p}h"));
+        for net in c.networks() {
+            bridge(&host, net.bridge.as_str());
+            let a = if net.is_lan() {
+                c.host().address
+            } else {
+                net.gateway
+            };
+            host.addr(net.bridge.as_str(), a, net.cidr.prefix_len());
+        }
+        host.sysctl("net.ipv4.ip_forward", "1");
+        let tmp = TempDir::new("mirror");
+        let path = tmp.path().join("host.nft");
+        std::fs::write(&path, &rules).expect("write");
+        host.exec(&["nft", "-f", path.to_str().expect("utf8")]);
+        // worker1's primary NIC, its gateway the host.
+        let vm = c.vm("worker1").expect("worker1");
+        let nics = c.nics(vm);
+        let nic = nics.first().expect("a NIC");
+        let w = Netns::new(&format!("{p}w"));
+        veth(&w, "eth0", &host, "w1");
+        enslave(&host, "w1", nic.network.bridge.as_str());
+        w.addr("eth0", nic.address, nic.prefix);
+        w.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            &nic.network.gateway.to_string(),
+        ]);
+        // The mirror: on the LAN, no route beyond it.
+        let lan = c.networks().iter().find(|n| n.is_lan()).expect("lan");
+        let m = Netns::new(&format!("{p}m"));
+        veth(&m, "eth0", &host, "m1");
+        enslave(&host, "m1", lan.bridge.as_str());
+        m.addr("eth0", mirror, lan.cidr.prefix_len());
+        let _files = m.spawn(&[
+            "socat",
+            "TCP-LISTEN:8080,fork,reuseaddr",
+            "SYSTEM:echo from $SOCAT_PEERADDR",
+        ]);
+        let _other = m.spawn(&[
+            "socat",
+            "TCP-LISTEN:8081,fork,reuseaddr",
+            "SYSTEM:echo other",
+        ]);
+        wait_until(std::time::Duration::from_secs(5), || {
+            String::from_utf8_lossy(&m.exec(&["ss", "-ltnH"]).stdout)
+                .matches(":808")
+                .count()
+                == 2
+        })
+        .expect("the mirror listens");
+        let got = fetch(&w, mirror, 8080);
+        let other = fetch(&w, mirror, 8081);
+        println!(
+            "mirror {}: worker1 → {mirror}:8080 {got:?}, :8081 {other:?}",
+            if mirrored {
+                "in the model"
+            } else {
+                "not in the model"
+            }
+        );
+        if mirrored {
+            assert!(
+                rules.contains(&format!("ip daddr {mirror} tcp dport 8080 accept")),
+                "{rules}"
+            );
+            assert_eq!(
+                got.as_deref(),
+                Some(format!("from {}", c.host().address).as_str()),
+                "the fetch is admitted and leaves as the host"
+            );
+        } else {
+            assert_eq!(got, None, "no mirror in the model, no path to it");
+        }
+        assert_eq!(other, None, "only the mirror's port is admitted");
+    }
+}

@@ -1043,37 +1043,73 @@ pub fn build_for(cluster: &Cluster, extra: &[Flow], host: &KvmHost) -> Ruleset {
         .as_ref()
         .map(|f| f.segments.iter().map(|s| s.network.cidr.trunc()).collect())
         .unwrap_or_default();
-    let postrouting: Vec<Rule> = cluster
-        .networks()
+    // A machine on the LAN that is not in the model (a mirror, a NAS) has
+    // no route back to the NAT networks: what a flow lets a NAT network
+    // send to its address leaves as this host, as to the internet.
+    let mut lan_addrs: Vec<Rule> = Vec::new();
+    for rule in flows
         .iter()
-        .filter(|n| n.kind == NetworkKind::Nat)
-        .map(|n| {
-            if spans(n) {
-                // Several hosts: every connection leaving the spanning
-                // networks leaves as this host, so its replies come back
-                // here (each host's gateway only reaches the VMs it runs).
-                // Between two spanning networks nothing is translated: the
-                // transit routes both directions through the hosts of both
-                // ends.
-                Rule::new(
-                    vec![
-                        Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
-                        Match::Addr(Dir::Destination, Op::Ne, spanning.clone()),
-                    ],
-                    Verdict::Masquerade,
-                    format!("{} leaves as this host (spans hosts)", n.name),
-                )
-            } else {
-                Rule::new(
-                    vec![
-                        Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
-                        Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
-                    ],
-                    Verdict::Masquerade,
-                    format!("{} to the internet side", n.name),
-                )
-            }
+        .filter_map(|f| match (&f.from, &f.to) {
+            (Endpoint::Network(from), Endpoint::Addr(a)) => Some((from, *a)),
+            _ => None,
         })
+        .filter_map(|(from, a)| {
+            let net = cluster.network(from.as_str())?;
+            let on_lan = cluster
+                .networks()
+                .iter()
+                .any(|n| n.kind == NetworkKind::Lan && n.cidr.contains(&a));
+            (net.kind == NetworkKind::Nat && !spans(net) && on_lan).then(|| {
+                Rule::new(
+                    vec![
+                        Match::Addr(Dir::Source, Op::Eq, vec![net.cidr.trunc()]),
+                        Match::Addr(Dir::Destination, Op::Eq, vec![Ipv4Net::from(a)]),
+                    ],
+                    Verdict::Masquerade,
+                    format!("{} to {a} on the lan (no route back to it)", net.name),
+                )
+            })
+        })
+    {
+        if !lan_addrs.contains(&rule) {
+            lan_addrs.push(rule);
+        }
+    }
+    let postrouting: Vec<Rule> = lan_addrs
+        .into_iter()
+        .chain(
+            cluster
+                .networks()
+                .iter()
+                .filter(|n| n.kind == NetworkKind::Nat)
+                .map(|n| {
+                    if spans(n) {
+                        // Several hosts: every connection leaving the spanning
+                        // networks leaves as this host, so its replies come back
+                        // here (each host's gateway only reaches the VMs it runs).
+                        // Between two spanning networks nothing is translated: the
+                        // transit routes both directions through the hosts of both
+                        // ends.
+                        Rule::new(
+                            vec![
+                                Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                                Match::Addr(Dir::Destination, Op::Ne, spanning.clone()),
+                            ],
+                            Verdict::Masquerade,
+                            format!("{} leaves as this host (spans hosts)", n.name),
+                        )
+                    } else {
+                        Rule::new(
+                            vec![
+                                Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                                Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
+                            ],
+                            Verdict::Masquerade,
+                            format!("{} to the internet side", n.name),
+                        )
+                    }
+                }),
+        )
         .collect();
 
     // bridge: switched traffic to the VIPs from the internet side

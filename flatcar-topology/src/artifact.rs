@@ -297,6 +297,31 @@ impl SourceUrl {
             .unwrap_or(&self.0)
     }
 
+    /// The host this URL connects to and its port (80 for `http://`, 443
+    /// for `https://` unless the URL gives one); `None` for a port that is
+    /// not a number from 1 to 65535.
+    ///
+    /// ```
+    /// use flatcar_topology::artifact::SourceUrl;
+    /// let u = SourceUrl::new("http://192.168.0.5:8080/dl/k3s").unwrap();
+    /// assert_eq!(u.endpoint(), Some(("192.168.0.5", 8080)));
+    /// let u = SourceUrl::new("https://github.com/k3s-io/k3s").unwrap();
+    /// assert_eq!(u.endpoint(), Some(("github.com", 443)));
+    /// ```
+    pub fn endpoint(&self) -> Option<(&str, u16)> {
+        let default = if self.0.starts_with("https://") {
+            443
+        } else {
+            80
+        };
+        let authority = self
+            .without_scheme()
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or("");
+        host_port(authority, default)
+    }
+
     /// The same file under a mirror base: `<base>/<host>/<path>`.
     pub fn under(&self, base: &SourceUrl) -> SourceUrl {
         SourceUrl(format!(
@@ -398,6 +423,12 @@ impl ImageName {
         &self.registry
     }
 
+    /// The registry's host and port (443 unless the name gives one), as a
+    /// container runtime connects to it.
+    pub fn registry_endpoint(&self) -> Option<(&str, u16)> {
+        host_port(&self.registry, 443)
+    }
+
     /// The same repository and tag on another registry.
     pub fn on_registry(&self, registry: &RegistryHost) -> ImageName {
         ImageName {
@@ -446,6 +477,26 @@ impl fmt::Debug for ImageName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.to_string())
     }
+}
+
+/// `host[:port]` (an IPv6 literal in brackets) split, with `default` when
+/// no port is given; `None` for a port that is not 1–65535.
+fn host_port(authority: &str, default: u16) -> Option<(&str, u16)> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']')?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        None => default,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0)?,
+    };
+    (!host.is_empty()).then_some((host, port))
 }
 
 /// A registry host (`registry.lan:5000`), the image side of a [`Mirror`].

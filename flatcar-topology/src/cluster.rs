@@ -307,6 +307,7 @@ impl Cluster {
         let host32 = |a: Ipv4Addr| Ipv4Net::new(a, 32).ok();
         Some(match e {
             Endpoint::Internet => return None,
+            Endpoint::Addr(a) => host32(*a).into_iter().collect(),
             Endpoint::Lan => self.lan().map(|n| n.cidr).into_iter().collect(),
             Endpoint::Vpn => self.vpn().map(|v| v.subnet).into_iter().collect(),
             Endpoint::Host => {

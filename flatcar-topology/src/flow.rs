@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One side of a flow. Written in files as `internet`, `lan`, `vpn`, `host`,
-/// `net:<name>`, `role:<role>`, `vm:<name>` or `vip:<name>`.
+/// `net:<name>`, `role:<role>`, `vm:<name>`, `vip:<name>` or `addr:<ipv4>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Endpoint {
@@ -25,6 +25,9 @@ pub enum Endpoint {
     Vm(Name),
     /// One VIP.
     Vip(Name),
+    /// One address that is no VM or VIP of the model: a machine on the LAN
+    /// such as an artifact mirror or a NAS (`addr:192.168.0.5`).
+    Addr(std::net::Ipv4Addr),
 }
 
 impl std::str::FromStr for Endpoint {
@@ -39,7 +42,7 @@ impl std::str::FromStr for Endpoint {
                 "host" => Endpoint::Host,
                 _ => {
                     return Err(format!(
-                    "unknown endpoint {s:?} (internet, lan, vpn, host, net:…, role:…, vm:…, vip:…)"
+                    "unknown endpoint {s:?} (internet, lan, vpn, host, net:…, role:…, vm:…, vip:…, addr:…)"
                 ))
                 }
             },
@@ -47,6 +50,10 @@ impl std::str::FromStr for Endpoint {
             Some(("role", r)) => Endpoint::Role(r.parse()?),
             Some(("vm", n)) => Endpoint::Vm(name(n)?),
             Some(("vip", n)) => Endpoint::Vip(name(n)?),
+            Some(("addr", a)) => Endpoint::Addr(
+                a.parse()
+                    .map_err(|_| format!("endpoint {s:?}: {a:?} is not an IPv4 address"))?,
+            ),
             Some(_) => return Err(format!("unknown endpoint kind in {s:?}")),
         })
     }
@@ -76,6 +83,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Role(r) => write!(f, "role:{r}"),
             Endpoint::Vm(n) => write!(f, "vm:{n}"),
             Endpoint::Vip(n) => write!(f, "vip:{n}"),
+            Endpoint::Addr(a) => write!(f, "addr:{a}"),
         }
     }
 }

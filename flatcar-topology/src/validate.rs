@@ -769,6 +769,32 @@ impl<'a> Validator<'a> {
                 element.clone(),
                 "refers to the VPN, but there is none",
             )),
+            Endpoint::Addr(a) if a.is_unspecified() || a.is_broadcast() || a.is_multicast() => {
+                self.out.push(rule(
+                    element.clone(),
+                    format!("addr:{a} is not the address of one machine"),
+                ))
+            }
+            Endpoint::Addr(a) => {
+                let vm = self
+                    .spec
+                    .vms
+                    .iter()
+                    .find(|v| v.nics.iter().any(|n| n.address == *a))
+                    .map(|v| format!("vm:{}", v.name));
+                let vip = self
+                    .spec
+                    .vips
+                    .iter()
+                    .find(|v| v.address == *a)
+                    .map(|v| format!("vip:{}", v.name));
+                if let Some(named) = vm.or(vip) {
+                    self.out.push(rule(
+                        element.clone(),
+                        format!("addr:{a} is {named}'s address: write {named}"),
+                    ))
+                }
+            }
             _ => {}
         }
     }

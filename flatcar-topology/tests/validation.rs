@@ -302,6 +302,52 @@ fn unknown_network_reference() {
 }
 
 #[test]
+fn an_address_endpoint_is_one_machine_outside_the_model() {
+    let mut s = spec();
+    let vm = s.vms[0].clone();
+    let taken = vm.nics[0].address;
+    let first = s.flows.len();
+    for to in [
+        Endpoint::Addr(taken),
+        Endpoint::Addr(std::net::Ipv4Addr::UNSPECIFIED),
+        Endpoint::Addr(std::net::Ipv4Addr::new(192, 168, 0, 5)),
+    ] {
+        s.flows.push(flatcar_topology::Flow {
+            from: Endpoint::Lan,
+            to,
+            proto: Proto::Tcp,
+            ports: vec!["8080".parse().expect("port")],
+            why: None,
+        });
+    }
+    let p = problems(s);
+    let about = |i: usize| -> Vec<String> {
+        p.0.iter()
+            .filter(
+                |x| matches!(x, Problem::Rule { element: Element::Flow(j), .. } if *j == first + i),
+            )
+            .map(|x| x.to_string())
+            .collect()
+    };
+    let own = about(0);
+    assert!(
+        own.iter().any(|m| m.contains(&format!(
+            "addr:{taken} is vm:{}'s address: write vm:{}",
+            vm.name, vm.name
+        ))),
+        "{own:?}"
+    );
+    assert!(
+        about(1)
+            .iter()
+            .any(|m| m.contains("addr:0.0.0.0 is not the address of one machine")),
+        "{:?}",
+        about(1)
+    );
+    assert!(about(2).is_empty(), "{:?}", about(2));
+}
+
+#[test]
 fn flows_refer_to_existing_things() {
     let mut s = spec();
     let i = s.flows.len();

@@ -708,6 +708,8 @@ impl Composed {
             s.finish(cluster, &mut out)?;
         }
         if out.problems.is_empty() {
+            let fetches = fetch_flows(cluster, &out.composed);
+            out.composed.flows.extend(fetches);
             out.composed.flows.sort();
             out.composed.flows.dedup();
             out.composed.records.sort();
@@ -716,4 +718,70 @@ impl Composed {
             Err(Error::Provision(out.problems))
         }
     }
+}
+
+/// The flows the VMs' downloads need when an artifact comes from an
+/// address inside the cloud, written as an IPv4 address in its URL or
+/// registry name (a mirror on the LAN, on the KVM host or on a VM): from
+/// the network of each fetching VM's primary NIC (which carries its
+/// default route) to that address and port, or to `host` when it is one
+/// of the host's addresses. A VM on the mirror's own network reaches it
+/// switched and needs none. Files are fetched by the VMs whose Ignition
+/// config names them; an image may be pulled by any VM. A mirror given by
+/// name is not resolved here (its address is the resolver's answer):
+/// declare its flow in the model.
+fn fetch_flows(cluster: &Cluster, composed: &Composed) -> Vec<Flow> {
+    use crate::artifact::Source;
+    use crate::flow::{Endpoint, Proto};
+    let mut fetches: Vec<(&str, &str, u16)> = Vec::new();
+    for (vm, node) in &composed.nodes {
+        for f in node.files.values() {
+            if let Contents::Remote { url, .. } = &f.contents {
+                if let Some((host, port)) = url.endpoint() {
+                    fetches.push((vm, host, port));
+                }
+            }
+        }
+    }
+    for a in composed.downloads.values() {
+        if let Source::Image { image, .. } = a.source() {
+            if let Some((host, port)) = image.registry_endpoint() {
+                fetches.extend(composed.nodes.keys().map(|vm| (vm.as_str(), host, port)));
+            }
+        }
+    }
+    let host_nets = cluster.endpoint_nets(&Endpoint::Host).unwrap_or_default();
+    let why = Name::new("artifacts").ok();
+    let mut flows = std::collections::BTreeSet::new();
+    for (vm, host, port) in fetches {
+        let (Ok(addr), Ok(port), Some(vm)) = (
+            host.parse::<Ipv4Addr>(),
+            crate::Port::new(port),
+            cluster.vm(vm),
+        ) else {
+            continue;
+        };
+        let nics = cluster.nics(vm);
+        let Some(primary) = nics.first() else {
+            continue;
+        };
+        let to = if host_nets.iter().any(|n| n.contains(&addr)) {
+            Endpoint::Host
+        } else if cluster.networks().iter().any(|n| n.cidr.contains(&addr)) {
+            if nics.iter().any(|n| n.network.cidr.contains(&addr)) {
+                continue;
+            }
+            Endpoint::Addr(addr)
+        } else {
+            continue;
+        };
+        flows.insert(Flow {
+            from: Endpoint::Network(primary.network.name.clone()),
+            to,
+            proto: Proto::Tcp,
+            ports: vec![port.into()],
+            why: why.clone(),
+        });
+    }
+    flows.into_iter().collect()
 }
