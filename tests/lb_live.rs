@@ -55,14 +55,21 @@ fn client_reaches_both_vips_and_lb1_holds_them() {
     assert_eq!(seen.len(), 3, "{seen:?}");
 }
 
-#[test]
-fn killing_keepalived_moves_both_vips_and_preempt_delay_brings_them_back() {
+/// A lab in which lb1's Keepalived was killed: both VIPs on lb2, which
+/// answers on both.
+fn lab_on_lb2() -> Lab {
     let mut lab = Lab::new(Settings::default());
     wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
     lab.kill_keepalived(0);
     wait_until(Duration::from_secs(5), || both_vips_on(&lab, "lb2"))
         .expect("both VIPs moved to lb2");
     reaches_everything(&lab);
+    lab
+}
+
+#[test]
+fn killing_keepalived_moves_both_vips_and_preempt_delay_brings_them_back() {
+    let mut lab = lab_on_lb2();
     // LB1 returns: the model says Preempt::AfterSecs(5), so LB2 keeps the
     // VIPs for a while, then LB1 (higher priority) takes them back.
     lab.start_keepalived(0);
@@ -183,12 +190,7 @@ fn handback_finishes_the_requests_in_flight_on_the_old_holder() {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
     type Log = Vec<(Instant, Instant, Result<(String, Option<String>), String>)>;
-    let mut lab = Lab::new(Settings::default());
-    wait_until(Duration::from_secs(20), || both_vips_on(&lab, "lb1")).expect("lb1 holds both VIPs");
-    lab.kill_keepalived(0);
-    wait_until(Duration::from_secs(5), || both_vips_on(&lab, "lb2"))
-        .expect("both VIPs moved to lb2");
-    reaches_everything(&lab);
+    let mut lab = lab_on_lb2();
     let api = lab.vip("api");
     let stop = Arc::new(AtomicBool::new(false));
     let log: Arc<Mutex<Log>> = Arc::new(Mutex::new(Vec::new()));

@@ -596,18 +596,24 @@ pub fn request(
     connect_timeout: Duration,
     read_timeout: Duration,
 ) -> Result<String, String> {
-    request_sending(addr, port, PROBE_BYTE, connect_timeout, read_timeout)
+    use std::io::Read;
+    let mut s = send_probe(addr, port, PROBE_BYTE, connect_timeout, read_timeout)?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(text)
 }
 
-/// [`request`] with another first byte (e.g. [`SLOW_PROBE_BYTE`]).
-pub fn request_sending(
+/// A connection to `addr:port` (within `connect_timeout`) that has sent
+/// `probe`, with `read_timeout` on both directions.
+fn send_probe(
     addr: Ipv4Addr,
     port: u16,
     probe: &[u8],
     connect_timeout: Duration,
     read_timeout: Duration,
-) -> Result<String, String> {
-    use std::io::{Read, Write};
+) -> Result<std::net::TcpStream, String> {
+    use std::io::Write;
     assert_test_addr(addr);
     let mut s = std::net::TcpStream::connect_timeout(&(addr, port).into(), connect_timeout)
         .map_err(|e| format!("connect: {e}"))?;
@@ -615,17 +621,15 @@ pub fn request_sending(
         .and_then(|()| s.set_write_timeout(Some(read_timeout)))
         .map_err(|e| e.to_string())?;
     s.write_all(probe).map_err(|e| format!("send: {e}"))?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)
-        .map_err(|e| format!("read: {e}"))?;
-    Ok(text)
+    Ok(s)
 }
 
-/// [`request_sending`] for a client that knows the answer is one line (as
-/// an HTTP client knows its `Content-Length`): done once the line is in,
-/// whatever ends the connection after it. Returns the line and how the
-/// connection ended, if not with a clean close (e.g. a reset from a new
-/// VIP holder that never knew the connection).
+/// [`request`] for a client that knows the answer is one line (as an HTTP
+/// client knows its `Content-Length`), sending `probe` (e.g.
+/// [`SLOW_PROBE_BYTE`]): done once the line is in, whatever ends the
+/// connection after it. Returns the line and how the connection ended, if
+/// not with a clean close (e.g. a reset from a new VIP holder that never
+/// knew the connection).
 pub fn request_line(
     addr: Ipv4Addr,
     port: u16,
@@ -633,14 +637,8 @@ pub fn request_line(
     connect_timeout: Duration,
     read_timeout: Duration,
 ) -> Result<(String, Option<String>), String> {
-    use std::io::{Read, Write};
-    assert_test_addr(addr);
-    let mut s = std::net::TcpStream::connect_timeout(&(addr, port).into(), connect_timeout)
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(read_timeout))
-        .and_then(|()| s.set_write_timeout(Some(read_timeout)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(probe).map_err(|e| format!("send: {e}"))?;
+    use std::io::Read;
+    let mut s = send_probe(addr, port, probe, connect_timeout, read_timeout)?;
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     loop {
