@@ -1043,74 +1043,68 @@ pub fn build_for(cluster: &Cluster, extra: &[Flow], host: &KvmHost) -> Ruleset {
         .as_ref()
         .map(|f| f.segments.iter().map(|s| s.network.cidr.trunc()).collect())
         .unwrap_or_default();
+    let mut postrouting: Vec<Rule> = cluster
+        .networks()
+        .iter()
+        .filter(|n| n.kind == NetworkKind::Nat)
+        .map(|n| {
+            if spans(n) {
+                // Several hosts: every connection leaving the spanning
+                // networks leaves as this host, so its replies come back
+                // here (each host's gateway only reaches the VMs it runs).
+                // Between two spanning networks nothing is translated: the
+                // transit routes both directions through the hosts of both
+                // ends.
+                Rule::new(
+                    vec![
+                        Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                        Match::Addr(Dir::Destination, Op::Ne, spanning.clone()),
+                    ],
+                    Verdict::Masquerade,
+                    format!("{} leaves as this host (spans hosts)", n.name),
+                )
+            } else {
+                Rule::new(
+                    vec![
+                        Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
+                        Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
+                    ],
+                    Verdict::Masquerade,
+                    format!("{} to the internet side", n.name),
+                )
+            }
+        })
+        .collect();
     // A machine on the LAN that is not in the model (a mirror, a NAS) has
     // no route back to the NAT networks: what a flow lets a NAT network
-    // send to its address leaves as this host, as to the internet.
-    let mut lan_addrs: Vec<Rule> = Vec::new();
-    for rule in flows
+    // send to its address leaves as this host, as to the internet. Ahead
+    // of the network's own rule, which leaves inside addresses alone.
+    let lan = cluster.lan();
+    let to_lan_addrs: BTreeSet<(&flatcar_topology::Name, std::net::Ipv4Addr)> = flows
         .iter()
         .filter_map(|f| match (&f.from, &f.to) {
             (Endpoint::Network(from), Endpoint::Addr(a)) => Some((from, *a)),
             _ => None,
         })
-        .filter_map(|(from, a)| {
-            let net = cluster.network(from.as_str())?;
-            let on_lan = cluster
-                .networks()
-                .iter()
-                .any(|n| n.kind == NetworkKind::Lan && n.cidr.contains(&a));
-            (net.kind == NetworkKind::Nat && !spans(net) && on_lan).then(|| {
-                Rule::new(
-                    vec![
-                        Match::Addr(Dir::Source, Op::Eq, vec![net.cidr.trunc()]),
-                        Match::Addr(Dir::Destination, Op::Eq, vec![Ipv4Net::from(a)]),
-                    ],
-                    Verdict::Masquerade,
-                    format!("{} to {a} on the lan (no route back to it)", net.name),
-                )
-            })
+        .filter(|(from, a)| {
+            lan.is_some_and(|l| l.cidr.contains(a))
+                && cluster
+                    .network(from.as_str())
+                    .is_some_and(|n| n.kind == NetworkKind::Nat && !spans(n))
         })
-    {
-        if !lan_addrs.contains(&rule) {
-            lan_addrs.push(rule);
-        }
-    }
-    let postrouting: Vec<Rule> = lan_addrs
-        .into_iter()
-        .chain(
-            cluster
-                .networks()
-                .iter()
-                .filter(|n| n.kind == NetworkKind::Nat)
-                .map(|n| {
-                    if spans(n) {
-                        // Several hosts: every connection leaving the spanning
-                        // networks leaves as this host, so its replies come back
-                        // here (each host's gateway only reaches the VMs it runs).
-                        // Between two spanning networks nothing is translated: the
-                        // transit routes both directions through the hosts of both
-                        // ends.
-                        Rule::new(
-                            vec![
-                                Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
-                                Match::Addr(Dir::Destination, Op::Ne, spanning.clone()),
-                            ],
-                            Verdict::Masquerade,
-                            format!("{} leaves as this host (spans hosts)", n.name),
-                        )
-                    } else {
-                        Rule::new(
-                            vec![
-                                Match::Addr(Dir::Source, Op::Eq, vec![n.cidr.trunc()]),
-                                Match::Addr(Dir::Destination, Op::Ne, inside.clone()),
-                            ],
-                            Verdict::Masquerade,
-                            format!("{} to the internet side", n.name),
-                        )
-                    }
-                }),
-        )
         .collect();
+    let lan_addrs = to_lan_addrs.into_iter().filter_map(|(from, a)| {
+        let net = cluster.network(from.as_str())?;
+        Some(Rule::new(
+            vec![
+                Match::Addr(Dir::Source, Op::Eq, vec![net.cidr.trunc()]),
+                Match::Addr(Dir::Destination, Op::Eq, vec![Ipv4Net::from(a)]),
+            ],
+            Verdict::Masquerade,
+            format!("{} to {a} on the lan (no route back to it)", net.name),
+        ))
+    });
+    postrouting.splice(0..0, lan_addrs);
 
     // bridge: switched traffic to the VIPs from the internet side
     // (stateless: the bridge family has no conntrack here).

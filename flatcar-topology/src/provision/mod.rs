@@ -733,55 +733,62 @@ impl Composed {
 fn fetch_flows(cluster: &Cluster, composed: &Composed) -> Vec<Flow> {
     use crate::artifact::Source;
     use crate::flow::{Endpoint, Proto};
-    let mut fetches: Vec<(&str, &str, u16)> = Vec::new();
-    for (vm, node) in &composed.nodes {
-        for f in node.files.values() {
-            if let Contents::Remote { url, .. } = &f.contents {
-                if let Some((host, port)) = url.endpoint() {
-                    fetches.push((vm, host, port));
-                }
-            }
-        }
-    }
-    for a in composed.downloads.values() {
-        if let Source::Image { image, .. } = a.source() {
-            if let Some((host, port)) = image.registry_endpoint() {
-                fetches.extend(composed.nodes.keys().map(|vm| (vm.as_str(), host, port)));
-            }
-        }
-    }
+    use std::collections::BTreeSet;
     let host_nets = cluster.endpoint_nets(&Endpoint::Host).unwrap_or_default();
+    // A source at `host:port` inside the cloud: its address, port and the
+    // flow's destination.
+    let inside = |(host, port): (&str, u16)| -> Option<(Ipv4Addr, crate::Port, Endpoint)> {
+        let addr: Ipv4Addr = host.parse().ok()?;
+        let port = crate::Port::new(port).ok()?;
+        let to = if host_nets.iter().any(|n| n.contains(&addr)) {
+            Endpoint::Host
+        } else if cluster.networks().iter().any(|n| n.cidr.contains(&addr)) {
+            Endpoint::Addr(addr)
+        } else {
+            return None;
+        };
+        Some((addr, port, to))
+    };
+    let images: BTreeSet<_> = composed
+        .downloads
+        .values()
+        .filter_map(|a| match a.source() {
+            Source::Image { image, .. } => image.registry_endpoint(),
+            Source::File { .. } => None,
+        })
+        .filter_map(inside)
+        .collect();
     let why = Name::new("artifacts").ok();
-    let mut flows = std::collections::BTreeSet::new();
-    for (vm, host, port) in fetches {
-        let (Ok(addr), Ok(port), Some(vm)) = (
-            host.parse::<Ipv4Addr>(),
-            crate::Port::new(port),
-            cluster.vm(vm),
-        ) else {
+    let mut flows = BTreeSet::new();
+    for vm in cluster.vms() {
+        let Some(node) = composed.nodes.get(vm.name.as_str()) else {
             continue;
         };
         let nics = cluster.nics(vm);
         let Some(primary) = nics.first() else {
             continue;
         };
-        let to = if host_nets.iter().any(|n| n.contains(&addr)) {
-            Endpoint::Host
-        } else if cluster.networks().iter().any(|n| n.cidr.contains(&addr)) {
-            if nics.iter().any(|n| n.network.cidr.contains(&addr)) {
+        let files = node
+            .files
+            .values()
+            .filter_map(|f| match &f.contents {
+                Contents::Remote { url, .. } => url.endpoint(),
+                _ => None,
+            })
+            .filter_map(inside);
+        for (addr, port, to) in files.chain(images.iter().cloned()) {
+            // A VM on the source's own network reaches it switched.
+            if to != Endpoint::Host && nics.iter().any(|n| n.network.cidr.contains(&addr)) {
                 continue;
             }
-            Endpoint::Addr(addr)
-        } else {
-            continue;
-        };
-        flows.insert(Flow {
-            from: Endpoint::Network(primary.network.name.clone()),
-            to,
-            proto: Proto::Tcp,
-            ports: vec![port.into()],
-            why: why.clone(),
-        });
+            flows.insert(Flow {
+                from: Endpoint::Network(primary.network.name.clone()),
+                to,
+                proto: Proto::Tcp,
+                ports: vec![port.into()],
+                why: why.clone(),
+            });
+        }
     }
     flows.into_iter().collect()
 }
