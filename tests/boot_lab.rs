@@ -395,38 +395,18 @@ fn spawn_probe(
     })
 }
 
-/// The probes around the longest outage after `from` (from the last answer
-/// before it to the first two after it), one line each, for the log: when
-/// each started, how long it took, what ended it, who held the VIPs.
+/// The probes of an outage's `span` ([`longest_outage`]) and the one after
+/// it, one line each, for the log: when each started, how long it took,
+/// what ended it, who held the VIPs.
 fn outage_timeline(
     samples: &[Sample],
-    from: Duration,
+    span: std::ops::Range<usize>,
     who: &dyn Fn(&Option<String>) -> String,
 ) -> String {
-    let first = samples
-        .iter()
-        .position(|s| s.at >= from)
-        .unwrap_or(samples.len());
-    let tail = &samples[first.saturating_sub(1)..];
-    // (gap, index of the answer before it, index of the answer ending it)
-    let mut worst: Option<(Duration, usize, usize)> = None;
-    let mut last_ok: Option<usize> = None;
-    for (i, s) in tail.iter().enumerate() {
-        if !s.ok {
-            continue;
-        }
-        if let Some(l) = last_ok.filter(|l| i > l + 1) {
-            let gap = s.at - tail[l].at.max(from);
-            if worst.is_none_or(|(g, _, _)| gap > g) {
-                worst = Some((gap, l, i));
-            }
-        }
-        last_ok = Some(i);
-    }
-    let Some((_, a, b)) = worst else {
+    if span.is_empty() {
         return "  (no failed probe)".into();
-    };
-    tail[a..(b + 2).min(tail.len())]
+    }
+    samples[span.start..(span.end + 1).min(samples.len())]
         .iter()
         .map(|s| {
             format!(
@@ -539,23 +519,34 @@ fn spawn_up_priority(
     })
 }
 
-/// The longest run of failed probes within `from..` (its length in time).
-fn longest_outage(samples: &[Sample], from: Duration) -> Duration {
-    let mut worst = Duration::ZERO;
-    let mut start: Option<Duration> = None;
+/// The longest run of failed probes within `from..`: its length in time,
+/// from the last answer (or `from`) to the next answer (or the last probe,
+/// when none came), and the probes that span it (the answer before it, if
+/// any, through the one that ended it), empty when no probe failed.
+fn longest_outage(samples: &[Sample], from: Duration) -> (Duration, std::ops::Range<usize>) {
+    let mut worst = (Duration::ZERO, 0..0);
+    let mut first_failed: Option<usize> = None;
     let mut last_ok = from;
-    for s in samples.iter().filter(|s| s.at >= from) {
+    let mut last_ok_i = samples.iter().rposition(|s| s.at < from && s.ok);
+    for (i, s) in samples.iter().enumerate().filter(|(_, s)| s.at >= from) {
         if s.ok {
-            if start.take().is_some() {
-                worst = worst.max(s.at - last_ok);
+            if let Some(f) = first_failed.take() {
+                let gap = s.at - last_ok;
+                if gap > worst.0 {
+                    worst = (gap, last_ok_i.unwrap_or(f)..i + 1);
+                }
             }
             last_ok = s.at;
-        } else if start.is_none() {
-            start = Some(s.at);
+            last_ok_i = Some(i);
+        } else if first_failed.is_none() {
+            first_failed = Some(i);
         }
     }
-    if let (Some(_), Some(l)) = (start, samples.last()) {
-        worst = worst.max(l.at - last_ok);
+    if let (Some(f), Some(l)) = (first_failed, samples.last()) {
+        let gap = l.at - last_ok;
+        if gap > worst.0 {
+            worst = (gap, last_ok_i.unwrap_or(f)..samples.len());
+        }
     }
     worst
 }
@@ -1355,7 +1346,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             .is_some_and(|s| s.ok && s.holders.iter().all(|h| who(h) == "lb2"))
     });
     std::thread::sleep(Duration::from_secs(3));
-    let outage1 = longest_outage(&samples.lock().expect("log"), cut);
+    let (outage1, span1) = longest_outage(&samples.lock().expect("log"), cut);
     // From the power cut (the call) to the first probe that both got an
     // answer and saw lb2 as the holder of both VIPs.
     let moved_after = samples
@@ -1377,7 +1368,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
         outage1 < OUTAGE_LIMIT,
         &outage_detail(outage1),
     );
-    rows.note(outage_timeline(&samples.lock().expect("log"), cut, &who));
+    rows.note(outage_timeline(&samples.lock().expect("log"), span1, &who));
     let internal_on_lb2 = ssh(reach("lb2"), "ip -4 -o addr show");
     rows.row(
         &format!("lb2 holds api-internal {internal} too"),
@@ -1445,13 +1436,13 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
             })
             .cloned()
             .collect();
-        let outage2 = longest_outage(&in_window, window_from);
+        let (outage2, span2) = longest_outage(&in_window, window_from);
         let alone: Vec<Sample> = log
             .iter()
             .filter(|s| s.at >= back_at && s.at < window_from)
             .cloned()
             .collect();
-        let busy = longest_outage(&alone, back_at);
+        let (busy, busy_span) = longest_outage(&alone, back_at);
         // Holder changes of the api VIP after lb1's start.
         let mut moves = Vec::new();
         let mut last: Option<String> = None;
@@ -1509,7 +1500,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
                 HANDBACK_AFTER.as_secs()
             ),
         );
-        rows.note(outage_timeline(&in_window, window_from, &who));
+        rows.note(outage_timeline(&in_window, span2, &who));
         rows.row(
             "lb2 alone beside lb1's and worker1's boots: longest gap",
             busy < BUSY_LIMIT,
@@ -1519,7 +1510,7 @@ fn generated_cloud_boots_under_libvirt_and_the_load_balancers_fail_over() {
                 BUSY_LIMIT.as_secs()
             ),
         );
-        rows.note(outage_timeline(&alone, back_at, &who));
+        rows.note(outage_timeline(&alone, busy_span, &who));
 
         (
             last_boots.join().expect("the last wave's boots"),
